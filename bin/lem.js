@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+import { main } from '../dist/src/cli/main.js';
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    // main() turns every expected failure into an exit code; reaching here is a bug in lem.
+    console.error('lem: internal error:', err instanceof Error ? err.stack ?? err.message : String(err));
+    process.exitCode = 70;
+  },
+);

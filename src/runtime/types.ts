@@ -1,0 +1,53 @@
+/**
+ * The seam between the campaign runner and where a worker actually runs.
+ * `local` runs the worker as a subprocess; `docker` execs it inside a long-running backend
+ * container. The runner only ever talks to this interface.
+ */
+import type { BackendName } from '../results/schema.js';
+
+export interface RuntimeContext {
+  campaignId: string;
+  /** Root under which every run directory lives; a container runtime mounts this. */
+  workspaceRoot: string;
+  /** Restart the backend's service between runs. */
+  forceColdStart: boolean;
+}
+
+export interface RunSpec {
+  runId: string;
+  experimentId: string;
+  cycle: number;
+  attempt: number;
+  backend: BackendName;
+  /** Absolute path, under workspaceRoot, of the worker's input (config.json). */
+  configPath: string;
+  /** Absolute directory, under workspaceRoot, where the worker writes result.json. */
+  outDir: string;
+  /** Absolute path of the run's log file; the runtime streams worker stdout/stderr here live. */
+  logPath: string;
+  /** Kill the worker after this many seconds; null = no limit. */
+  timeoutS: number | null;
+}
+
+export interface DispatchOutcome {
+  exitCode: number | null;
+  timedOut: boolean;
+  /** Why the run failed when it is not a plain non-zero exit (killed container, OOM, timeout, abort). */
+  failureReason: string | null;
+}
+
+export interface Runtime {
+  readonly name: 'local' | 'docker';
+  /** Start (or adopt) whatever the listed backends need. Called once per campaign session. */
+  prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
+  /**
+   * Run one experiment to completion. `onStarted` receives a handle (pid, container/exec id)
+   * the runner records in the manifest so a later resume can find and stop an orphan.
+   * Aborting `signal` must stop the worker and resolve (not reject) with failureReason set.
+   */
+  dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome>;
+  /** Stop a worker left behind by a killed orchestrator, given the handle it recorded. */
+  reap(handle: string): Promise<void>;
+  /** Tear down what prepare started (unless asked to keep it). */
+  shutdown(opts: { keepServices: boolean }): Promise<void>;
+}
