@@ -1,0 +1,83 @@
+"""Command line: `python3 -m lem_worker run CONFIG.json --out DIR` and `python3 -m lem_worker health`.
+
+Exit codes: 0 success (DIR/result.json written atomically), 2 bad config, 1 runtime failure,
+143 terminated by SIGTERM/SIGINT. On failure a one-paragraph reason goes to stderr and no
+result.json is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from types import FrameType
+from typing import Optional
+
+from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.log import log
+
+STOP = threading.Event()
+
+
+def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
+    STOP.set()
+    raise Terminated(f"received signal {signal.Signals(signum).name}: stopped before completion, nothing written")
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run(config_path: str, out_dir: str) -> int:
+    from lem_worker.config import load_config
+    from lem_worker.runner import run_experiment
+    from lem_worker.resultio import write_result_atomic
+
+    cfg = load_config(config_path)
+    log(f"run {cfg.run.run_id} experiment {cfg.run.experiment_id} backend {cfg.experiment.backend} "
+        f"cycle {cfg.run.cycle} attempt {cfg.run.attempt}")
+    result = run_experiment(cfg, STOP)
+    if STOP.is_set():
+        raise Terminated("stopped before completion, nothing written")
+    path = write_result_atomic(out_dir, result)
+    log(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m lem_worker", description="lem in-container worker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="run one experiment and write DIR/result.json")
+    run_p.add_argument("config", help="CONFIG.json written by the orchestrator")
+    run_p.add_argument("--out", required=True, help="directory for result.json")
+    sub.add_parser("health", help="print one JSON line describing this interpreter")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 2 if exc.code not in (0, None) else 0
+
+    if args.command == "health":
+        from lem_worker.health import print_health
+
+        return print_health()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        return _run(args.config, args.out)
+    except Terminated as exc:
+        sys.stderr.write(f"lem-worker: terminated: {_one_paragraph(str(exc))}\n")
+        return exc.exit_code
+    except ConfigError as exc:
+        sys.stderr.write(f"lem-worker: bad config: {_one_paragraph(str(exc))}\n")
+        return exc.exit_code
+    except WorkerError as exc:
+        sys.stderr.write(f"lem-worker: run failed: {_one_paragraph(str(exc))}\n")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - any other failure is a runtime failure with its reason
+        if os.environ.get("LEM_WORKER_TRACEBACK"):
+            traceback.print_exc()
+        sys.stderr.write(f"lem-worker: run failed: {type(exc).__name__}: {_one_paragraph(str(exc))}\n")
+        return 1

@@ -1,0 +1,1 @@
+"""Energy measurement: NVML (GPU), RAPL (CPU package / DRAM), sampling, windows, validation."""
