@@ -1,0 +1,177 @@
+/** `lem campaign run | resume | status | list`. */
+import { randomBytes } from 'node:crypto';
+import type { LoadedCampaign } from '../../config/load.js';
+import { loadCampaign } from '../../config/load.js';
+import { planRuns } from '../../campaign/planner.js';
+import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
+import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
+import { summarize } from '../../results/summary.js';
+import { createRuntime } from '../../runtime/index.js';
+import { systemClock } from '../../util/clock.js';
+import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
+import { printJson, type CliContext } from '../context.js';
+import { duration, num, pct, table } from '../format.js';
+
+export interface RunOptions {
+  json?: boolean;
+  runtime?: 'local' | 'docker';
+  keepServices?: boolean;
+  dryRun?: boolean;
+}
+
+function newCampaignId(name: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+export function recordCampaign(manifest: Manifest, c: LoadedCampaign, id: string): number {
+  const runs = planRuns({ experimentIds: c.experiments.map((e) => e.id), cycles: c.settings.cycles, structure: c.settings.structure, seed: c.settings.seed });
+  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs });
+  return runs.length;
+}
+
+export async function campaignRun(ctx: CliContext, file: string, opts: RunOptions): Promise<number> {
+  const loaded = loadCampaign(file);
+  if (opts.runtime) loaded.settings.runtime = opts.runtime;
+  if (opts.keepServices) loaded.settings.keep_services = true;
+  for (const n of loaded.notes) ctx.err(`note: ${n}`);
+  if (opts.dryRun) {
+    const runs = planRuns({ experimentIds: loaded.experiments.map((e) => e.id), cycles: loaded.settings.cycles, structure: loaded.settings.structure, seed: loaded.settings.seed });
+    const names = new Map(loaded.experiments.map((e) => [e.id, e.name]));
+    if (opts.json) printJson(ctx, { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })) });
+    else for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
+    return EXIT_OK;
+  }
+  const manifest = ctx.openManifest();
+  try {
+    const id = newCampaignId(loaded.name, systemClock.now());
+    const n = recordCampaign(manifest, loaded, id);
+    ctx.err(`campaign ${id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${n} run(s), ${loaded.settings.structure} order, seed ${loaded.settings.seed}, runtime ${loaded.settings.runtime}`);
+    ctx.err(`manifest: ${ctx.dbPath}   resume with: lem campaign resume ${id}`);
+    return await execute(ctx, manifest, id, opts);
+  } finally {
+    manifest.close();
+  }
+}
+
+export async function campaignResume(ctx: CliContext, id: string, opts: RunOptions): Promise<number> {
+  const manifest = ctx.openManifest();
+  try {
+    const c = manifest.findCampaign(id);
+    const counts = manifest.counts(c.id);
+    ctx.err(`resuming ${c.id}: ${counts.succeeded} succeeded (kept), ${counts.pending + counts.failed + counts.interrupted + counts.running} to run`);
+    return await execute(ctx, manifest, c.id, opts);
+  } finally {
+    manifest.close();
+  }
+}
+
+function consoleProgress(ctx: CliContext): ProgressSink {
+  return {
+    note: (m) => ctx.err(`note: ${m}`),
+    runStarted: (e, p) => ctx.err(`[${p.done + p.failed + 1}/${p.total}] ${e.experimentName} · cycle ${e.cycle}${e.attempt > 1 ? ` · attempt ${e.attempt}` : ''} …`),
+    runEnded: (e, p) => {
+      const mark = e.status === 'succeeded' ? 'ok' : e.status === 'interrupted' ? 'INTERRUPTED' : e.willRetry ? 'FAILED (will retry)' : 'FAILED';
+      ctx.err(
+        `    ${mark} in ${e.seconds.toFixed(1)}s${e.error ? ` — ${e.error}` : ''} | done ${p.done}, failed ${p.failed}, remaining ${p.remaining} | ETA ${duration(p.etaS)}`,
+      );
+    },
+    waiting: (s) => {
+      if (s >= 1) ctx.err(`    thermal gap ${s}s`);
+    },
+  };
+}
+
+async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: RunOptions): Promise<number> {
+  const campaign = manifest.findCampaign(id);
+  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime);
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      ctx.err(`\n${sig}: stopping after marking the running run interrupted (again to force)…`);
+      controller.abort();
+    } else {
+      process.exit(EXIT_INTERRUPTED);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let outcome: CampaignOutcome;
+  try {
+    outcome = await executeCampaign(campaign.id, { manifest, runtime, clock: systemClock, workspaceRoot: ctx.stateDir, progress: consoleProgress(ctx) }, controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const summary = summaryRows(manifest, campaign);
+  if (opts.json) printJson(ctx, { campaign: campaign.id, outcome, summary });
+  else {
+    ctx.out(`\ncampaign ${campaign.id}: ${outcome.status} — ${outcome.succeeded} succeeded, ${outcome.failed} failed, ${outcome.interrupted} interrupted`);
+    ctx.out(renderSummary(summary));
+    if (outcome.status === 'interrupted') ctx.out(`\nresume with: lem campaign resume ${campaign.id}`);
+  }
+  return outcome.status === 'completed' ? EXIT_OK : outcome.status === 'interrupted' ? EXIT_INTERRUPTED : EXIT_FAILED_RUNS;
+}
+
+function summaryRows(manifest: Manifest, c: CampaignRow): ReturnType<typeof summarize> {
+  return summarize(manifest.experiments(c.id), manifest.runs(c.id), { seed: c.settings.seed });
+}
+
+export function renderSummary(rows: ReturnType<typeof summarize>): string {
+  const body = rows.map((r) => [
+    r.name,
+    r.metric,
+    `${r.stats?.n ?? 0}/${r.runs}`,
+    num(r.stats?.mean),
+    num(r.stats?.std),
+    pct(r.stats?.cv),
+    r.stats?.ci95_bootstrap ? `[${num(r.stats.ci95_bootstrap.low)}, ${num(r.stats.ci95_bootstrap.high)}]` : '—',
+  ]);
+  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'bootstrap 95% CI'], body, [2, 3, 4, 5])}\n(— = not measured on this host or too few cycles; see each run's result.json for the reason)`;
+}
+
+export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { json?: boolean }): number {
+  const manifest = ctx.openManifest();
+  try {
+    const c = id ? manifest.findCampaign(id) : manifest.latestCampaign();
+    if (!c) {
+      if (opts.json) printJson(ctx, null);
+      else ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
+      return EXIT_OK;
+    }
+    const counts = manifest.counts(c.id);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    if (opts.json) {
+      printJson(ctx, { id: c.id, name: c.name, status: c.status, owner_pid: c.ownerPid, created_at: c.createdAt, updated_at: c.updatedAt, settings: c.settings, runs: { total, ...counts } });
+      return EXIT_OK;
+    }
+    ctx.out(`${c.id}  (${c.name}) — ${c.status}${c.ownerPid ? ` by pid ${c.ownerPid}` : ''}`);
+    ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
+    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
+    ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
+    return EXIT_OK;
+  } finally {
+    manifest.close();
+  }
+}
+
+export function campaignList(ctx: CliContext, opts: { json?: boolean }): number {
+  const manifest = ctx.openManifest();
+  try {
+    const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id) }));
+    if (opts.json) {
+      printJson(ctx, rows.map(({ c, counts }) => ({ id: c.id, name: c.name, status: c.status, created_at: c.createdAt, runs: counts })));
+      return EXIT_OK;
+    }
+    if (rows.length === 0) {
+      ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
+      return EXIT_OK;
+    }
+    ctx.out(table(['id', 'status', 'succeeded', 'failed', 'left', 'created'], rows.map(({ c, counts }) => [c.id, c.status, String(counts.succeeded), String(counts.failed), String(counts.pending + counts.interrupted + counts.running), c.createdAt]), [2, 3, 4]));
+    return EXIT_OK;
+  } finally {
+    manifest.close();
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * The experiment config: one measured configuration of one backend.
+ * This zod schema is the single source of truth; the TypeScript types are inferred from it and
+ * the worker receives the resolved (defaults applied) object as JSON.
+ */
+import { z } from 'zod';
+
+const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
+const posInt = z.number().int().positive();
+
+export const Precision = z.enum(['fp32', 'fp16', 'bf16', 'fp8']);
+
+export const Model = strict({
+  id: z.string().min(1).describe('Hugging Face model id or a local path'),
+  revision: z.string().min(1).optional(),
+  no_weights: z.boolean().default(false).describe('random-initialise from the architecture config: no weights downloaded'),
+  architecture: z.string().min(1).optional().describe('shipped architecture config name used with no_weights'),
+  trust_remote_code: z.boolean().default(false),
+});
+
+export const Quantization = strict({
+  method: z.enum(['none', 'bnb_8bit', 'bnb_4bit', 'awq', 'gptq', 'fp8']).default('none'),
+});
+
+export const Batching = strict({
+  strategy: z.enum(['static', 'dynamic', 'sorted']).default('static'),
+  batch_size: posInt.default(1),
+  max_tokens_per_batch: posInt.optional().describe('token budget per batch for the dynamic strategy'),
+});
+
+export const DECODER_PRESETS = {
+  deterministic: { do_sample: false, temperature: 0, top_p: 1, top_k: 0 },
+  standard: { do_sample: true, temperature: 1, top_p: 0.95, top_k: 50 },
+  creative: { do_sample: true, temperature: 1.3, top_p: 0.98, top_k: 100 },
+  factual: { do_sample: true, temperature: 0.3, top_p: 0.9, top_k: 20 },
+} as const;
+
+export const Decoder = strict({
+  preset: z.enum(['deterministic', 'standard', 'creative', 'factual']).default('deterministic'),
+  temperature: z.number().min(0).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  do_sample: z.boolean().optional(),
+  repetition_penalty: z.number().positive().optional(),
+  fixed_length: z.boolean().default(true).describe('min_new_tokens = max_new_tokens, for comparable runs'),
+});
+
+export const Prompts = z.discriminatedUnion('source', [
+  strict({ source: z.literal('builtin'), name: z.string().min(1).default('mixed'), count: posInt.default(100) }),
+  strict({ source: z.literal('file'), path: z.string().min(1), column: z.string().optional(), count: posInt.optional() }),
+  strict({
+    source: z.literal('huggingface'),
+    dataset: z.string().min(1),
+    subset: z.string().optional(),
+    split: z.string().default('test'),
+    column: z.string().default('text'),
+    count: posInt.default(100),
+  }),
+  strict({ source: z.literal('synthetic'), input_len: posInt, count: posInt.default(100) }),
+]);
+
+export const Warmup = strict({
+  mode: z.enum(['fixed', 'cv']).default('fixed'),
+  iterations: z.number().int().min(0).default(3),
+  cv_threshold: z.number().positive().default(0.05),
+  window: z.number().int().min(2).default(3),
+  max_iterations: posInt.default(30),
+});
+
+export const Measurement = strict({
+  idle_baseline_s: z.number().min(0).default(10),
+  min_window_s: z.number().min(0).default(30),
+  sample_interval_ms: z.number().int().min(10).default(100),
+  cross_check_threshold: z.number().positive().default(0.05),
+  gpu_ids: z.array(z.number().int().min(0)).optional(),
+  timeout_s: z.number().positive().optional().describe('kill the run after this long'),
+});
+
+const common = {
+  name: z.string().min(1).optional().describe('a label for tables and reports'),
+  measurement: Measurement.default(Measurement.parse({})),
+  extra: z.record(z.string(), z.unknown()).default({}).describe('passed to the worker untouched'),
+};
+
+const llmCommon = {
+  ...common,
+  model: Model,
+  precision: Precision.default('bf16'),
+  quantization: Quantization.default({ method: 'none' }),
+  batching: Batching.default(Batching.parse({})),
+  decoder: Decoder.default(Decoder.parse({})),
+  max_input_tokens: posInt.default(512),
+  max_output_tokens: posInt.default(128),
+  prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
+  warmup: Warmup.default(Warmup.parse({})),
+};
+
+export const PytorchSection = strict({
+  device_map: z.union([z.string(), z.record(z.string(), z.union([z.string(), z.number()]))]).optional(),
+  max_memory: z.record(z.string(), z.string()).optional(),
+  attn_implementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).optional(),
+  torch_compile: z.boolean().default(false),
+  static_kv_cache: z.boolean().default(false),
+});
+
+export const VllmSection = strict({
+  tensor_parallel_size: posInt.default(1),
+  gpu_memory_utilization: z.number().gt(0).max(1).default(0.9),
+  max_num_seqs: posInt.optional(),
+  max_model_len: posInt.optional(),
+  enforce_eager: z.boolean().default(false),
+  enable_prefix_caching: z.boolean().optional(),
+});
+
+export const TensorrtSection = strict({
+  tp_size: posInt.default(1),
+  max_batch_size: posInt.optional(),
+  max_num_tokens: posInt.optional(),
+  kv_cache_free_gpu_memory_fraction: z.number().gt(0).max(1).optional(),
+  engine_dir: z.string().optional().describe('prebuilt engine; otherwise built from the model'),
+});
+
+export const CalibrationSection = strict({
+  matrix_size: z.number().int().min(8).max(16384).default(256),
+  duration_s: z.number().positive().max(3600).default(2),
+  dtype: z.enum(['float32', 'float64']).default('float64'),
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+});
+
+export const PytorchExperiment = strict({
+  backend: z.literal('pytorch'),
+  ...llmCommon,
+  pytorch: PytorchSection.default(PytorchSection.parse({})),
+});
+export const VllmExperiment = strict({
+  backend: z.literal('vllm'),
+  ...llmCommon,
+  vllm: VllmSection.default(VllmSection.parse({})),
+});
+export const TensorrtExperiment = strict({
+  backend: z.literal('tensorrt'),
+  ...llmCommon,
+  tensorrt: TensorrtSection.default(TensorrtSection.parse({})),
+});
+export const CalibrationExperiment = strict({
+  backend: z.literal('calibration'),
+  ...common,
+  calibration: CalibrationSection.default(CalibrationSection.parse({})),
+});
+
+/** Cross-field rules that a backend imposes; each failure names the field it is about. */
+function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx): void {
+  if (cfg.backend === 'calibration') return;
+  const q = cfg.quantization.method;
+  if ((q === 'bnb_8bit' || q === 'bnb_4bit') && cfg.backend !== 'pytorch') {
+    ctx.addIssue({ code: 'custom', path: ['quantization', 'method'], message: `${q} (bitsandbytes) is only available on the pytorch backend` });
+  }
+  if (cfg.backend === 'pytorch' && (cfg.precision === 'fp8' || q === 'fp8')) {
+    ctx.addIssue({ code: 'custom', path: ['precision'], message: 'fp8 is not supported by the pytorch (transformers) backend; use vllm or tensorrt' });
+  }
+  if (cfg.backend !== 'pytorch' && cfg.batching.strategy !== 'static') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['batching', 'strategy'],
+      message: `${cfg.backend} schedules batches itself (continuous batching); batching.strategy must be static`,
+    });
+  }
+  if (cfg.batching.strategy === 'dynamic' && cfg.batching.max_tokens_per_batch === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['batching', 'max_tokens_per_batch'], message: 'the dynamic strategy needs a token budget: set batching.max_tokens_per_batch' });
+  }
+  if (cfg.decoder.preset === 'deterministic' && (cfg.decoder.do_sample === true || (cfg.decoder.temperature ?? 0) > 0)) {
+    ctx.addIssue({ code: 'custom', path: ['decoder'], message: 'the deterministic preset is greedy: do not combine it with do_sample or a temperature above 0' });
+  }
+}
+
+const ExperimentBase = z.discriminatedUnion('backend', [
+  PytorchExperiment,
+  VllmExperiment,
+  TensorrtExperiment,
+  CalibrationExperiment,
+]);
+
+export const ExperimentConfig = ExperimentBase.superRefine(backendRules);
+export type ExperimentConfig = z.infer<typeof ExperimentConfig>;
+export type ExperimentInput = z.input<typeof ExperimentConfig>;
+
+/** Keys of the backend-specific section, by backend: a grid only crosses a backend with its own section. */
+export const BACKEND_SECTION = {
+  pytorch: 'pytorch',
+  vllm: 'vllm',
+  tensorrt: 'tensorrt',
+  calibration: 'calibration',
+} as const;
+
+/** Top-level fields that only LLM backends have (a calibration config has none of them). */
+export const LLM_ONLY_FIELDS = [
+  'model',
+  'precision',
+  'quantization',
+  'batching',
+  'decoder',
+  'max_input_tokens',
+  'max_output_tokens',
+  'prompts',
+  'warmup',
+] as const;

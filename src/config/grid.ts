@@ -1,0 +1,132 @@
+/**
+ * Backend-aware grid expansion: base_config × vary as a cartesian product, where a backend is only
+ * crossed with the parameters that exist for it. A combination that breaks a backend's rules is
+ * dropped with a visible note; a value of the wrong type is an error at its place in the file.
+ */
+import type { z } from 'zod';
+import { BACKEND_SECTION, ExperimentConfig, LLM_ONLY_FIELDS } from './experiment.js';
+import { BACKENDS } from '../results/schema.js';
+
+export interface GridCombo {
+  config: ExperimentConfig;
+  /** The varied values that produced it, for names and notes. */
+  assignment: Record<string, unknown>;
+}
+
+export interface GridFailure {
+  /** The vary key whose value is wrong, or null when the base config is at fault. */
+  key: string | null;
+  valueIndex: number | null;
+  error: z.ZodError;
+}
+
+export interface GridExpansion {
+  combos: GridCombo[];
+  notes: string[];
+}
+
+const SECTIONS = new Set<string>(Object.values(BACKEND_SECTION));
+const LLM_FIELDS = new Set<string>(LLM_ONLY_FIELDS);
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let cur: Record<string, unknown> = obj;
+  for (const p of parts.slice(0, -1)) {
+    const next = cur[p];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1] as string] = value;
+}
+
+function appliesTo(key: string, backend: string): boolean {
+  const head = key.split('.')[0] as string;
+  if (SECTIONS.has(head)) return head === backend;
+  if (backend === 'calibration' && LLM_FIELDS.has(head)) return false;
+  return true;
+}
+
+function product(keys: readonly string[], vary: Record<string, readonly unknown[]>): Array<Array<[string, number]>> {
+  let out: Array<Array<[string, number]>> = [[]];
+  for (const k of keys) {
+    const n = (vary[k] ?? []).length;
+    const next: Array<Array<[string, number]>> = [];
+    for (const partial of out) for (let i = 0; i < n; i++) next.push([...partial, [k, i]]);
+    out = next;
+  }
+  return out;
+}
+
+/**
+ * Expands the grid. Calls `fail` (which must throw) for a hard error; returns the valid combos and
+ * the notes on what was not crossed or was dropped.
+ */
+export function expandGrid(
+  base: Record<string, unknown>,
+  vary: Record<string, readonly unknown[]>,
+  fail: (f: GridFailure) => never,
+): GridExpansion {
+  const notes: string[] = [];
+  const backendValues = vary['backend'] ?? [base['backend']];
+  const otherKeys = Object.keys(vary).filter((k) => k !== 'backend');
+  const combos: GridCombo[] = [];
+
+  backendValues.forEach((backend, backendIndex) => {
+    if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) {
+      const probe = ExperimentConfig.safeParse({ ...base, backend });
+      if (!probe.success) fail({ key: vary['backend'] ? 'backend' : null, valueIndex: vary['backend'] ? backendIndex : null, error: probe.error });
+    }
+    const b = String(backend);
+    const keys = otherKeys.filter((k) => appliesTo(k, b));
+    const skipped = otherKeys.filter((k) => !appliesTo(k, b));
+    if (skipped.length > 0) notes.push(`backend ${b}: not crossed with ${skipped.join(', ')} (not a ${b} parameter)`);
+
+    const start = clone(base);
+    start['backend'] = b;
+    for (const s of SECTIONS) {
+      if (s !== b && s in start) {
+        delete start[s];
+        if (vary['backend']) notes.push(`backend ${b}: base_config section '${s}' ignored`);
+      }
+    }
+    if (b === 'calibration') for (const f of LLM_FIELDS) delete start[f];
+
+    for (const combo of product(keys, vary)) {
+      const raw = clone(start);
+      const assignment: Record<string, unknown> = vary['backend'] ? { backend: b } : {};
+      for (const [k, i] of combo) {
+        const value = (vary[k] as readonly unknown[])[i];
+        setPath(raw, k, clone(value));
+        assignment[k] = value;
+      }
+      const parsed = ExperimentConfig.safeParse(raw);
+      if (parsed.success) {
+        combos.push({ config: parsed.data, assignment });
+        continue;
+      }
+      const hard = parsed.error.issues.find((i) => i.code !== 'custom');
+      if (hard) {
+        const unknownKey = hard.code === 'unrecognized_keys' ? hard.keys[0] : undefined;
+        const path = [...hard.path, ...(unknownKey !== undefined ? [unknownKey] : [])].join('.');
+        const culprit = combo.find(([k]) => path === k || path.startsWith(`${k}.`) || k.startsWith(`${path}.`));
+        fail({
+          key: culprit ? culprit[0] : null,
+          valueIndex: culprit && unknownKey === undefined ? culprit[1] : null,
+          error: parsed.error,
+        });
+      }
+      const why = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      notes.push(`dropped ${formatAssignment(assignment)}: ${why}`);
+    }
+  });
+  return { combos, notes };
+}
+
+export function formatAssignment(a: Record<string, unknown>): string {
+  const parts = Object.entries(a).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return parts.length > 0 ? parts.join(' ') : '(base)';
+}

@@ -1,0 +1,123 @@
+/**
+ * Loading experiment configs and campaigns from disk into resolved, validated experiments.
+ * Every error is a ConfigError located at file:line:column.
+ */
+import { basename, extname } from 'node:path';
+import { ConfigError } from '../util/errors.js';
+import { CampaignFile, CampaignSettings } from './campaign.js';
+import { ExperimentConfig } from './experiment.js';
+import { expandGrid, formatAssignment, type GridFailure } from './grid.js';
+import { experimentId } from './identity.js';
+import { readSource, resolveFrom, schemaError, type PathKey, type SourceDoc } from './source.js';
+
+export interface ResolvedExperiment {
+  id: string;
+  name: string;
+  backend: ExperimentConfig['backend'];
+  config: ExperimentConfig;
+}
+
+export interface LoadedCampaign {
+  file: string;
+  name: string;
+  settings: CampaignSettings;
+  experiments: ResolvedExperiment[];
+  /** What the expansion did not run, and why (shown to the user). */
+  notes: string[];
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function mustBeMapping(src: SourceDoc, data: unknown, at: readonly PathKey[], what: string): Record<string, unknown> {
+  if (!isRecord(data)) {
+    throw new ConfigError(src.locate(at), at.length ? at.join('.') : null, `${what} must be a YAML mapping of fields (key: value), not ${Array.isArray(data) ? 'a list' : data === null || data === undefined ? 'empty' : 'a single value'}.`);
+  }
+  return data;
+}
+
+export function loadExperimentFile(file: string): ExperimentConfig {
+  const src = readSource(file);
+  return validateExperiment(src, mustBeMapping(src, src.data, [], 'an experiment config'), []);
+}
+
+function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefix: readonly PathKey[]): ExperimentConfig {
+  const parsed = ExperimentConfig.safeParse(data);
+  if (!parsed.success) throw schemaError(src, parsed.error, prefix);
+  return parsed.data;
+}
+
+function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExperiment {
+  return {
+    id: experimentId(config as unknown as Record<string, unknown>),
+    name: config.name ?? fallbackName,
+    backend: config.backend,
+    config,
+  };
+}
+
+export function loadCampaign(file: string): LoadedCampaign {
+  const src = readSource(file);
+  const raw = mustBeMapping(src, src.data, [], 'a campaign file');
+  const parsed = CampaignFile.safeParse(raw);
+  if (!parsed.success) throw schemaError(src, parsed.error);
+  const c = parsed.data;
+  const notes: string[] = [];
+  const list: ResolvedExperiment[] = [];
+
+  if (c.configs) {
+    c.configs.forEach((ref, i) => {
+      if (typeof ref === 'string') {
+        const path = resolveFrom(file, ref);
+        list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
+      } else {
+        list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
+      }
+    });
+  } else if (c.base_config !== undefined) {
+    let baseSrc = src;
+    let basePrefix: PathKey[] = ['base_config'];
+    let base: Record<string, unknown>;
+    if (typeof c.base_config === 'string') {
+      baseSrc = readSource(resolveFrom(file, c.base_config));
+      basePrefix = [];
+      base = mustBeMapping(baseSrc, baseSrc.data, [], 'a base config');
+    } else {
+      base = c.base_config;
+    }
+    const fail = (f: GridFailure): never => {
+      if (f.key !== null) {
+        const at: PathKey[] = f.valueIndex === null ? ['vary', f.key] : ['vary', f.key, f.valueIndex];
+        throw schemaError(src, f.error, [], at);
+      }
+      throw schemaError(baseSrc, f.error, basePrefix);
+    };
+    const grid = expandGrid(base, c.vary ?? {}, fail);
+    notes.push(...grid.notes);
+    for (const combo of grid.combos) {
+      const { backend: _backend, ...assigned } = combo.assignment;
+      // In a label, a key of the backend's own section reads without its prefix: `pytorch batch_size=8`.
+      const varied = Object.fromEntries(Object.entries(assigned).map(([k, v]) => [k.replace(`${combo.config.backend}.`, ''), v]));
+      const label = Object.keys(varied).length > 0 ? `${combo.config.backend} ${formatAssignment(varied)}` : combo.config.backend;
+      list.push(resolved(combo.config, label));
+    }
+  }
+
+  const seen = new Map<string, ResolvedExperiment>();
+  const experiments: ResolvedExperiment[] = [];
+  for (const e of list) {
+    const twin = seen.get(e.id);
+    if (twin) {
+      notes.push(`'${e.name}' resolves to the same config as '${twin.name}' (id ${e.id}); it is run once`);
+      continue;
+    }
+    seen.set(e.id, e);
+    experiments.push(e);
+  }
+  if (experiments.length === 0) {
+    throw new ConfigError(src.locate(c.vary ? ['vary'] : []), null, `the campaign expands to no valid experiment. ${notes.join('; ')}.`);
+  }
+  const { campaign_name, configs: _c, base_config: _b, vary: _v, ...settings } = c;
+  return { file, name: campaign_name, settings, experiments, notes };
+}

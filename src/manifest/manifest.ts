@@ -1,0 +1,349 @@
+/**
+ * The campaign manifest: campaign → experiment → run (cycle, attempt, handle, status, result path),
+ * plus an append-only event log. Every status change is one transaction with its event.
+ */
+import { hostname } from 'node:os';
+import type { CampaignSettings } from '../config/campaign.js';
+import type { ResolvedExperiment } from '../config/load.js';
+import type { PlannedRun } from '../campaign/planner.js';
+import type { Clock } from '../util/clock.js';
+import { LemError } from '../util/errors.js';
+import { openDb, type Db } from './db.js';
+
+export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'interrupted'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export type CampaignStatus = 'planned' | 'running' | 'completed' | 'failed' | 'interrupted';
+
+export interface CampaignRow {
+  id: string;
+  name: string;
+  sourcePath: string;
+  settings: CampaignSettings;
+  notes: string[];
+  status: CampaignStatus;
+  createdAt: string;
+  updatedAt: string;
+  ownerPid: number | null;
+  ownerHost: string | null;
+}
+
+export interface ExperimentRow {
+  id: string;
+  position: number;
+  name: string;
+  backend: string;
+  config: Record<string, unknown>;
+}
+
+export interface RunRow {
+  campaignId: string;
+  position: number;
+  experimentId: string;
+  cycle: number;
+  status: RunStatus;
+  attempt: number;
+  handle: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  exitCode: number | null;
+  error: string | null;
+  resultPath: string | null;
+  metrics: Record<string, number | null> | null;
+}
+
+export type StatusCounts = Record<RunStatus, number>;
+
+interface RawCampaign {
+  id: string;
+  name: string;
+  source_path: string;
+  settings_json: string;
+  notes_json: string;
+  status: CampaignStatus;
+  created_at: string;
+  updated_at: string;
+  owner_pid: number | null;
+  owner_host: string | null;
+}
+interface RawRun {
+  campaign_id: string;
+  position: number;
+  experiment_id: string;
+  cycle: number;
+  status: RunStatus;
+  attempt: number;
+  handle: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+  exit_code: number | null;
+  error: string | null;
+  result_path: string | null;
+  metrics_json: string | null;
+}
+
+const toCampaign = (r: RawCampaign): CampaignRow => ({
+  id: r.id,
+  name: r.name,
+  sourcePath: r.source_path,
+  settings: JSON.parse(r.settings_json) as CampaignSettings,
+  notes: JSON.parse(r.notes_json) as string[],
+  status: r.status,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  ownerPid: r.owner_pid,
+  ownerHost: r.owner_host,
+});
+const toRun = (r: RawRun): RunRow => ({
+  campaignId: r.campaign_id,
+  position: r.position,
+  experimentId: r.experiment_id,
+  cycle: r.cycle,
+  status: r.status,
+  attempt: r.attempt,
+  handle: r.handle,
+  startedAt: r.started_at,
+  endedAt: r.ended_at,
+  exitCode: r.exit_code,
+  error: r.error,
+  resultPath: r.result_path,
+  metrics: r.metrics_json === null ? null : (JSON.parse(r.metrics_json) as Record<string, number | null>),
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface NewCampaign {
+  id: string;
+  name: string;
+  sourcePath: string;
+  settings: CampaignSettings;
+  notes: string[];
+  experiments: readonly ResolvedExperiment[];
+  runs: readonly PlannedRun[];
+}
+
+export class Manifest {
+  private readonly stmts;
+
+  constructor(
+    readonly db: Db,
+    private readonly clock: Clock,
+  ) {
+    this.stmts = {
+      event: db.prepare('INSERT INTO events (campaign_id, position, at, kind, detail_json) VALUES (?, ?, ?, ?, ?)'),
+      campaign: db.prepare<[string], RawCampaign>('SELECT * FROM campaigns WHERE id = ?'),
+      touch: db.prepare('UPDATE campaigns SET updated_at = ? WHERE id = ?'),
+      counts: db.prepare<[string], { status: RunStatus; n: number }>(
+        'SELECT status, count(*) AS n FROM runs WHERE campaign_id = ? GROUP BY status',
+      ),
+      run: db.prepare<[string, number], RawRun>('SELECT * FROM runs WHERE campaign_id = ? AND position = ?'),
+    };
+  }
+
+  static open(path: string, clock: Clock): Manifest {
+    return new Manifest(openDb(path), clock);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private now(): string {
+    return this.clock.now().toISOString();
+  }
+
+  private logEvent(campaignId: string, position: number | null, kind: string, detail: Record<string, unknown>): void {
+    const at = this.now();
+    this.stmts.event.run(campaignId, position, at, kind, JSON.stringify(detail));
+    this.stmts.touch.run(at, campaignId);
+  }
+
+  /** Records a whole planned campaign in one transaction. */
+  createCampaign(c: NewCampaign): void {
+    const now = this.now();
+    const insertExp = this.db.prepare(
+      'INSERT INTO experiments (campaign_id, id, position, name, backend, config_json) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const insertRun = this.db.prepare(
+      "INSERT INTO runs (campaign_id, position, experiment_id, cycle, status) VALUES (?, ?, ?, ?, 'pending')",
+    );
+    this.db
+      .transaction(() => {
+        this.db
+          .prepare(
+            "INSERT INTO campaigns (id, name, source_path, settings_json, notes_json, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?)",
+          )
+          .run(c.id, c.name, c.sourcePath, JSON.stringify(c.settings), JSON.stringify(c.notes), now, now);
+        c.experiments.forEach((e, i) => insertExp.run(c.id, e.id, i, e.name, e.backend, JSON.stringify(e.config)));
+        for (const r of c.runs) insertRun.run(c.id, r.position, r.experimentId, r.cycle);
+        this.logEvent(c.id, null, 'campaign_planned', { experiments: c.experiments.length, runs: c.runs.length });
+      })
+      .immediate();
+  }
+
+  campaign(id: string): CampaignRow | null {
+    const r = this.stmts.campaign.get(id);
+    return r ? toCampaign(r) : null;
+  }
+
+  /** The campaign, found by full id or a unique prefix; LemError when none or ambiguous. */
+  findCampaign(idOrPrefix: string): CampaignRow {
+    const exact = this.campaign(idOrPrefix);
+    if (exact) return exact;
+    const rows = this.db
+      .prepare<[string], RawCampaign>("SELECT * FROM campaigns WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at")
+      .all(`${idOrPrefix.replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
+    if (rows.length === 1) return toCampaign(rows[0] as RawCampaign);
+    if (rows.length === 0) throw new LemError(`no campaign '${idOrPrefix}' in this manifest; \`lem campaign list\` shows the ones there are.`);
+    throw new LemError(`'${idOrPrefix}' matches ${rows.length} campaigns (${rows.map((r) => r.id).join(', ')}); give more of the id.`);
+  }
+
+  latestCampaign(): CampaignRow | null {
+    const r = this.db.prepare<[], RawCampaign>('SELECT * FROM campaigns ORDER BY created_at DESC, rowid DESC LIMIT 1').get();
+    return r ? toCampaign(r) : null;
+  }
+
+  campaigns(): CampaignRow[] {
+    return this.db.prepare<[], RawCampaign>('SELECT * FROM campaigns ORDER BY created_at, rowid').all().map(toCampaign);
+  }
+
+  experiments(campaignId: string): ExperimentRow[] {
+    return this.db
+      .prepare<[string], { id: string; position: number; name: string; backend: string; config_json: string }>(
+        'SELECT id, position, name, backend, config_json FROM experiments WHERE campaign_id = ? ORDER BY position',
+      )
+      .all(campaignId)
+      .map((r) => ({ id: r.id, position: r.position, name: r.name, backend: r.backend, config: JSON.parse(r.config_json) as Record<string, unknown> }));
+  }
+
+  runs(campaignId: string, statuses?: readonly RunStatus[]): RunRow[] {
+    if (!statuses) {
+      return this.db.prepare<[string], RawRun>('SELECT * FROM runs WHERE campaign_id = ? ORDER BY position').all(campaignId).map(toRun);
+    }
+    const marks = statuses.map(() => '?').join(',');
+    return this.db
+      .prepare<unknown[], RawRun>(`SELECT * FROM runs WHERE campaign_id = ? AND status IN (${marks}) ORDER BY position`)
+      .all(campaignId, ...statuses)
+      .map(toRun);
+  }
+
+  run(campaignId: string, position: number): RunRow | null {
+    const r = this.stmts.run.get(campaignId, position);
+    return r ? toRun(r) : null;
+  }
+
+  counts(campaignId: string): StatusCounts {
+    const out: StatusCounts = { pending: 0, running: 0, succeeded: 0, failed: 0, interrupted: 0 };
+    for (const r of this.stmts.counts.all(campaignId)) out[r.status] = r.n;
+    return out;
+  }
+
+  events(campaignId: string): Array<{ seq: number; position: number | null; at: string; kind: string; detail: Record<string, unknown> }> {
+    return this.db
+      .prepare<[string], { seq: number; position: number | null; at: string; kind: string; detail_json: string }>(
+        'SELECT seq, position, at, kind, detail_json FROM events WHERE campaign_id = ? ORDER BY seq',
+      )
+      .all(campaignId)
+      .map((e) => ({ seq: e.seq, position: e.position, at: e.at, kind: e.kind, detail: JSON.parse(e.detail_json) as Record<string, unknown> }));
+  }
+
+  /** Takes ownership of a campaign for this process; refuses while another live process holds it. */
+  claim(campaignId: string, pid: number = process.pid, host: string = hostname()): void {
+    this.db
+      .transaction(() => {
+        const c = this.campaign(campaignId);
+        if (!c) throw new LemError(`no campaign '${campaignId}'.`);
+        if (c.ownerPid !== null && c.ownerPid !== pid && (c.ownerHost !== host || isAlive(c.ownerPid))) {
+          throw new LemError(
+            `campaign ${campaignId} is being run by process ${c.ownerPid} on ${c.ownerHost ?? 'another host'}; wait for it or stop it first.`,
+          );
+        }
+        this.db.prepare("UPDATE campaigns SET owner_pid = ?, owner_host = ?, status = 'running' WHERE id = ?").run(pid, host, campaignId);
+        this.logEvent(campaignId, null, 'campaign_claimed', { pid, host, previous_pid: c.ownerPid });
+      })
+      .immediate();
+  }
+
+  release(campaignId: string, status: CampaignStatus): void {
+    this.db
+      .transaction(() => {
+        this.db.prepare('UPDATE campaigns SET owner_pid = NULL, owner_host = NULL, status = ? WHERE id = ?').run(status, campaignId);
+        this.logEvent(campaignId, null, 'campaign_released', { status });
+      })
+      .immediate();
+  }
+
+  markRunning(campaignId: string, position: number, attempt: number): void {
+    this.db
+      .transaction(() => {
+        const changed = this.db
+          .prepare(
+            "UPDATE runs SET status = 'running', attempt = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
+          )
+          .run(attempt, this.now(), campaignId, position).changes;
+        if (changed !== 1) throw new LemError(`run ${position} of ${campaignId} cannot start: it already succeeded or does not exist.`, 70);
+        this.logEvent(campaignId, position, 'run_started', { attempt });
+      })
+      .immediate();
+  }
+
+  setHandle(campaignId: string, position: number, attempt: number, handle: string): void {
+    this.db
+      .transaction(() => {
+        this.db.prepare("UPDATE runs SET handle = ? WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'").run(handle, campaignId, position, attempt);
+        this.logEvent(campaignId, position, 'run_dispatched', { attempt, handle });
+      })
+      .immediate();
+  }
+
+  /**
+   * Records a successful run. Only a run still 'running' with this attempt is updated, so a result
+   * is never recorded twice; returns false when nothing matched.
+   */
+  markSucceeded(
+    campaignId: string,
+    position: number,
+    attempt: number,
+    r: { resultPath: string; metrics: Record<string, number | null>; exitCode: number | null; recovered?: boolean },
+  ): boolean {
+    return this.db
+      .transaction(() => {
+        const changed = this.db
+          .prepare(
+            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
+          )
+          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), campaignId, position, attempt).changes;
+        if (changed === 1) this.logEvent(campaignId, position, r.recovered ? 'run_recovered' : 'run_succeeded', { attempt, result_path: r.resultPath });
+        return changed === 1;
+      })
+      .immediate();
+  }
+
+  markEnded(
+    campaignId: string,
+    position: number,
+    attempt: number,
+    r: { status: 'failed' | 'interrupted'; exitCode: number | null; error: string },
+  ): void {
+    this.db
+      .transaction(() => {
+        this.db
+          .prepare(
+            "UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, error = ? WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
+          )
+          .run(r.status, this.now(), r.exitCode, r.error, campaignId, position, attempt);
+        this.logEvent(campaignId, position, r.status === 'failed' ? 'run_failed' : 'run_interrupted', { attempt, exit_code: r.exitCode, error: r.error });
+      })
+      .immediate();
+  }
+
+  note(campaignId: string, position: number | null, kind: string, detail: Record<string, unknown>): void {
+    this.db.transaction(() => this.logEvent(campaignId, position, kind, detail)).immediate();
+  }
+}

@@ -1,0 +1,17 @@
+/** Picks the runtime a campaign asked for. */
+import type { RuntimeName } from '../config/campaign.js';
+import { createLocalRuntime } from './local.js';
+import type { Runtime } from './types.js';
+
+export type { Runtime, RunSpec, DispatchOutcome, RuntimeContext } from './types.js';
+
+export async function createRuntime(name: RuntimeName): Promise<Runtime> {
+  switch (name) {
+    case 'local':
+      return createLocalRuntime();
+    case 'docker': {
+      const { createDockerRuntime } = await import('./docker/runtime.js');
+      return createDockerRuntime({});
+    }
+  }
+}

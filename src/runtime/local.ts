@@ -1,0 +1,107 @@
+/**
+ * The local runtime: the worker runs as a subprocess of the orchestrator. The embedded default
+ * where no Docker engine is present, and what runs on a GPU box without Docker.
+ *
+ * The worker writes its stdout/stderr straight into the run's log file (an inherited file
+ * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { workerDir } from '../util/paths.js';
+import type { DispatchOutcome, Runtime, RunSpec } from './types.js';
+
+export interface LocalRuntimeOptions {
+  /** Python interpreter; default $LEM_PYTHON or python3. */
+  python?: string;
+  /** Extra environment for the worker. */
+  env?: Record<string, string>;
+}
+
+const KILL_GRACE_MS = 5_000;
+
+export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
+  const python = opts.python ?? process.env['LEM_PYTHON'] ?? 'python3';
+  const pythonPath = [workerDir(), process.env['PYTHONPATH']].filter(Boolean).join(':');
+
+  return {
+    name: 'local',
+    async prepare() {
+      // Nothing to start: each run is its own process.
+    },
+
+    dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
+      const log = openSync(spec.logPath, 'a');
+      return new Promise<DispatchOutcome>((resolve) => {
+        let stopReason: { reason: string; timedOut: boolean } | null = null;
+        let killTimer: NodeJS.Timeout | undefined;
+        let timeoutTimer: NodeJS.Timeout | undefined;
+        const child = spawn(python, ['-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir], {
+          env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' },
+          stdio: ['ignore', log, log],
+          // Own process group: a terminal Ctrl-C reaches lem, which then stops the worker itself.
+          detached: true,
+        });
+        const stop = (reason: string, timedOut: boolean): void => {
+          if (stopReason) return;
+          stopReason = { reason, timedOut };
+          child.kill('SIGTERM');
+          killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+        };
+        const onAbort = (): void => stop('interrupted', false);
+        const finish = (outcome: DispatchOutcome): void => {
+          clearTimeout(killTimer);
+          clearTimeout(timeoutTimer);
+          signal.removeEventListener('abort', onAbort);
+          closeSync(log);
+          resolve(outcome);
+        };
+        child.once('error', (err) => {
+          finish({ exitCode: null, timedOut: false, failureReason: `the worker could not start (${python}): ${err.message}` });
+        });
+        child.once('spawn', () => {
+          if (child.pid !== undefined) onStarted(`pid:${child.pid}`);
+        });
+        child.once('exit', (code, sig) => {
+          if (stopReason) {
+            finish({ exitCode: code, timedOut: stopReason.timedOut, failureReason: stopReason.reason });
+          } else if (code === null) {
+            finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}` });
+          } else {
+            finish({ exitCode: code, timedOut: false, failureReason: null });
+          }
+        });
+        if (spec.timeoutS !== null) {
+          timeoutTimer = setTimeout(() => stop(`timed out after ${spec.timeoutS}s; the worker was killed`, true), spec.timeoutS * 1000);
+        }
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+
+    async reap(handle: string) {
+      const m = /^pid:(\d+)$/.exec(handle);
+      if (!m) return;
+      const pid = Number(m[1]);
+      let cmdline: string;
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return; // already gone
+      }
+      if (!cmdline.includes('lem_worker')) return; // the pid now belongs to something else
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return; // exited meanwhile
+      }
+      // Wait until it is really gone, so its work never overlaps the next measured run.
+      for (let i = 0; i < 100 && existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== ''; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+
+    async shutdown() {
+      // Nothing long-running to stop.
+    },
+  };
+}
