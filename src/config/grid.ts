@@ -77,7 +77,7 @@ export function expandGrid(
 
   backendValues.forEach((backend, backendIndex) => {
     if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) {
-      const probe = ExperimentConfig.safeParse({ ...base, backend });
+      const probe = ExperimentConfig.safeParse({ ...base, backend }, { reportInput: true });
       if (!probe.success) fail({ key: vary['backend'] ? 'backend' : null, valueIndex: vary['backend'] ? backendIndex : null, error: probe.error });
     }
     const b = String(backend);
@@ -103,7 +103,7 @@ export function expandGrid(
         setPath(raw, k, clone(value));
         assignment[k] = value;
       }
-      const parsed = ExperimentConfig.safeParse(raw);
+      const parsed = ExperimentConfig.safeParse(raw, { reportInput: true });
       if (parsed.success) {
         combos.push({ config: parsed.data, assignment });
         continue;

@@ -2,6 +2,7 @@
  * Loading experiment configs and campaigns from disk into resolved, validated experiments.
  * Every error is a ConfigError located at file:line:column.
  */
+import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
 import { CampaignFile, CampaignSettings } from './campaign.js';
@@ -37,13 +38,19 @@ function mustBeMapping(src: SourceDoc, data: unknown, at: readonly PathKey[], wh
   return data;
 }
 
+/** A referenced file must exist; the error points at the reference, not just the missing path. */
+function mustExist(src: SourceDoc, at: readonly PathKey[], path: string): void {
+  if (!existsSync(path)) throw new ConfigError(src.locate(at), at.join('.'), `refers to ${path}, which does not exist (paths are relative to the campaign file).`);
+  if (!statSync(path).isFile()) throw new ConfigError(src.locate(at), at.join('.'), `refers to ${path}, which is not a file.`);
+}
+
 export function loadExperimentFile(file: string): ExperimentConfig {
   const src = readSource(file);
   return validateExperiment(src, mustBeMapping(src, src.data, [], 'an experiment config'), []);
 }
 
 function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefix: readonly PathKey[]): ExperimentConfig {
-  const parsed = ExperimentConfig.safeParse(data);
+  const parsed = ExperimentConfig.safeParse(data, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error, prefix);
   return parsed.data;
 }
@@ -60,7 +67,7 @@ function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExper
 export function loadCampaign(file: string): LoadedCampaign {
   const src = readSource(file);
   const raw = mustBeMapping(src, src.data, [], 'a campaign file');
-  const parsed = CampaignFile.safeParse(raw);
+  const parsed = CampaignFile.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error);
   const c = parsed.data;
   const notes: string[] = [];
@@ -70,6 +77,7 @@ export function loadCampaign(file: string): LoadedCampaign {
     c.configs.forEach((ref, i) => {
       if (typeof ref === 'string') {
         const path = resolveFrom(file, ref);
+        mustExist(src, ['configs', i], path);
         list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
       } else {
         list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
@@ -80,7 +88,9 @@ export function loadCampaign(file: string): LoadedCampaign {
     let basePrefix: PathKey[] = ['base_config'];
     let base: Record<string, unknown>;
     if (typeof c.base_config === 'string') {
-      baseSrc = readSource(resolveFrom(file, c.base_config));
+      const path = resolveFrom(file, c.base_config);
+      mustExist(src, ['base_config'], path);
+      baseSrc = readSource(path);
       basePrefix = [];
       base = mustBeMapping(baseSrc, baseSrc.data, [], 'a base config');
     } else {

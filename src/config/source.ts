@@ -38,10 +38,10 @@ export function parseSource(file: string, text: string): SourceDoc {
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: false });
   const err = doc.errors[0];
   if (err) {
-    const pos = err.linePos?.[0];
+    const pos = lineCounter.linePos(err.pos[0]);
     const first = err.message.split('\n')[0] ?? err.message;
     throw new ConfigError(
-      pos ? { file, line: pos.line, column: pos.col } : { file },
+      { file, line: pos.line, column: pos.col },
       null,
       `this is not valid YAML: ${first.replace(/ at line \d+, column \d+:?$/, '')}.`,
     );
@@ -88,7 +88,8 @@ export function schemaError(
   /** Where to point instead of the issue's own path (e.g. the grid value that produced it). */
   at?: readonly PathKey[],
 ): ConfigError {
-  const issue = error.issues[0];
+  // A misspelt key is the likeliest root cause of the other problems, so it is reported first.
+  const issue = error.issues.find((i) => i.code === 'unrecognized_keys') ?? error.issues[0];
   if (!issue) return new ConfigError({ file: src.file }, null, 'invalid configuration.');
   const path = [...prefix, ...(issue.path as PathKey[])];
   let field = path.join('.');
@@ -113,8 +114,13 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}.`;
     case 'invalid_union': {
-      const disc = (issue as { note?: string }).note;
-      return disc ? `${disc}.` : 'does not match any allowed form.';
+      const u = issue as { discriminator?: string; options?: unknown[]; input?: unknown };
+      if (u.discriminator && u.options) {
+        const given = u.input !== null && typeof u.input === 'object' ? (u.input as Record<string, unknown>)[u.discriminator] : undefined;
+        const allowed = u.options.map((o) => JSON.stringify(o)).join(', ');
+        return given === undefined ? `this field is required; one of ${allowed}.` : `unknown ${u.discriminator} ${JSON.stringify(given)}; must be one of ${allowed}.`;
+      }
+      return 'does not match any allowed form.';
     }
     case 'too_small':
       return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${issue.origin === 'array' ? ' items' : issue.origin === 'string' ? ' characters' : ''}.`;
