@@ -1,0 +1,72 @@
+/**
+ * A scripted Runtime for runner tests that need failures on demand (exit codes, bad result files,
+ * hangs). It is a test double of the runtime seam, not of Docker or a GPU: the real local and
+ * docker runtimes are exercised by the e2e tests.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DispatchOutcome, Runtime, RunSpec } from '../../src/runtime/types.js';
+
+export type Script = (spec: RunSpec) => 'ok' | 'exit1' | 'bad-result' | 'hang';
+
+/** A schema-v1 result for a run, as the foundation worker writes it. */
+export function v1Result(spec: RunSpec, metrics: Record<string, number | null> = { flops_per_s: 1e9, duration_s: 1 }): unknown {
+  const unmeasured: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metrics)) if (v === null) unmeasured[k] = 'not measured in this test';
+  return {
+    schema_version: 1,
+    run_id: spec.runId,
+    experiment_id: spec.experimentId,
+    cycle: spec.cycle,
+    attempt: spec.attempt,
+    backend: spec.backend,
+    started_at: '2026-01-01T00:00:00Z',
+    ended_at: '2026-01-01T00:00:01Z',
+    metrics,
+    unmeasured,
+    energy: {
+      gpu: { joules: null, source: null, reason: 'no GPU in test' },
+      cpu: { joules: null, source: null, reason: 'no RAPL in test' },
+      dram: { joules: null, source: null, reason: 'no RAPL in test' },
+    },
+    environment: {},
+    notes: [],
+  };
+}
+
+export interface ScriptedRuntime extends Runtime {
+  dispatched: RunSpec[];
+  prepared: string[][];
+  shutdowns: number;
+}
+
+export function scriptedRuntime(script: Script): ScriptedRuntime {
+  const rt: ScriptedRuntime = {
+    name: 'local',
+    dispatched: [],
+    prepared: [],
+    shutdowns: 0,
+    async prepare(backends) {
+      rt.prepared.push([...backends]);
+    },
+    async dispatch(spec, signal, onStarted): Promise<DispatchOutcome> {
+      rt.dispatched.push(spec);
+      onStarted(`scripted:${spec.runId}:${spec.attempt}`);
+      const what = script(spec);
+      writeFileSync(spec.logPath, `scripted ${what}\n`);
+      if (what === 'hang') {
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        return { exitCode: null, timedOut: false, failureReason: 'interrupted' };
+      }
+      if (what === 'exit1') return { exitCode: 1, timedOut: false, failureReason: null };
+      const body = what === 'bad-result' ? { schema_version: 1, run_id: spec.runId } : v1Result(spec, { flops_per_s: 1e9 + spec.cycle, duration_s: 1 });
+      writeFileSync(join(spec.outDir, 'result.json'), JSON.stringify(body));
+      return { exitCode: 0, timedOut: false, failureReason: null };
+    },
+    async reap() {},
+    async shutdown() {
+      rt.shutdowns++;
+    },
+  };
+  return rt;
+}
