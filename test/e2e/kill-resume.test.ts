@@ -1,0 +1,101 @@
+/**
+ * kill -9 the orchestrator at arbitrary moments, resume, repeat: every run ends up succeeded
+ * exactly once, a succeeded run is never re-run, and no result is recorded twice.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { createRng } from '../../src/util/random.js';
+import { lem, lemSpawn, ROOT, tempDir } from '../helpers/cli.js';
+
+const CAMPAIGN = join(ROOT, 'test', 'fixtures', 'campaigns', 'tiny-calibration.yaml');
+
+/** Starts the CLI, waits until it has started `runsToSee` runs plus a random delay, then kill -9. */
+async function startAndKill(args: string[], runsToSee: number, delayMs: number): Promise<{ stderr: string; killed: boolean }> {
+  const child = lemSpawn(args);
+  let stderr = '';
+  let killed = false;
+  await new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const started = (stderr.match(/^\[\d+\/\d+\]/gm) ?? []).length;
+      if (!timer && started >= runsToSee) {
+        timer = setTimeout(() => {
+          killed = child.kill('SIGKILL');
+        }, delayMs);
+      }
+    });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return { stderr, killed };
+}
+
+function workersOf(state: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-af', 'lem_worker'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(state));
+  } catch {
+    return [];
+  }
+}
+
+describe('kill -9 and resume', () => {
+  it('survives repeated kill -9 at arbitrary moments', async () => {
+    const state = tempDir();
+    const rng = createRng('kill-resume');
+    const first = await startAndKill(['--state', state, 'campaign', 'run', CAMPAIGN], 1, 50 + rng.int(300));
+    expect(first.killed).toBe(true);
+    const id = /campaign (tiny-\S+):/.exec(first.stderr)?.[1];
+    expect(id).toBeDefined();
+
+    let kills = 1;
+    for (let i = 0; i < 3; i++) {
+      const r = await startAndKill(['--state', state, 'campaign', 'resume', id as string], 1 + rng.int(2), rng.int(400));
+      if (r.killed) kills++;
+    }
+    expect(kills).toBeGreaterThanOrEqual(3);
+
+    const final = lem(['--state', state, 'campaign', 'resume', id as string]);
+    expect(final.code).toBe(0);
+    expect(final.stdout).toMatch(/completed — 8 succeeded/);
+
+    const db = new Database(join(state, 'lem.db'), { readonly: true });
+    const runs = db.prepare('SELECT position, status, attempt, result_path, experiment_id, cycle FROM runs ORDER BY position').all() as Array<{
+      position: number;
+      status: string;
+      attempt: number;
+      result_path: string;
+      experiment_id: string;
+      cycle: number;
+    }>;
+    const events = db.prepare('SELECT position, kind, detail_json FROM events WHERE position IS NOT NULL ORDER BY seq').all() as Array<{ position: number; kind: string; detail_json: string }>;
+    db.close();
+
+    // The kills really hit runs in flight (otherwise this test proves nothing).
+    expect(events.some((e) => e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
+
+    expect(runs).toHaveLength(8);
+    for (const run of runs) {
+      expect(run.status).toBe('succeeded');
+      const mine = events.filter((e) => e.position === run.position);
+      const successes = mine.filter((e) => e.kind === 'run_succeeded' || e.kind === 'run_recovered');
+      expect(successes).toHaveLength(1);
+      // Nothing started for this run after it succeeded.
+      const okIndex = mine.indexOf(successes[0]!);
+      expect(mine.slice(okIndex + 1).filter((e) => e.kind === 'run_started')).toEqual([]);
+      // The recorded result is the one of the recorded attempt, and it belongs to this run.
+      expect(JSON.parse(successes[0]!.detail_json)).toMatchObject({ attempt: run.attempt, result_path: run.result_path });
+      expect(existsSync(run.result_path)).toBe(true);
+      const result = JSON.parse(readFileSync(run.result_path, 'utf8')) as { experiment_id: string; cycle: number; attempt: number };
+      expect(result).toMatchObject({ experiment_id: run.experiment_id, cycle: run.cycle, attempt: run.attempt });
+    }
+    expect(workersOf(state)).toEqual([]);
+  }, 120_000);
+});
