@@ -5,6 +5,14 @@
  * `parseResult` on ingest: a file that does not validate is a failed run with the reason,
  * never half-recorded. `npm run build` also exports this schema as JSON Schema
  * (schemas/result.schema.json) for other tools.
+ *
+ * Versions: the worker writes schema v3 (ResultV3). v1 files (written by the first worker) are
+ * still accepted: `parseResult` migrates them to v3 (see `migrateV1` below and
+ * images/worker/RESULTS.md). v2 was never released.
+ *
+ * v3 keeps v1's flat `metrics` record of unit-suffixed numbers (aggregation reads it) and its
+ * `unmeasured` reasons, and adds structured blocks: energy (raw / idle baseline / adjusted /
+ * per-GPU / cross-check), timeline, warmup, window, phases, validation, workload.
  */
 import { z } from 'zod';
 
@@ -24,6 +32,14 @@ export const EnergyReading = z
   });
 export type EnergyReading = z.infer<typeof EnergyReading>;
 
+const Metrics = z
+  .record(z.string(), z.number().finite().nullable())
+  .describe('flat numeric metrics, named with their unit as suffix (e.g. ops_per_s, energy_total_j)');
+const Unmeasured = z.record(z.string(), z.string()).describe('for every metric that is null: why it was not measured');
+const Iso = z.string().min(1).describe('ISO-8601 UTC');
+const num = z.number().finite();
+const nnum = num.nullable();
+
 export const ResultV1 = z.object({
   schema_version: z.literal(1),
   run_id: z.string().min(1),
@@ -31,12 +47,10 @@ export const ResultV1 = z.object({
   cycle: z.number().int().positive(),
   attempt: z.number().int().positive(),
   backend: BackendName,
-  started_at: z.string().min(1).describe('ISO-8601 UTC'),
-  ended_at: z.string().min(1).describe('ISO-8601 UTC'),
-  /** Flat numeric metrics, named with their unit as suffix (e.g. `ops_per_s`, `energy_total_j`). */
-  metrics: z.record(z.string(), z.number().finite().nullable()),
-  /** For every metric that is null: why it was not measured. */
-  unmeasured: z.record(z.string(), z.string()),
+  started_at: Iso,
+  ended_at: Iso,
+  metrics: Metrics,
+  unmeasured: Unmeasured,
   energy: z.object({
     gpu: EnergyReading,
     cpu: EnergyReading,
@@ -47,28 +61,262 @@ export const ResultV1 = z.object({
 });
 export type ResultV1 = z.infer<typeof ResultV1>;
 
+/** Per-domain joules (null: not measured / not computable). */
+const DomainJoules = z.object({ gpu_j: nnum, cpu_j: nnum, dram_j: nnum, total_j: nnum });
+
+export const EnergyBlockV3 = z.object({
+  /** Raw energy over the steady window, per domain (same shape as v1). */
+  gpu: EnergyReading,
+  cpu: EnergyReading,
+  dram: EnergyReading,
+  window_s: nnum.describe('duration of the window the energies cover'),
+  method: z.string().describe('how the window energy was taken'),
+  total_domains: z.array(z.enum(['gpu', 'cpu', 'dram'])).describe('domains summed into total_j'),
+  raw: DomainJoules,
+  adjusted: DomainJoules.extend({ method: z.string() }).describe('raw minus idle-baseline power x window, floored at 0'),
+  baseline: z
+    .object({
+      duration_s: num,
+      gpu_power_w: nnum,
+      cpu_power_w: nnum,
+      dram_power_w: nnum,
+      when: z.string(),
+      reason: z.string().nullable(),
+    })
+    .nullable()
+    .describe('idle baseline measured before the window; null when measurement.idle_baseline_s is 0'),
+  per_gpu: z.array(
+    z.looseObject({
+      uuid: z.string(),
+      name: z.string().optional(),
+      logical_index: z.number().int().nullable().optional(),
+      method: z.string(),
+      joules: nnum,
+      counter_start_mj: nnum.optional(),
+      counter_end_mj: nnum.optional(),
+      integrated_j: nnum.optional(),
+    }),
+  ),
+  cross_check: z
+    .object({
+      counter_j: nnum,
+      integrated_j: nnum,
+      rel_diff: nnum,
+      threshold: num,
+      agreed: z.boolean().nullable(),
+      reason: z.string().nullable(),
+    })
+    .nullable()
+    .describe('NVML counter energy vs the integral of sampled power over the same window'),
+});
+
+export const TimelineV3 = z
+  .object({
+    interval_ms: num,
+    update_period_ms: nnum,
+    power_source: z.string(),
+    gpus: z.array(
+      z.object({
+        uuid: z.string(),
+        logical_index: z.number().int().nullable(),
+        t_s: z.array(num),
+        power_instant_w: z.array(nnum),
+        power_avg_w: z.array(nnum),
+        temp_c: z.array(nnum),
+        sm_clock_mhz: z.array(nnum),
+        mem_used_mib: z.array(nnum),
+        clock_reasons: z.array(z.number().int().nullable()),
+        bucket_size: z.number().int().positive(),
+      }),
+    ),
+    phases: z.array(z.object({ name: z.string(), start_s: num, end_s: num })),
+  })
+  .nullable();
+
+export const WarmupV3 = z
+  .object({
+    mode: z.enum(['fixed', 'cv']),
+    iterations: z.number().int().nonnegative(),
+    converged: z.boolean().nullable(),
+    cv: nnum,
+    cv_threshold: nnum,
+    window: z.number().int(),
+    max_iterations: z.number().int().nullable(),
+    durations_s: z.array(num),
+  })
+  .nullable();
+
+export const ValidationFlag = z.object({
+  gate: z.string().min(1),
+  severity: z.enum(['fail', 'warn']),
+  detail: z.string(),
+});
+
+export const ValidationV3 = z.object({
+  passed: z.boolean().describe('false when any flag has severity fail; the run is kept and marked'),
+  flags: z.array(ValidationFlag),
+  checked: z.array(z.string()).describe('gates evaluated'),
+  skipped: z.record(z.string(), z.string()).describe('gates not evaluated, with the reason'),
+});
+
+export const PhaseV3 = z.object({
+  energy_j: nnum,
+  duration_s: nnum,
+  method: z.string(),
+  reason: z.string().nullable(),
+});
+
+export const ResultV3 = z.object({
+  schema_version: z.literal(3),
+  run_id: z.string().min(1),
+  experiment_id: z.string().min(1),
+  cycle: z.number().int().positive(),
+  attempt: z.number().int().positive(),
+  backend: BackendName,
+  started_at: Iso,
+  ended_at: Iso,
+  metrics: Metrics,
+  unmeasured: Unmeasured,
+  energy: EnergyBlockV3,
+  timeline: TimelineV3,
+  warmup: WarmupV3,
+  window: z
+    .looseObject({
+      duration_s: nnum,
+      min_s: nnum,
+      repetitions: z.number().int().nonnegative().nullable(),
+      short: z.boolean().nullable(),
+    })
+    .nullable(),
+  phases: z
+    .object({ prefill: PhaseV3, decode: PhaseV3, method: z.string() })
+    .nullable()
+    .describe('prefill from a 1-new-token pass; decode = full - prefill'),
+  validation: ValidationV3,
+  workload: z.record(z.string(), z.unknown()),
+  environment: z.record(z.string(), z.unknown()),
+  notes: z.array(z.string()),
+  migrated_from: z.literal(1).optional().describe('set when parseResult migrated a v1 file'),
+});
+export type ResultV3 = z.infer<typeof ResultV3>;
+
 /** The newest result shape; ingest always hands this to the rest of the orchestrator. */
-export const Result = ResultV1;
+export const Result = ResultV3;
 export type Result = z.infer<typeof Result>;
 
 export type ParsedResult = { ok: true; result: Result } | { ok: false; reason: string };
 
-/** Validates a decoded result file; never throws. */
-export function parseResult(data: unknown): ParsedResult {
-  const parsed = Result.safeParse(data);
-  if (!parsed.success) {
-    const first = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-      .join('; ');
-    return { ok: false, reason: `result does not match schema v1: ${first}` };
-  }
-  const r = parsed.data;
-  for (const [name, value] of Object.entries(r.metrics)) {
-    if (value === null && !(name in r.unmeasured)) {
-      return { ok: false, reason: `metric ${name} is null but unmeasured.${name} gives no reason` };
+/**
+ * Migration v1 -> v3 (also documented in images/worker/RESULTS.md):
+ * - identity fields, timestamps, metrics, unmeasured, environment: copied unchanged.
+ * - energy.gpu/cpu/dram: copied; they become the raw readings. energy.raw mirrors them;
+ *   raw.total_j = sum of the measured domains (null when none), total_domains lists them.
+ *   energy.method = "v1: not recorded"; window_s = metrics.duration_s when present, else null.
+ * - no v1 worker measured an idle baseline: energy.baseline = null, energy.adjusted all null;
+ *   metrics gain energy_<d>_raw_j (= energy_<d>_j) and, for every domain and the total,
+ *   energy_<d>_adjusted_j = null with unmeasured reason "migrated from schema v1: no idle baseline".
+ *   Existing metric values are never changed or overwritten.
+ * - per_gpu = [], cross_check = null, timeline = null, warmup = null, phases = null,
+ *   window = {duration_s: metrics.duration_s ?? null, min_s: null, repetitions: null, short: null}.
+ * - validation = {passed: true, flags: [], checked: [], skipped: {all: "migrated from schema v1: not validated"}}:
+ *   v1 had no gates, so nothing was checked (passed means "no gate failed", not "validated").
+ * - workload = {}, migrated_from = 1, and a note is appended.
+ */
+export function migrateV1(v1: ResultV1): ResultV3 {
+  const domains = ['gpu', 'cpu', 'dram'] as const;
+  const metrics: Record<string, number | null> = { ...v1.metrics };
+  const unmeasured: Record<string, string> = { ...v1.unmeasured };
+  const noBaseline = 'migrated from schema v1: no idle baseline';
+  const measured = domains.filter((d) => v1.energy[d].joules !== null);
+  const total = measured.length ? measured.reduce((s, d) => s + (v1.energy[d].joules ?? 0), 0) : null;
+  for (const d of domains) {
+    const raw = `energy_${d}_raw_j`;
+    if (!(raw in metrics)) {
+      metrics[raw] = v1.energy[d].joules;
+      if (v1.energy[d].joules === null) unmeasured[raw] = v1.energy[d].reason ?? 'not measured';
+    }
+    const adj = `energy_${d}_adjusted_j`;
+    if (!(adj in metrics)) {
+      metrics[adj] = null;
+      unmeasured[adj] = noBaseline;
     }
   }
+  if (!('energy_total_adjusted_j' in metrics)) {
+    metrics.energy_total_adjusted_j = null;
+    unmeasured.energy_total_adjusted_j = noBaseline;
+  }
+  const duration = typeof v1.metrics.duration_s === 'number' ? v1.metrics.duration_s : null;
+  return {
+    schema_version: 3,
+    run_id: v1.run_id,
+    experiment_id: v1.experiment_id,
+    cycle: v1.cycle,
+    attempt: v1.attempt,
+    backend: v1.backend,
+    started_at: v1.started_at,
+    ended_at: v1.ended_at,
+    metrics,
+    unmeasured,
+    energy: {
+      gpu: v1.energy.gpu,
+      cpu: v1.energy.cpu,
+      dram: v1.energy.dram,
+      window_s: duration,
+      method: 'v1: not recorded',
+      total_domains: measured,
+      raw: { gpu_j: v1.energy.gpu.joules, cpu_j: v1.energy.cpu.joules, dram_j: v1.energy.dram.joules, total_j: total },
+      adjusted: { gpu_j: null, cpu_j: null, dram_j: null, total_j: null, method: noBaseline },
+      baseline: null,
+      per_gpu: [],
+      cross_check: null,
+    },
+    timeline: null,
+    warmup: null,
+    window: { duration_s: duration, min_s: null, repetitions: null, short: null },
+    phases: null,
+    validation: { passed: true, flags: [], checked: [], skipped: { all: 'migrated from schema v1: not validated' } },
+    workload: {},
+    environment: v1.environment,
+    notes: [...v1.notes, 'migrated from result schema v1 to v3 on ingest'],
+    migrated_from: 1,
+  };
+}
+
+function issues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+function checkNullMetrics(r: Result): string | null {
+  for (const [name, value] of Object.entries(r.metrics)) {
+    if (value === null && !(name in r.unmeasured)) {
+      return `metric ${name} is null but unmeasured.${name} gives no reason`;
+    }
+  }
+  return null;
+}
+
+/** Validates a decoded result file (v3, or v1 migrated to v3); never throws. */
+export function parseResult(data: unknown): ParsedResult {
+  const version = typeof data === 'object' && data !== null ? (data as { schema_version?: unknown }).schema_version : undefined;
+  let r: Result;
+  if (version === 1) {
+    const parsed = ResultV1.safeParse(data);
+    if (!parsed.success) return { ok: false, reason: `result does not match schema v1: ${issues(parsed.error)}` };
+    const bad = checkNullMetrics(parsed.data as unknown as Result);
+    if (bad) return { ok: false, reason: bad };
+    r = migrateV1(parsed.data);
+  } else if (version === 3) {
+    const parsed = ResultV3.safeParse(data);
+    if (!parsed.success) return { ok: false, reason: `result does not match schema v3: ${issues(parsed.error)}` };
+    r = parsed.data;
+  } else {
+    return { ok: false, reason: `unsupported result schema_version ${JSON.stringify(version ?? null)} (expected 3, or 1 to migrate)` };
+  }
+  const bad = checkNullMetrics(r);
+  if (bad) return { ok: false, reason: bad };
   return { ok: true, result: r };
 }
 

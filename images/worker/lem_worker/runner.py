@@ -1,105 +1,106 @@
-"""Dispatch a parsed config to its backend and assemble the result document."""
+"""Dispatch a parsed config to its backend and assemble the v3 result document."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Optional
 
-from lem_worker.calibration import calibration_metrics, make_burn, run_burn
+from lem_worker.calibration import make_burn, run_burn
 from lem_worker.config import WorkerConfig
-from lem_worker.energy.nvml_basic import open_nvml, read_total_energy_mj
-from lem_worker.energy.rapl import RaplMeter, rapl_delta_j
-from lem_worker.environment import base_environment
-from lem_worker.errors import ConfigError
+from lem_worker.energy.meter import Meter
+from lem_worker.environment import base_environment, module_version
+from lem_worker.errors import ConfigError, Terminated
 from lem_worker.log import log
+from lem_worker.report import MetricSet, build_result, energy_block, validation_block
 from lem_worker.timeutil import utc_now_iso
 
 
-def _reading(joules: Optional[float], source: str, reason: Optional[str]) -> dict[str, Any]:
-    if joules is None:
-        return {"joules": None, "source": None, "reason": reason or "not measured"}
-    return {"joules": max(0.0, joules), "source": source, "reason": None}
+def torch_visible_uuids() -> Optional[list[str]]:
+    """UUIDs of the CUDA devices torch sees (maps CUDA_VISIBLE_DEVICES to NVML unambiguously)."""
+    try:
+        import sys
+
+        if "torch" not in sys.modules:
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        out = []
+        for i in range(torch.cuda.device_count()):
+            uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+            if uuid is None:
+                return None
+            s = str(uuid)
+            out.append(s if s.startswith(("GPU-", "MIG-")) else "GPU-" + s)
+        return out
+    except Exception:  # noqa: BLE001
+        return None
 
 
-def run_calibration_v1(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:
+def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
+    opts = dict(kwargs)
+    probe = cfg.experiment.extra.get("nvml_probe_s")
+    if isinstance(probe, (int, float)) and not isinstance(probe, bool):
+        opts.setdefault("probe_s", float(probe))
+    return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
+
+
+def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     cal = cfg.experiment.calibration
     assert cal is not None
     started_at = utc_now_iso()
     burn = make_burn(cal)
-    rapl = RaplMeter()
-    nvml, gpu_reason = open_nvml()
-    gpu_start: Optional[int] = None
-    if nvml is not None:
-        gpu_start, gpu_reason = read_total_energy_mj(nvml)
-    log(f"calibration: {burn.engine} matmul n={burn.n} {cal.dtype} for {cal.duration_s}s")
-    rapl_start = rapl.snapshot()
-    t0 = time.perf_counter()
-    stats = run_burn(burn, cal.duration_s, stop.is_set)
-    rapl_end = rapl.snapshot()
-    gpu_j: Optional[float] = None
-    if nvml is not None and gpu_start is not None:
-        gpu_end, gpu_reason = read_total_energy_mj(nvml)
-        if gpu_end is not None:
-            if gpu_end < gpu_start:
-                gpu_reason = "NVML energy counter went backwards (driver reload): window invalid"
-            else:
-                gpu_j = (gpu_end - gpu_start) / 1000.0
-    window_s = time.perf_counter() - t0
-    ended_at = utc_now_iso()
-    cpu_j = rapl_delta_j(rapl_start, rapl_end, "cpu")
-    dram_j = rapl_delta_j(rapl_start, rapl_end, "dram")
-    energy = {
-        "gpu": _reading(gpu_j, "nvml_total_energy", gpu_reason),
-        "cpu": _reading(cpu_j, "rapl", rapl.reason_cpu),
-        "dram": _reading(dram_j, "rapl", rapl.reason_dram),
-    }
-    metrics: dict[str, Optional[float]] = dict(calibration_metrics(stats))
-    unmeasured: dict[str, str] = {}
-    for dom in ("gpu", "cpu", "dram"):
-        metrics[f"energy_{dom}_j"] = energy[dom]["joules"]
-        if energy[dom]["joules"] is None:
-            unmeasured[f"energy_{dom}_j"] = energy[dom]["reason"]
-    measured = [energy[d]["joules"] for d in ("gpu", "cpu", "dram") if energy[d]["joules"] is not None]
-    total = sum(measured) if measured else None
-    metrics["energy_total_j"] = total
-    if total is None:
-        reason = "no energy domain could be measured on this host"
-        unmeasured["energy_total_j"] = reason
-        metrics["power_mean_w"] = None
-        unmeasured["power_mean_w"] = reason
-        metrics["j_per_gflop"] = None
-        unmeasured["j_per_gflop"] = reason
-    else:
-        metrics["power_mean_w"] = total / window_s if window_s > 0 else None
-        metrics["j_per_gflop"] = total / (stats.flops / 1e9) if stats.flops > 0 else None
-    for k, v in list(metrics.items()):
-        if v is None and k not in unmeasured:
-            unmeasured[k] = "not computable (zero duration or work)"
-    env = base_environment()
-    env.update({"calibration_engine": burn.engine, "effective_matrix_size": burn.n, "library_versions": burn.library_versions})
-    notes = list(burn.notes)
-    notes.append(f"calibration: {stats.iterations} x {burn.engine} matmul n={burn.n} in {stats.elapsed_s:.3f}s")
-    if total is not None:
-        notes.append("energy_total_j sums only the measured domains: " + ", ".join(d for d in ("gpu", "cpu", "dram") if energy[d]["joules"] is not None))
-    return {
-        "schema_version": 1,
-        "run_id": cfg.run.run_id,
-        "experiment_id": cfg.run.experiment_id,
-        "cycle": cfg.run.cycle,
-        "attempt": cfg.run.attempt,
-        "backend": cfg.experiment.backend,
-        "started_at": started_at,
-        "ended_at": ended_at,
-        "metrics": metrics,
-        "unmeasured": unmeasured,
-        "energy": energy,
-        "environment": env,
-        "notes": notes,
-    }
+    meter = make_meter(cfg, sync=burn.sync, **meter_kwargs)
+    try:
+        meter.start()
+        baseline = meter.idle_baseline(cfg.experiment.measurement.idle_baseline_s, stop)
+        if stop.is_set():
+            raise Terminated("stopped during the idle baseline")
+        log(f"calibration: {burn.engine} matmul n={burn.n} {cal.dtype} for {cal.duration_s}s")
+        h = meter.begin("steady")
+        stats = run_burn(burn, cal.duration_s, stop.is_set)
+        win = meter.end(h)
+        if stop.is_set():
+            raise Terminated("stopped during the measured window")
+        ms = MetricSet()
+        ms.put("duration_s", stats.elapsed_s)
+        ms.put("iterations", float(stats.iterations))
+        ms.put("flops", stats.flops)
+        ms.ratio("flops_per_s", stats.flops, stats.elapsed_s, "", "zero duration")
+        flags: list[Any] = []
+        energy = energy_block(win, baseline, ms, flags)
+        gflop = stats.flops / 1e9
+        ms.ratio("j_per_gflop", ms.get("energy_total_j"), gflop, ms.unmeasured.get("energy_total_j", "not measured"))
+        ms.ratio("j_per_gflop_adjusted", ms.get("energy_total_adjusted_j"), gflop,
+                 ms.unmeasured.get("energy_total_adjusted_j", "not measured"))
+        validation = validation_block(cfg, win, flags)
+        env = base_environment()
+        env.update(meter.environment())
+        env.update({"calibration_engine": burn.engine, "effective_matrix_size": burn.n,
+                    "library_versions": {**burn.library_versions, "numpy": module_version("numpy")},
+                    "started_at": started_at})
+        notes = list(burn.notes) + meter.notes
+        notes.append(f"calibration: {stats.iterations} x {burn.engine} matmul n={burn.n} in {stats.elapsed_s:.3f}s")
+        if energy["total_domains"]:
+            notes.append("energy_total_j sums only the measured domains: " + ", ".join(energy["total_domains"]))
+        window = {"duration_s": win.duration_s, "min_s": cfg.experiment.measurement.min_window_s,
+                  "repetitions": stats.iterations, "short": win.duration_s < cfg.experiment.measurement.min_window_s,
+                  "rule": "calibration runs for calibration.duration_s; flagged when shorter than measurement.min_window_s"}
+        ended_at = utc_now_iso()
+        env["ended_at"] = ended_at
+        return build_result(cfg, started_at, ended_at, ms, energy, meter, None, window, None, validation, env, notes,
+                            workload={"kind": "calibration", "engine": burn.engine, "matrix_size": burn.n,
+                                      "dtype": cal.dtype, "device": cal.device})
+    finally:
+        meter.close()
 
 
 def run_experiment(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:
     backend = cfg.experiment.backend
     if backend == "calibration":
-        return run_calibration_v1(cfg, stop)
-    raise ConfigError(f"experiment.backend: {backend} is not implemented by this worker yet")
+        return run_calibration(cfg, stop)
+    if backend == "pytorch":
+        from lem_worker.backends.pytorch import run_pytorch
+
+        return run_pytorch(cfg, stop)
+    raise ConfigError(f"experiment.backend: {backend} runs in its own image; this worker implements calibration and pytorch")

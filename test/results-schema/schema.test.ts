@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BACKENDS, EnergyReading, ResultV1, ResultV3, migrateV1, parseResult, resultJsonSchema } from '../../src/results/schema.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const fixture = (name: string): Record<string, any> => JSON.parse(readFileSync(join(here, 'fixtures', name), 'utf8'));
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
+
+describe('result schema v1 -> v3 migration', () => {
+  it('accepts a v1 file written by the first worker and migrates it to v3', () => {
+    const v1 = fixture('calibration-v1.json');
+    expect(ResultV1.safeParse(v1).success).toBe(true);
+    const parsed = parseResult(v1);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    const r = parsed.result;
+    expect(r.schema_version).toBe(3);
+    expect(r.migrated_from).toBe(1);
+    expect(ResultV3.safeParse(r).success).toBe(true);
+    // identity and metrics carried unchanged
+    expect(r.run_id).toBe(v1.run_id);
+    for (const [k, v] of Object.entries(v1.metrics)) expect(r.metrics[k]).toBe(v);
+    for (const [k, v] of Object.entries(v1.unmeasured)) expect(r.unmeasured[k]).toBe(v);
+    // new adjusted metrics are null with a reason
+    expect(r.metrics.energy_gpu_adjusted_j).toBeNull();
+    expect(r.unmeasured.energy_gpu_adjusted_j).toMatch(/v1/);
+    expect(r.energy.baseline).toBeNull();
+    expect(r.validation).toEqual({ passed: true, flags: [], checked: [], skipped: { all: 'migrated from schema v1: not validated' } });
+    expect(r.notes.at(-1)).toMatch(/migrated/);
+    expect(r.energy.window_s).toBe(v1.metrics.duration_s);
+  });
+
+  it('migrates measured v1 energies into raw readings and the total', () => {
+    const v1 = fixture('calibration-v1.json');
+    v1.energy.gpu = { joules: 120.5, source: 'nvml_total_energy', reason: null };
+    v1.energy.cpu = { joules: 30, source: 'rapl', reason: null };
+    v1.metrics.energy_gpu_j = 120.5;
+    v1.metrics.energy_cpu_j = 30;
+    delete v1.unmeasured.energy_gpu_j;
+    delete v1.unmeasured.energy_cpu_j;
+    const r = migrateV1(ResultV1.parse(v1));
+    expect(r.energy.raw).toEqual({ gpu_j: 120.5, cpu_j: 30, dram_j: null, total_j: 150.5 });
+    expect(r.energy.total_domains).toEqual(['gpu', 'cpu']);
+    expect(r.metrics.energy_gpu_raw_j).toBe(120.5);
+    expect(r.metrics.energy_dram_raw_j).toBeNull();
+    expect(r.unmeasured.energy_dram_raw_j).toBe(v1.energy.dram.reason);
+    expect(parseResult(v1).ok).toBe(true);
+  });
+
+  it('still rejects malformed v1 files with the v1 reason', () => {
+    const v1 = fixture('calibration-v1.json');
+    v1.energy.gpu = { joules: 1, source: 'x', reason: 'both' };
+    const parsed = parseResult(v1);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.reason).toMatch(/schema v1/);
+    const v1b = fixture('calibration-v1.json');
+    v1b.metrics.iterations = null;
+    const p2 = parseResult(v1b);
+    expect(p2.ok).toBe(false);
+    if (!p2.ok) expect(p2.reason).toMatch(/iterations/);
+  });
+});
+
+describe('result schema v3 validation', () => {
+  it('accepts the worker calibration result (no energy measurable on this host)', () => {
+    const r = parseResult(fixture('calibration-v3-cpu.json'));
+    expect(r.ok).toBe(true);
+  });
+
+  it('accepts a calibration result with a (fake) GPU: timeline, baseline, cross-check, flags', () => {
+    const parsed = parseResult(fixture('calibration-v3-fake-gpu.json'));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const r = parsed.result;
+    expect(r.energy.gpu.joules).toBe(300);
+    expect(r.energy.baseline?.gpu_power_w).toBeGreaterThan(0);
+    expect(r.energy.cross_check?.agreed).toBe(true);
+    expect(r.timeline?.gpus[0]?.t_s.length).toBeGreaterThan(5);
+    expect(r.validation.flags.map((f) => f.gate)).toContain('thermal_throttling');
+    expect(r.validation.passed).toBe(true);
+    expect(typeof r.metrics.energy_gpu_adjusted_j).toBe('number');
+  });
+
+  it('rejects unknown versions, bad readings, null metrics without reason and bad flags', () => {
+    expect(parseResult({ schema_version: 2 }).ok).toBe(false);
+    expect(parseResult(null).ok).toBe(false);
+    const base = fixture('calibration-v3-cpu.json');
+    const a = clone(base);
+    a.energy.gpu = { joules: null, source: null, reason: null };
+    expect(parseResult(a).ok).toBe(false);
+    const b = clone(base);
+    b.metrics.flops = null;
+    const pb = parseResult(b);
+    expect(pb.ok).toBe(false);
+    if (!pb.ok) expect(pb.reason).toMatch(/unmeasured\.flops/);
+    const c = clone(base);
+    c.validation.flags.push({ gate: 'x', severity: 'maybe', detail: '' });
+    expect(parseResult(c).ok).toBe(false);
+    const d = clone(base);
+    delete d.validation;
+    const pd = parseResult(d);
+    expect(pd.ok).toBe(false);
+    if (!pd.ok) expect(pd.reason).toMatch(/schema v3/);
+    const e = clone(base);
+    e.metrics.bad = Number.POSITIVE_INFINITY;
+    expect(parseResult(e).ok).toBe(false);
+  });
+
+  it('keeps the exported names and exports a JSON Schema for v3', () => {
+    expect(BACKENDS).toContain('calibration');
+    expect(EnergyReading.safeParse({ joules: 1, source: 'rapl', reason: null }).success).toBe(true);
+    const js = resultJsonSchema() as { properties?: Record<string, unknown> };
+    expect(js.properties).toHaveProperty('validation');
+    expect(js.properties).toHaveProperty('timeline');
+  });
+
+  const python = spawnSync('python3', ['-c', 'import sys; print(sys.version_info >= (3, 10))'], { encoding: 'utf8' });
+  it.skipIf(python.status !== 0 || !python.stdout.includes('True'))('validates a result written by the worker now', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lem-worker-'));
+    try {
+      const cfg = {
+        run: { run_id: 'r', experiment_id: 'e', cycle: 1, attempt: 1 },
+        experiment: {
+          backend: 'calibration',
+          measurement: { idle_baseline_s: 0.1, min_window_s: 30, sample_interval_ms: 100, cross_check_threshold: 0.05 },
+          extra: {},
+          calibration: { matrix_size: 16, duration_s: 0.2, dtype: 'float32', device: 'cpu' },
+        },
+      };
+      writeFileSync(join(dir, 'CONFIG.json'), JSON.stringify(cfg));
+      const proc = spawnSync('python3', ['-m', 'lem_worker', 'run', join(dir, 'CONFIG.json'), '--out', join(dir, 'out')], {
+        encoding: 'utf8',
+        env: { ...process.env, PYTHONPATH: join(root, 'images', 'worker') },
+      });
+      expect(proc.status, proc.stderr).toBe(0);
+      const parsed = parseResult(JSON.parse(readFileSync(join(dir, 'out', 'result.json'), 'utf8')));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      expect(parsed.result.validation.passed).toBe(false);
+      expect(parsed.result.validation.flags.map((f) => f.gate)).toContain('window_too_short');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
