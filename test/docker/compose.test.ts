@@ -1,0 +1,206 @@
+/** The compose subset lem reads: good files, overrides, and refused fields with clear errors. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { composeFromTexts, loadCompose, parseByteSize } from '../../src/runtime/docker/compose.js';
+import { ConfigError } from '../../src/util/errors.js';
+
+const repo = resolve(import.meta.dirname, '../..');
+
+function fromText(text: string, env: NodeJS.ProcessEnv = {}, extra: { file: string; text: string }[] = []) {
+  return composeFromTexts([{ file: '/p/docker-compose.yml', text }, ...extra], { projectDir: '/p', env });
+}
+
+function refusal(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('compose: the repository files', () => {
+  it('reads docker-compose.yml: four services with images, builds and GPU reservations', () => {
+    const p = loadCompose([join(repo, 'docker-compose.yml')]);
+    expect(p.name).toBe('lem');
+    expect(Object.keys(p.services).sort()).toEqual(['cpu', 'pytorch', 'tensorrt', 'vllm']);
+    const pt = p.services['pytorch'];
+    expect(pt?.image).toBe('lem-pytorch');
+    expect(pt?.build).toEqual({ context: repo, dockerfile: 'images/pytorch/Dockerfile', args: { BASE_IMAGE: expect.stringContaining('pytorch/pytorch') } });
+    expect(pt?.devices).toEqual([{ driver: 'nvidia', count: -1, deviceIds: [], capabilities: ['gpu'], options: {} }]);
+    expect(pt?.shmSize).toBe(8 * 1024 ** 3);
+    expect(pt?.ulimits).toContainEqual({ name: 'memlock', soft: -1, hard: -1 });
+    expect(pt?.environment['TOKENIZERS_PARALLELISM']).toBe('false');
+    const cpu = p.services['cpu'];
+    expect(cpu?.image).toBe('lem-cpu');
+    expect(cpu?.devices).toEqual([]);
+    expect(cpu?.build?.args['BASE_IMAGE']).toBe('python:3.12-slim');
+  });
+
+  it('cpu-only.yml drops every GPU reservation (!reset)', () => {
+    const p = loadCompose([join(repo, 'docker-compose.yml'), join(repo, 'compose/cpu-only.yml')]);
+    for (const s of ['pytorch', 'vllm', 'tensorrt']) expect(p.services[s]?.devices).toEqual([]);
+    expect(p.services['pytorch']?.shmSize).toBe(8 * 1024 ** 3);
+  });
+
+  it('multi-gpu.yml replaces the device list (!override) and merges the rest', () => {
+    const p = loadCompose([join(repo, 'docker-compose.yml'), join(repo, 'compose/multi-gpu.yml')]);
+    const v = p.services['vllm'];
+    expect(v?.devices).toHaveLength(1);
+    expect(v?.ipc).toBe('host');
+    expect(v?.shmSize).toBe(32 * 1024 ** 3);
+    expect(v?.image).toBe('lem-vllm');
+  });
+});
+
+describe('compose: merging and syntax', () => {
+  it('reads list forms, long volume syntax, interpolation and pass-through variables', () => {
+    const p = fromText(
+      `
+services:
+  a:
+    build: ./ctx
+    environment:
+      - FOO=bar
+      - FROM_HOST
+      - MISSING
+    volumes:
+      - ./data:/data:ro
+      - ~/models:/models
+      - cache:/cache
+      - type: bind
+        source: /abs
+        target: /abs-in
+        read_only: true
+    ipc: \${IPC_MODE:-host}
+    shm_size: 512m
+    ulimits:
+      nofile: { soft: 1024, hard: 4096 }
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - driver: nvidia
+              device_ids: ["0", 1]
+              capabilities: [gpu, utility]
+`,
+      { FROM_HOST: 'hello' },
+    );
+    const a = p.services['a'];
+    expect(p.name).toBe('p');
+    expect(a?.image).toBe('p-a');
+    expect(a?.build).toEqual({ context: '/p/ctx', dockerfile: 'Dockerfile', args: {} });
+    expect(a?.environment).toEqual({ FOO: 'bar', FROM_HOST: 'hello' });
+    expect(a?.volumes).toEqual([
+      { type: 'bind', source: '/p/data', target: '/data', readOnly: true },
+      { type: 'bind', source: join(homedir(), 'models'), target: '/models', readOnly: false },
+      { type: 'volume', source: 'cache', target: '/cache', readOnly: false },
+      { type: 'bind', source: '/abs', target: '/abs-in', readOnly: true },
+    ]);
+    expect(a?.ipc).toBe('host');
+    expect(a?.shmSize).toBe(512 * 1024 ** 2);
+    expect(a?.ulimits).toEqual([{ name: 'nofile', soft: 1024, hard: 4096 }]);
+    expect(a?.devices).toEqual([{ driver: 'nvidia', count: 0, deviceIds: ['0', '1'], capabilities: ['gpu', 'utility'], options: {} }]);
+  });
+
+  it('merges override files like docker compose -f a -f b', () => {
+    const p = fromText(
+      `
+name: base
+services:
+  a:
+    image: img-a
+    environment: { A: "1", B: "2" }
+    volumes: ["/x:/x"]
+    deploy: { resources: { reservations: { devices: [ { capabilities: [gpu], count: 1 } ] } } }
+  b:
+    image: img-b
+`,
+      {},
+      [
+        {
+          file: '/p/override.yml',
+          text: `
+services:
+  a:
+    environment: { B: "3", C: "4" }
+    volumes: ["/y:/x:ro", "/z:/z"]
+    deploy: { resources: { reservations: { devices: [ { capabilities: [gpu], count: 2 } ] } } }
+  b: !reset null
+`,
+        },
+      ],
+    );
+    expect(Object.keys(p.services)).toEqual(['a']);
+    const a = p.services['a'];
+    expect(a?.environment).toEqual({ A: '1', B: '3', C: '4' });
+    expect(a?.volumes.map((v) => `${v.source}:${v.target}:${v.readOnly}`)).toEqual(['/y:/x:true', '/z:/z:false']);
+    expect(a?.devices.map((d) => d.count)).toEqual([1, 2]);
+  });
+
+  it('parses byte sizes like compose', () => {
+    expect(parseByteSize('8gb')).toBe(8 * 1024 ** 3);
+    expect(parseByteSize('64M')).toBe(64 * 1024 ** 2);
+    expect(parseByteSize(1000)).toBe(1000);
+    expect(parseByteSize('lots')).toBeNull();
+  });
+});
+
+describe('compose: refused fields name the file, line and field', () => {
+  it('refuses an unsupported service field', () => {
+    const err = refusal(() =>
+      fromText(`services:
+  pytorch:
+    image: lem-pytorch
+    ports:
+      - "8000:8000"
+`),
+    );
+    expect(err.message).toMatch(/^\/p\/docker-compose\.yml:4:5: field 'services\.pytorch\.ports': service field 'ports' is not supported by lem; a service may only use image, build/);
+  });
+
+  it('refuses a nested unsupported field (deploy.resources.limits)', () => {
+    const err = refusal(() =>
+      fromText(`services:
+  vllm:
+    deploy:
+      resources:
+        limits: { memory: 8g }
+`),
+    );
+    expect(err.message).toContain("/p/docker-compose.yml:5:9: field 'services.vllm.deploy.resources.limits'");
+    expect(err.message).toContain("service field 'deploy.resources.limits' is not supported");
+  });
+
+  it('refuses unsupported build and top-level fields', () => {
+    expect(refusal(() => fromText('services:\n  a:\n    build:\n      context: .\n      target: dev\n')).message).toContain(
+      "field 'services.a.build.target'",
+    );
+    expect(refusal(() => fromText('services: {}\nnetworks:\n  n: {}\n')).message).toMatch(
+      /docker-compose\.yml:2:1: field 'networks': top-level field 'networks' is not supported by lem/,
+    );
+  });
+
+  it('refuses a refused field coming from an override file, naming that file', () => {
+    const err = refusal(() => fromText('services:\n  a:\n    image: x\n', {}, [{ file: '/p/compose/extra.yml', text: 'services:\n  a:\n    command: ["x"]\n' }]));
+    expect(err.message).toMatch(/^\/p\/compose\/extra\.yml:3:5: field 'services\.a\.command'/);
+  });
+
+  it('reports wrong types, bad sizes, bad volumes and bad YAML', () => {
+    expect(refusal(() => fromText('services:\n  a:\n    shm_size: [1]\n')).message).toContain("field 'services.a.shm_size'");
+    expect(refusal(() => fromText('services:\n  a:\n    shm_size: lots\n')).message).toContain('cannot read size "lots"');
+    expect(refusal(() => fromText('services:\n  a:\n    volumes: ["/only"]\n')).message).toContain('anonymous volume');
+    expect(refusal(() => fromText('services:\n  a: [\n')).message).toContain('not valid YAML');
+    expect(refusal(() => fromText('services:\n  a:\n    ipc: ${NOPE:?set it}\n')).message).toContain('required variable NOPE is not set: set it');
+  });
+
+  it('reads real files from disk and reports a missing one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lem-compose-'));
+    writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  cpu:\n    image: mine\n');
+    expect(loadCompose([join(dir, 'docker-compose.yml')]).services['cpu']?.image).toBe('mine');
+    expect(refusal(() => loadCompose([join(dir, 'nope.yml')])).message).toContain('cannot read compose file: ENOENT');
+  });
+});
