@@ -1,11 +1,10 @@
 /**
- * The `lem` command line. Every command returns an exit code; expected failures (bad input,
+ * The `lem` command line. Command modules load on demand, so a quick read (status) stays quick.
+ * Every command returns an exit code; expected failures (bad input,
  * failed runs) are LemErrors printed as one paragraph, never a stack trace.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_USAGE, LemError } from '../util/errors.js';
-import { campaignList, campaignResume, campaignRun, campaignStatus } from './commands/campaign.js';
-import { configGenerateGrid, configValidate } from './commands/config.js';
 import { makeContext, type GlobalOptions } from './context.js';
 
 type Action = () => number | Promise<number>;
@@ -34,7 +33,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--dry-run', 'print the planned run order and exit')
     .option('--json', 'print the outcome and summary as JSON on stdout')
     .action((file: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; dryRun?: boolean; json?: boolean }) =>
-      later(() => campaignRun(ctx(), file, o)),
+      later(async () => (await import('./commands/campaign.js')).campaignRun(ctx(), file, o)),
     );
   campaign
     .command('resume <id>')
@@ -42,29 +41,29 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(runtimeOpt())
     .option('--keep-services', 'leave backend containers running at the end')
     .option('--json', 'print the outcome and summary as JSON on stdout')
-    .action((id: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; json?: boolean }) => later(() => campaignResume(ctx(), id, o)));
+    .action((id: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; json?: boolean }) => later(async () => (await import('./commands/campaign.js')).campaignResume(ctx(), id, o)));
   campaign
     .command('status [id]')
     .description('progress of a campaign (default: the latest)')
     .option('--json', 'machine-readable output')
-    .action((id: string | undefined, o: { json?: boolean }) => later(() => campaignStatus(ctx(), id, o)));
+    .action((id: string | undefined, o: { json?: boolean }) => later(async () => (await import('./commands/campaign-status.js')).campaignStatus(ctx(), id, o)));
   campaign
     .command('list')
     .description('all campaigns in the manifest')
     .option('--json', 'machine-readable output')
-    .action((o: { json?: boolean }) => later(() => campaignList(ctx(), o)));
+    .action((o: { json?: boolean }) => later(async () => (await import('./commands/campaign-status.js')).campaignList(ctx(), o)));
 
   const config = program.command('config').description('check experiment configs and campaign files');
   config
     .command('validate <file>')
     .description('validate an experiment config or a campaign file')
     .option('--json', 'machine-readable output')
-    .action((file: string, o: { json?: boolean }) => later(() => configValidate(ctx(), file, o)));
+    .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configValidate(ctx(), file, o)));
   config
     .command('generate-grid <campaign>')
     .description('print the experiments a campaign expands to')
     .option('--json', 'machine-readable output')
-    .action((file: string, o: { json?: boolean }) => later(() => configGenerateGrid(ctx(), file, o)));
+    .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configGenerateGrid(ctx(), file, o)));
 
   try {
     await program.parseAsync(argv as string[]);

@@ -1,0 +1,48 @@
+/** `lem campaign status | list`: read-only and fast; imports nothing but the manifest. */
+import { EXIT_OK } from '../../util/errors.js';
+import { printJson, type CliContext } from '../context.js';
+import { table } from '../format.js';
+
+export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { json?: boolean }): number {
+  const manifest = ctx.openManifest();
+  try {
+    const c = id ? manifest.findCampaign(id) : manifest.latestCampaign();
+    if (!c) {
+      if (opts.json) printJson(ctx, null);
+      else ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
+      return EXIT_OK;
+    }
+    const counts = manifest.counts(c.id);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    if (opts.json) {
+      printJson(ctx, { id: c.id, name: c.name, status: c.status, owner_pid: c.ownerPid, created_at: c.createdAt, updated_at: c.updatedAt, settings: c.settings, runs: { total, ...counts } });
+      return EXIT_OK;
+    }
+    ctx.out(`${c.id}  (${c.name}) — ${c.status}${c.ownerPid ? ` by pid ${c.ownerPid}` : ''}`);
+    ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
+    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
+    ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
+    return EXIT_OK;
+  } finally {
+    manifest.close();
+  }
+}
+
+export function campaignList(ctx: CliContext, opts: { json?: boolean }): number {
+  const manifest = ctx.openManifest();
+  try {
+    const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id) }));
+    if (opts.json) {
+      printJson(ctx, rows.map(({ c, counts }) => ({ id: c.id, name: c.name, status: c.status, created_at: c.createdAt, runs: counts })));
+      return EXIT_OK;
+    }
+    if (rows.length === 0) {
+      ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
+      return EXIT_OK;
+    }
+    ctx.out(table(['id', 'status', 'succeeded', 'failed', 'left', 'created'], rows.map(({ c, counts }) => [c.id, c.status, String(counts.succeeded), String(counts.failed), String(counts.pending + counts.interrupted + counts.running), c.createdAt]), [2, 3, 4]));
+    return EXIT_OK;
+  } finally {
+    manifest.close();
+  }
+}
