@@ -1,5 +1,6 @@
 /** `lem campaign run | resume | status | list`. */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import type { LoadedCampaign } from '../../config/load.js';
 import { loadCampaign } from '../../config/load.js';
 import { planRuns } from '../../campaign/planner.js';
@@ -8,6 +9,7 @@ import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import { summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
+import { fileLogger, type Logger } from '../../util/logger.js';
 import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { duration, num, pct, table } from '../format.js';
@@ -66,17 +68,26 @@ export async function campaignResume(ctx: CliContext, id: string, opts: RunOptio
   }
 }
 
-function consoleProgress(ctx: CliContext): ProgressSink {
+/** Progress for people on stderr, and the same events as JSON lines in the campaign's log. */
+function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
   return {
-    note: (m) => ctx.err(`note: ${m}`),
-    runStarted: (e, p) => ctx.err(`[${p.done + p.failed + 1}/${p.total}] ${e.experimentName} · cycle ${e.cycle}${e.attempt > 1 ? ` · attempt ${e.attempt}` : ''} …`),
+    note: (m) => {
+      log.info({ event: 'note' }, m);
+      ctx.err(`note: ${m}`);
+    },
+    runStarted: (e, p) => {
+      log.info({ event: 'run_started', ...e, progress: p });
+      ctx.err(`[${p.done + p.failed + 1}/${p.total}] ${e.experimentName} · cycle ${e.cycle}${e.attempt > 1 ? ` · attempt ${e.attempt}` : ''} …`);
+    },
     runEnded: (e, p) => {
+      log.info({ event: 'run_ended', ...e, progress: p });
       const mark = e.status === 'succeeded' ? 'ok' : e.status === 'interrupted' ? 'INTERRUPTED' : e.willRetry ? 'FAILED (will retry)' : 'FAILED';
       ctx.err(
         `    ${mark} in ${e.seconds.toFixed(1)}s${e.error ? ` — ${e.error}` : ''} | done ${p.done}, failed ${p.failed}, remaining ${p.remaining} | ETA ${duration(p.etaS)}`,
       );
     },
     waiting: (s) => {
+      log.debug({ event: 'thermal_gap', seconds: s });
       if (s >= 1) ctx.err(`    thermal gap ${s}s`);
     },
   };
@@ -85,6 +96,8 @@ function consoleProgress(ctx: CliContext): ProgressSink {
 async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: RunOptions): Promise<number> {
   const campaign = manifest.findCampaign(id);
   const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime);
+  const log = fileLogger(join(ctx.stateDir, 'runs', campaign.id, 'orchestrator.log'));
+  log.info({ event: 'session_started', runtime: runtime.name, argv: process.argv.slice(2) });
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -100,7 +113,11 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
   process.on('SIGTERM', onSignal);
   let outcome: CampaignOutcome;
   try {
-    outcome = await executeCampaign(campaign.id, { manifest, runtime, clock: systemClock, workspaceRoot: ctx.stateDir, progress: consoleProgress(ctx) }, controller.signal);
+    outcome = await executeCampaign(campaign.id, { manifest, runtime, clock: systemClock, workspaceRoot: ctx.stateDir, progress: consoleProgress(ctx, log) }, controller.signal);
+    log.info({ event: 'campaign_ended', outcome });
+  } catch (e) {
+    log.error({ event: 'campaign_error', err: e });
+    throw e;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
