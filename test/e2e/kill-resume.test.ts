@@ -99,3 +99,36 @@ describe('kill -9 and resume', () => {
     expect(workersOf(state)).toEqual([]);
   }, 120_000);
 });
+
+describe('Ctrl-C', () => {
+  it('stops cleanly: the running run is marked interrupted, the worker is gone, resume finishes', async () => {
+    const state = tempDir();
+    const child = lemSpawn(['--state', state, 'campaign', 'run', CAMPAIGN]);
+    let stderr = '';
+    let stdout = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      let sent = false;
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        // Interrupt while the second run is in flight.
+        if (!sent && (stderr.match(/^\[\d+\/\d+\]/gm) ?? []).length >= 2) {
+          sent = true;
+          setTimeout(() => child.kill('SIGINT'), 100);
+        }
+      });
+      child.once('exit', (c) => resolve(c));
+    });
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/interrupted/);
+    const id = /campaign (tiny-\S+):/.exec(stderr)?.[1] as string;
+    const status = JSON.parse(lem(['--state', state, 'campaign', 'status', id, '--json']).stdout) as { status: string; runs: Record<string, number> };
+    expect(status.status).toBe('interrupted');
+    expect(status.runs['interrupted']).toBe(1);
+    expect(status.runs['running']).toBe(0);
+    expect(workersOf(state)).toEqual([]);
+    const resumed = lem(['--state', state, 'campaign', 'resume', id]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/completed — 8 succeeded/);
+  }, 120_000);
+});
