@@ -86,6 +86,20 @@ describe('result schema v3 validation', () => {
     expect(typeof r.metrics.energy_gpu_adjusted_j).toBe('number');
   });
 
+  it('accepts a GPU pytorch result with timeline, warm-up, phases and LLM metrics', () => {
+    const parsed = parseResult(fixture('pytorch-v3-fake-gpu.json'));
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const r = parsed.result;
+    expect(r.backend).toBe('pytorch');
+    expect(r.timeline?.phases.map((p) => p.name)).toEqual(['idle_baseline', 'warmup', 'steady', 'prefill']);
+    expect(r.warmup?.mode).toBe('cv');
+    expect(r.phases?.prefill.energy_j).not.toBeNull();
+    for (const m of ['j_per_output_token', 'output_tokens_per_s', 'tokens_per_s', 'latency_p50_s', 'latency_p99_s', 'ttft_mean_s', 'itl_mean_s', 'energy_gpu_adjusted_j']) {
+      expect(typeof r.metrics[m], m).toBe('number');
+    }
+    expect(r.metrics.j_per_output_token).toBeCloseTo((r.metrics.energy_gpu_raw_j ?? 0) / (r.metrics.output_tokens ?? 1), 9);
+  });
+
   it('rejects unknown versions, bad readings, null metrics without reason and bad flags', () => {
     expect(parseResult({ schema_version: 2 }).ok).toBe(false);
     expect(parseResult(null).ok).toBe(false);

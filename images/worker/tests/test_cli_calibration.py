@@ -92,6 +92,33 @@ class CalibrationCliTest(unittest.TestCase):
         self.assertIn("cuda", proc.stderr.lower())
         self.assertFalse(os.path.exists(os.path.join(out, "result.json")))
 
+    def test_sigterm_stops_promptly_without_result(self) -> None:
+        import signal
+        import time
+
+        out = os.path.join(self.tmp.name, "out")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = WORKER_ROOT
+        proc = subprocess.Popen([sys.executable, "-m", "lem_worker", "run",
+                                 self.write_config(calibration_config(duration_s=60)), "--out", out],
+                                stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 30
+        for line in proc.stderr:
+            if "calibration:" in line or time.monotonic() > deadline:
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        rest = proc.stderr.read()
+        proc.stderr.close()
+        self.assertEqual(rc, 143, rest)
+        self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertIn("terminated", rest)
+        self.assertFalse(os.path.exists(os.path.join(out, "result.json")))
+        if os.path.isdir(out):
+            self.assertEqual(os.listdir(out), [])
+
     def test_health_prints_one_json_line(self) -> None:
         proc = run_cli(["health"])
         self.assertEqual(proc.returncode, 0, proc.stderr)
