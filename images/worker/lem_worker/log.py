@@ -5,7 +5,12 @@ import sys
 import time
 
 
+QUIET = False
+
+
 def log(message: str) -> None:
+    if QUIET:
+        return
     stamp = time.strftime("%H:%M:%S", time.gmtime())
     sys.stderr.write(f"[lem-worker {stamp}] {message}\n")
     sys.stderr.flush()

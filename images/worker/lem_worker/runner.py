@@ -50,6 +50,12 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
     assert cal is not None
     started_at = utc_now_iso()
     burn = make_burn(cal)
+    if burn.engine == "torch_cuda" and cfg.experiment.measurement.gpu_ids is None:
+        import dataclasses
+
+        exp = cfg.experiment
+        cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(
+            exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=[0])))  # the burn runs on cuda:0
     meter = make_meter(cfg, sync=burn.sync, **meter_kwargs)
     try:
         meter.start()

@@ -8,6 +8,7 @@ generation call of each batch: nothing is generated twice for timing.
 """
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import threading
 import time
@@ -82,6 +83,15 @@ class PassStats:
         self.itls += o.itls
         self.step_gaps += o.step_gaps
         self.errors += o.errors
+
+
+def used_cuda_devices(model: Any) -> Optional[list[int]]:
+    """CUDA device indices holding the model's parameters (None when not on CUDA / unknown)."""
+    try:
+        idx = {p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}
+    except Exception:  # noqa: BLE001
+        return None
+    return sorted(idx) or None
 
 
 def percentile(values: list[float], q: float) -> Optional[float]:
@@ -261,6 +271,11 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
         f"max_new_tokens {exp.max_output_tokens}, device {loaded.device}")
     max_reps = int(exp.extra.get("max_repetitions", 1000) or 1000)
     split = exp.extra.get("prefill_split", True) is not False
+    used = used_cuda_devices(loaded.model)
+    if exp.measurement.gpu_ids is None and used:
+        cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(
+            exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=used)))
+        notes.append(f"measuring the GPU(s) holding the model: CUDA device(s) {used}")
     meter: Meter = make_meter(cfg, sync=loaded.sync, **meter_kwargs)
     try:
         meter.start()

@@ -8,6 +8,7 @@ virtual clock.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -28,6 +29,7 @@ class PowerSampler:
         self._lock = threading.Lock()
         self.errors = 0
         self._last_t: Optional[float] = None
+        self.cpu_s = 0.0  # CPU time the sampler thread used (its cost to the host)
 
     def poll_once(self) -> None:
         t = self.clock.now()
@@ -50,6 +52,13 @@ class PowerSampler:
                 self.errors += 1
 
     def _loop(self) -> None:
+        cpu0 = time.thread_time()
+        try:
+            self._run()
+        finally:
+            self.cpu_s += time.thread_time() - cpu0
+
+    def _run(self) -> None:
         next_t = self.clock.now()
         while not self._stop.is_set():
             self.poll_once()
