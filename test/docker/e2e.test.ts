@@ -1,0 +1,266 @@
+/**
+ * End to end: calibration campaigns with `runtime: docker` through the built CLI (`npm run build`
+ * first), checked through the engine's own event stream and inspect: each needed service starts
+ * exactly once, every run is an exec into it, services are removed at the end, a killed container
+ * fails its run while the campaign goes on, a timeout kills the exec'd process, and after kill -9
+ * of the orchestrator `lem campaign resume` re-adopts the still-running service.
+ *
+ * Each test uses its own compose project (LEM_COMPOSE_FILE), so it sees only its own containers.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execCapture } from '../../src/runtime/docker/exec.js';
+import { containersWithLabel, docker, requireEngine, runDockerTests, sleep, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const LEM = join(ROOT, 'bin', 'lem.js');
+const projects: string[] = [];
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI asynchronously (the event stream keeps flowing); `onStderr` may kill it. */
+function lem(args: string[], env: Record<string, string>, onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<CliRun> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr, (sig) => child.kill(sig));
+    });
+    child.once('exit', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+interface EngineEvent {
+  Type: string;
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+}
+
+/** Records the engine's container events for one compose project until stopped. */
+async function recordEvents(project: string): Promise<{ events: EngineEvent[]; stop: () => Promise<EngineEvent[]> }> {
+  const events: EngineEvent[] = [];
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`com.docker.compose.project=${project}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+  let buf = '';
+  stream.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) events.push(JSON.parse(line) as EngineEvent);
+    }
+  });
+  return {
+    events,
+    stop: async () => {
+      await sleep(300); // let the last events arrive
+      stream.destroy();
+      return events;
+    },
+  };
+}
+
+const count = (events: EngineEvent[], pred: (e: EngineEvent) => boolean): number => events.filter(pred).length;
+const isWorkerExec = (e: EngineEvent): boolean => e.Action.startsWith('exec_start:') && e.Action.includes('lem_worker run');
+
+function runsOf(state: string, campaignId: string): { position: number; status: string; error: string | null; handle: string | null }[] {
+  const db = new Database(join(state, 'lem.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT position, status, error, handle FROM runs WHERE campaign_id = ? ORDER BY position').all(campaignId) as {
+      position: number;
+      status: string;
+      error: string | null;
+      handle: string | null;
+    }[];
+  } finally {
+    db.close();
+  }
+}
+
+describe.skipIf(!runDockerTests)('campaigns on the docker runtime through the CLI (real engine)', () => {
+  beforeAll(async () => {
+    await requireEngine();
+    if (!existsSync(join(ROOT, 'dist', 'src', 'cli', 'main.js'))) throw new Error('the CLI is not built: run `npm run build` first');
+  });
+
+  afterAll(async () => {
+    for (const p of projects) {
+      for (const c of await containersWithLabel(`com.docker.compose.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+  });
+
+  /** A workspace with its own compose project and a campaign file. */
+  function setup(campaign: string): { dir: string; state: string; project: string; env: Record<string, string>; campaignFile: string } {
+    const dir = tempWorkspace('lem-docker-e2e-');
+    const project = uniqueId('leme2e').toLowerCase().replace(/[^a-z0-9-]/g, '');
+    projects.push(project);
+    const composeFile = join(dir, 'docker-compose.yml');
+    writeFileSync(composeFile, `name: ${project}\nservices:\n  cpu:\n    image: ${TEST_IMAGE}\n`);
+    const campaignFile = join(dir, 'campaign.yaml');
+    writeFileSync(campaignFile, campaign);
+    return { dir, state: join(dir, 'state'), project, env: { LEM_COMPOSE_FILE: composeFile }, campaignFile };
+  }
+
+  const MEASURE = 'measurement: { idle_baseline_s: 0, min_window_s: 0 }';
+
+  it('runs a calibration campaign: one service started once, every run an exec, removed at the end', async () => {
+    const s = setup(`campaign_name: dock
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 0.3 }
+vary:
+  calibration.matrix_size: [32, 64]
+cycles: 3
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    const rec = await recordEvents(s.project);
+    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env);
+    const events = await rec.stop();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/completed — 6 succeeded/);
+
+    expect(count(events, (e) => e.Action === 'create')).toBe(1);
+    expect(count(events, (e) => e.Action === 'start')).toBe(1);
+    expect(events.find((e) => e.Action === 'create')?.Actor.Attributes['com.docker.compose.service']).toBe('cpu');
+    expect(count(events, isWorkerExec)).toBe(6);
+    const containerIds = new Set(events.map((e) => e.Actor.ID));
+    expect(containerIds.size).toBe(1);
+    expect(count(events, (e) => e.Action === 'destroy')).toBe(1);
+    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    // Handles recorded in the manifest name that container.
+    const id = /campaign (dock-\S+):/.exec(r.stderr)?.[1] ?? '';
+    for (const run of runsOf(s.state, id)) {
+      expect(run.status).toBe('succeeded');
+      expect(run.handle).toMatch(new RegExp(`^docker:${[...containerIds][0]}:\\d+:\\d+$`));
+    }
+  });
+
+  it('a docker kill of the service mid-run fails that run with the reason; the campaign continues', async () => {
+    const s = setup(`campaign_name: dockkill
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 2, matrix_size: 32 }
+cycles: 3
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    const rec = await recordEvents(s.project);
+    let killed = false;
+    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all) => {
+      if (!killed && /^\[1\/3\]/m.test(all)) {
+        killed = true;
+        void (async () => {
+          await sleep(700);
+          const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+          if (c) await docker.getContainer(c.Id).kill();
+        })();
+      }
+    });
+    const events = await rec.stop();
+    expect(killed).toBe(true);
+    expect(r.code).toBe(1); // one failed run
+    const id = /campaign (dockkill-\S+):/.exec(r.stderr)?.[1] ?? '';
+    const runs = runsOf(s.state, id);
+    expect(runs.map((x) => x.status)).toEqual(['failed', 'succeeded', 'succeeded']);
+    expect(runs[0]?.error).toMatch(/the cpu service container \(.+\) stopped during the run: exit code 137/);
+    // The same container was started again (not a second one), then removed.
+    expect(count(events, (e) => e.Action === 'create')).toBe(1);
+    expect(count(events, (e) => e.Action === 'start')).toBe(2);
+    expect(count(events, isWorkerExec)).toBe(3);
+    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+  });
+
+  it('a run past its timeout_s is failed and its exec\'d process killed inside the container', async () => {
+    const s = setup(`campaign_name: docktimeout
+configs:
+  - backend: calibration
+    name: slow
+    measurement: { idle_baseline_s: 0, min_window_s: 0, timeout_s: 1 }
+    calibration: { duration_s: 60, matrix_size: 32 }
+  - backend: calibration
+    name: quick
+    ${MEASURE}
+    calibration: { duration_s: 0.3, matrix_size: 32 }
+cycles: 1
+structure: grouped
+thermal_gap: 0
+runtime: docker
+retries: 0
+keep_services: true
+`);
+    const t0 = Date.now();
+    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env);
+    expect(r.code).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(40_000);
+    const id = /campaign (docktimeout-\S+):/.exec(r.stderr)?.[1] ?? '';
+    const runs = runsOf(s.state, id);
+    const failed = runs.filter((x) => x.status === 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.error).toMatch(/timed out after 1s/);
+    expect(runs.filter((x) => x.status === 'succeeded')).toHaveLength(1);
+    // keep_services left the service up: no worker process is left inside it.
+    const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    expect(c).toBeDefined();
+    const ps = await execCapture(docker, c?.Id ?? '', ['ps', '-eo', 'pid,args']);
+    expect(ps.stdout).not.toContain('lem_worker run');
+    const pid = /^docker:[0-9a-f]+:(\d+):/.exec(failed[0]?.handle ?? '')?.[1];
+    expect(pid).toBeDefined();
+    expect(ps.stdout.split('\n').some((l) => l.trim().split(/\s+/)[0] === pid)).toBe(false);
+  });
+
+  it('kill -9 of the orchestrator, then resume: the running service is re-adopted, the orphan stopped', async () => {
+    const s = setup(`campaign_name: dockresume
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 1.5, matrix_size: 32 }
+cycles: 3
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    const rec = await recordEvents(s.project);
+    let sent = false;
+    const first = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all, kill) => {
+      if (!sent && /^\[2\/3\]/m.test(all)) {
+        sent = true;
+        setTimeout(() => kill('SIGKILL'), 400);
+      }
+    });
+    expect(first.code).toBeNull(); // killed
+    const id = /campaign (dockresume-\S+):/.exec(first.stderr)?.[1] ?? '';
+    // The service outlived the orchestrator, with the orphaned worker still inside.
+    const [svc] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    expect(svc?.Labels['lem.campaign']).toBe(id);
+    const before = await execCapture(docker, svc?.Id ?? '', ['ps', '-eo', 'args']);
+    expect(before.stdout).toContain('lem_worker run');
+
+    const resumed = await lem(['--state', s.state, 'campaign', 'resume', id], s.env);
+    const events = await rec.stop();
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/completed — 3 succeeded/);
+    // One container over both sessions: created and started once, re-adopted by the resume.
+    expect(count(events, (e) => e.Action === 'create')).toBe(1);
+    expect(count(events, (e) => e.Action === 'start')).toBe(1);
+    expect(new Set(events.map((e) => e.Actor.ID))).toEqual(new Set([svc?.Id]));
+    // The orphan was killed by reap (a kill exec), and the interrupted run was run again.
+    expect(count(events, (e) => e.Action.startsWith('exec_start:') && e.Action.includes('import os, sys, time'))).toBeGreaterThanOrEqual(1);
+    expect(count(events, isWorkerExec)).toBe(4);
+    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+  });
+});
