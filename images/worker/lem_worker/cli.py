@@ -26,6 +26,11 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated(f"received signal {signal.Signals(signum).name}: stopped before completion, nothing written")
 
 
+def _on_alarm(signum: int, frame: Optional[FrameType]) -> None:
+    STOP.set()
+    raise WorkerError("measurement.timeout_s elapsed before the run completed; nothing written")
+
+
 def _one_paragraph(text: str) -> str:
     return " ".join(text.split())
 
@@ -36,6 +41,10 @@ def _run(config_path: str, out_dir: str) -> int:
     from lem_worker.resultio import write_result_atomic
 
     cfg = load_config(config_path)
+    timeout = cfg.experiment.measurement.timeout_s
+    if timeout is not None:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
     log(f"run {cfg.run.run_id} experiment {cfg.run.experiment_id} backend {cfg.experiment.backend} "
         f"cycle {cfg.run.cycle} attempt {cfg.run.attempt}")
     result = run_experiment(cfg, STOP)

@@ -44,6 +44,15 @@ def health() -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001
             info["torch"] = False
             info["torch_error"] = str(exc)
+    if info["nvml"]:
+        try:
+            import pynvml  # type: ignore[import-not-found]
+
+            pynvml.nvmlInit()
+            info["nvml_gpus"] = int(pynvml.nvmlDeviceGetCount())
+            pynvml.nvmlShutdown()
+        except Exception as exc:  # noqa: BLE001
+            info["nvml_error"] = str(exc)
     return info
 
 

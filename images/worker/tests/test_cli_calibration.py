@@ -119,6 +119,15 @@ class CalibrationCliTest(unittest.TestCase):
         if os.path.isdir(out):
             self.assertEqual(os.listdir(out), [])
 
+    def test_timeout_is_runtime_failure_without_result(self) -> None:
+        doc = calibration_config(duration_s=30)
+        doc["experiment"]["measurement"]["timeout_s"] = 0.5
+        out = os.path.join(self.tmp.name, "out")
+        proc = run_cli(["run", self.write_config(doc), "--out", out], timeout=20)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertIn("timeout_s", proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "result.json")))
+
     def test_health_prints_one_json_line(self) -> None:
         proc = run_cli(["health"])
         self.assertEqual(proc.returncode, 0, proc.stderr)

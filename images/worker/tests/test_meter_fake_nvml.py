@@ -17,11 +17,11 @@ CFG = MeasurementCfg(idle_baseline_s=0, min_window_s=0, sample_interval_ms=100, 
 
 
 def make(devices: list[FakeDevice], cfg: MeasurementCfg = CFG, visible: Optional[str] = None,
-         probe_s: float = 0.5) -> tuple[VirtualClock, FakeNvml, Meter]:
+         probe_s: float = 0.5, align: bool = False) -> tuple[VirtualClock, FakeNvml, Meter]:
     clock = VirtualClock()
     nv = FakeNvml(devices, clock)
     meter = Meter(cfg, nvml_module=nv, rapl_root="/nonexistent/powercap", clock=clock, probe_s=probe_s,
-                  threaded=False, visible=visible, use_env=False)
+                  threaded=False, visible=visible, use_env=False, align_edges=align)
     meter.start()
     return clock, nv, meter
 
@@ -84,6 +84,21 @@ class SteadyAndRampTest(unittest.TestCase):
         assert w.cross_check is not None
         self.assertFalse(w.cross_check["agreed"])
         self.assertEqual(gates(validation_block(worker_config(), w, [])).get("cross_check"), "warn")
+
+
+class EdgeAlignmentTest(unittest.TestCase):
+    def test_unaligned_edges_are_off_by_counter_quantisation(self) -> None:
+        clock, _, meter = make([FakeDevice(uuid(0), Steady(300.0))])
+        w = window(clock, meter, 1.037, 2.561, step=0.001)
+        self.assertAlmostEqual(w.gpu.joules or 0, 300.0 * 1.5, places=6)  # counter ticks 1.0 .. 2.5
+        self.assertAlmostEqual(w.duration_s, 1.524, places=6)  # but the window lasted 1.524 s
+
+    def test_aligned_edges_match_energy_and_duration(self) -> None:
+        clock, _, meter = make([FakeDevice(uuid(0), Steady(300.0))], align=True)
+        w = window(clock, meter, 1.037, 2.561, step=0.001)
+        self.assertAlmostEqual(w.duration_s, 1.5, places=6)  # begins at the 1.1 tick, ends at the 2.6 tick
+        self.assertAlmostEqual(w.gpu.joules or 0, 300.0 * w.duration_s, places=6)
+        self.assertEqual(meter.alignment_misses, 0)
 
 
 class FlagsTest(unittest.TestCase):
@@ -202,6 +217,18 @@ class SelectionTest(unittest.TestCase):
         self.assertFalse(m.has_gpu)
         self.assertIn("gpu_ids", m.gpu_reason or "")
 
+    def test_torch_uuid_mismatch_falls_back_to_visible_devices(self) -> None:
+        clock = VirtualClock()
+        session = NvmlSession(FakeNvml(self.devices(), clock), visible="1", torch_uuids=["GPU-not-known"], use_env=False)
+        self.assertIsNone(session.reason)
+        self.assertEqual([g.nvml_index for g in session.gpus], [1])
+        self.assertTrue(any("fell back" in n for n in session.notes))
+
+    def test_torch_uuids_select_by_uuid(self) -> None:
+        clock = VirtualClock()
+        session = NvmlSession(FakeNvml(self.devices(), clock), torch_uuids=[uuid(2)], use_env=False)
+        self.assertEqual([g.uuid for g in session.gpus], [uuid(2)])
+
     def test_parse_visible(self) -> None:
         self.assertIsNone(parse_visible_devices(None))
         self.assertEqual(parse_visible_devices("0,2,-1,3"), ["0", "2"])
@@ -214,6 +241,30 @@ class SelectionTest(unittest.TestCase):
         self.assertIn("Driver Not Loaded", m.gpu_reason or "")
         w = m.end(m.begin("x"))
         self.assertIsNone(w.gpu.joules)
+
+
+class CalibrationWithFakeGpuTest(unittest.TestCase):
+    def test_calibration_energy_matches_trace(self) -> None:
+        from lem_worker.runner import run_calibration
+        from tests.contract import common_errors
+
+        cfg = parse_config({
+            "run": {"run_id": "r", "experiment_id": "e", "cycle": 1, "attempt": 1},
+            "experiment": {"backend": "calibration", "measurement": {"idle_baseline_s": 0.2, "min_window_s": 0.5},
+                           "calibration": {"matrix_size": 16, "duration_s": 0.5}},
+        })
+        clock = RealTimeClock()
+        nv = FakeNvml([FakeDevice(uuid(0), Steady(200.0))], clock)
+        doc = run_calibration(cfg, threading.Event(), nvml_module=nv, clock=clock, probe_s=0.2,
+                              rapl_root="/nonexistent", use_env=False)
+        self.assertEqual(common_errors(doc, 3), [])
+        m = doc["metrics"]
+        # the counter is quantised to its 100 ms updates: at most one update of error at each edge
+        self.assertAlmostEqual(m["energy_gpu_raw_j"], 200.0 * m["window_s"], delta=200.0 * 0.2 + 1e-9)
+        self.assertAlmostEqual(m["j_per_gflop"], m["energy_total_j"] / (m["flops"] / 1e9))
+        self.assertAlmostEqual(m["baseline_power_gpu_w"], 200.0, delta=200.0 * 0.2 / 0.2)
+        self.assertEqual(doc["environment"]["nvml"]["gpus"][0]["uuid"], uuid(0))
+        self.assertTrue(doc["validation"]["passed"], doc["validation"])
 
 
 class UpdatePeriodTest(unittest.TestCase):

@@ -154,8 +154,12 @@ def load_transformers(exp: Experiment) -> LoadedModel:
         from_config_kwargs = {"torch_dtype": dtype, "trust_remote_code": m.trust_remote_code}
         if py.attn_implementation:
             from_config_kwargs["attn_implementation"] = py.attn_implementation
-        log(f"building random-initialised {model_type} from {source}")
-        model = transformers.AutoModelForCausalLM.from_config(config, **from_config_kwargs)
+        log(f"building random-initialised {model_type} from {source} on {device}")
+        if device != "cpu" and hasattr(torch, "get_default_device"):  # torch >= 2.3: initialise on the GPU
+            with torch.device(device):
+                model = transformers.AutoModelForCausalLM.from_config(config, **from_config_kwargs)
+        else:
+            model = transformers.AutoModelForCausalLM.from_config(config, **from_config_kwargs)
         model = model.to(device)
         notes.append(f"model.no_weights: random-initialised {model_type} from {source}; EOS ignored (fixed output length)")
     else:
@@ -198,9 +202,11 @@ def load_transformers(exp: Experiment) -> LoadedModel:
             pass
     vocab = getattr(mc, "vocab_size", None)
 
+    n_cuda = torch.cuda.device_count() if cuda else 0
+
     def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
+        for i in range(n_cuda):  # every visible device: device_map may spread the model
+            torch.cuda.synchronize(i)
 
     info = {
         "model_id": m.id,

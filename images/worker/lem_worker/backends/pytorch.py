@@ -192,6 +192,8 @@ class Harness:
             with self.torch.inference_mode():
                 out = self.loaded.model.generate(input_ids=b.input_ids, attention_mask=b.attention_mask,
                                                  streamer=streamer, **kwargs)
+        except WorkerError:  # Terminated (SIGTERM) or the timeout: not a failed batch
+            raise
         except Exception as exc:  # noqa: BLE001 - a failed batch is counted, not fatal
             if stats is not None:
                 stats.failed += len(b.requests)

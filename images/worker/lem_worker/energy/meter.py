@@ -99,13 +99,16 @@ class Meter:
     def __init__(self, cfg: MeasurementCfg, sync: Optional[Callable[[], None]] = None,
                  nvml_module: Any = "auto", rapl_root: str = DEFAULT_ROOT, clock: Optional[Clock] = None,
                  probe_s: float = 1.0, torch_uuids: Optional[list[str]] = None, threaded: bool = True,
-                 visible: Optional[str] = None, use_env: bool = True, sampler_enabled: bool = True) -> None:
+                 visible: Optional[str] = None, use_env: bool = True, sampler_enabled: bool = True,
+                 align_edges: bool = True) -> None:
         self.cfg = cfg
         self.sync = sync or (lambda: None)
         self.clock = clock or RealClock()
         self.probe_s = probe_s
         self.threaded = threaded
         self.sampler_enabled = sampler_enabled
+        self.align_edges = align_edges
+        self.alignment_misses = 0
         self.notes: list[str] = []
         self.rapl = RaplMeter(rapl_root)
         self.session: Optional[NvmlSession] = None
@@ -157,9 +160,31 @@ class Meter:
             self.session.close()
 
     # -- windows ------------------------------------------------------------------------
+    def _await_tick(self) -> dict[str, Optional[int]]:
+        """Read the GPU counters right after they next update (edge alignment).
+
+        The counter only changes every update period (~100 ms); reading it at an arbitrary moment
+        returns a value up to one period old. Waiting (sleeping in 2 ms steps) for the next change
+        makes the reading correspond to 'now' to within the poll step, at both window edges."""
+        assert self.session is not None
+        first = self.session.read_energy_mj()
+        if not self.align_edges or self.update_period_s is None:
+            return first
+        ref = next((g.uuid for g in self.session.gpus if first.get(g.uuid) is not None), None)
+        if ref is None:
+            return first
+        deadline = self.clock.now() + 1.5 * self.update_period_s
+        while self.clock.now() < deadline:
+            self.clock.sleep(0.002)
+            now = self.session.read_energy_mj()
+            if now.get(ref) != first.get(ref):
+                return now
+        self.alignment_misses += 1
+        return self.session.read_energy_mj()
+
     def begin(self, name: str) -> WindowHandle:
         self.sync()
-        gpu = self.session.read_energy_mj() if self.session else {}
+        gpu = self._await_tick() if self.session else {}
         rapl = self.rapl.snapshot()
         t0 = self.clock.now()
         if self.sampler is not None and not self.threaded:
@@ -168,10 +193,10 @@ class Meter:
 
     def end(self, h: WindowHandle) -> WindowEnergy:
         self.sync()
+        gpu_end = self._await_tick() if self.session else {}
         if self.sampler is not None and not self.threaded:
             self.sampler.poll_once()
         t1 = self.clock.now()
-        gpu_end = self.session.read_energy_mj() if self.session else {}
         rapl_end = self.rapl.snapshot()
         self.phases.append({"name": h.name, "start_s": round(h.t0 - self.t_origin, 4), "end_s": round(t1 - self.t_origin, 4)})
         flags: list[Flag] = []

@@ -102,7 +102,14 @@ class NvmlSession:
             return
         self._opened = True
         try:
-            self._select(gpu_ids, parse_visible_devices(visible), torch_uuids)
+            try:
+                self._select(gpu_ids, parse_visible_devices(visible), torch_uuids)
+            except LookupError as exc:
+                if not torch_uuids:
+                    raise
+                self.gpus = []
+                self.notes.append(f"torch device UUIDs did not map to NVML ({exc}); fell back to CUDA_VISIBLE_DEVICES")
+                self._select(gpu_ids, parse_visible_devices(visible), None)
         except Exception as exc:  # noqa: BLE001
             self.reason = f"NVML device selection failed: {exc}"
             self.gpus = []
