@@ -190,6 +190,7 @@ async function executeAttempt(
       manifest.markSucceeded(campaignId, run.position, attempt, {
         resultPath: join(dir, 'result.json'),
         metrics: ingested.result.metrics,
+        flags: ingested.flags,
         exitCode: 0,
       });
       return { status: 'succeeded', error: null };
@@ -226,7 +227,7 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
     const resultPath = join(dir, 'result.json');
     if (existsSync(resultPath)) {
       const ingested = ingestResultFile(resultPath, { runId: runId(campaignId, run.position), experimentId: run.experimentId, cycle: run.cycle, attempt: run.attempt });
-      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, exitCode: null, recovered: true })) {
+      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true })) {
         recovered++;
         continue;
       }

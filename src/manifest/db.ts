@@ -9,7 +9,7 @@ import { LemError } from '../util/errors.js';
 export type Db = Database.Database;
 
 /** Each entry migrates from user_version = index to index + 1. Append only; never edit a shipped one. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE campaigns (
     id            TEXT PRIMARY KEY,
@@ -63,6 +63,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_append_only_u BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   CREATE TRIGGER events_append_only_d BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   `,
+  // 2: validation gates that fired for a succeeded run (result schema v3), for late aggregation.
+  `ALTER TABLE runs ADD COLUMN flags_json TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

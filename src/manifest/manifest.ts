@@ -49,6 +49,8 @@ export interface RunRow {
   error: string | null;
   resultPath: string | null;
   metrics: Record<string, number | null> | null;
+  /** Validation gates that fired (kept and marked, never dropped); null until succeeded. */
+  flags: string[] | null;
 }
 
 export type StatusCounts = Record<RunStatus, number>;
@@ -79,6 +81,7 @@ interface RawRun {
   error: string | null;
   result_path: string | null;
   metrics_json: string | null;
+  flags_json: string | null;
 }
 
 const toCampaign = (r: RawCampaign): CampaignRow => ({
@@ -107,6 +110,7 @@ const toRun = (r: RawRun): RunRow => ({
   error: r.error,
   resultPath: r.result_path,
   metrics: r.metrics_json === null ? null : (JSON.parse(r.metrics_json) as Record<string, number | null>),
+  flags: r.flags_json === null ? null : (JSON.parse(r.flags_json) as string[]),
 });
 
 function isAlive(pid: number): boolean {
@@ -284,7 +288,7 @@ export class Manifest {
       .transaction(() => {
         const changed = this.db
           .prepare(
-            "UPDATE runs SET status = 'running', attempt = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
+            "UPDATE runs SET status = 'running', attempt = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
           )
           .run(attempt, this.now(), campaignId, position).changes;
         if (changed !== 1) throw new LemError(`run ${position} of ${campaignId} cannot start: it already succeeded or does not exist.`, 70);
@@ -310,15 +314,15 @@ export class Manifest {
     campaignId: string,
     position: number,
     attempt: number,
-    r: { resultPath: string; metrics: Record<string, number | null>; exitCode: number | null; recovered?: boolean },
+    r: { resultPath: string; metrics: Record<string, number | null>; flags: readonly string[]; exitCode: number | null; recovered?: boolean },
   ): boolean {
     return this.db
       .transaction(() => {
         const changed = this.db
           .prepare(
-            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
+            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
           )
-          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), campaignId, position, attempt).changes;
+          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), JSON.stringify(r.flags), campaignId, position, attempt).changes;
         if (changed === 1) this.logEvent(campaignId, position, r.recovered ? 'run_recovered' : 'run_succeeded', { attempt, result_path: r.resultPath });
         return changed === 1;
       })

@@ -12,7 +12,8 @@ export interface ExpectedRun {
   attempt: number;
 }
 
-export type Ingested = { ok: true; result: Result } | { ok: false; reason: string };
+/** `flags`: the validation gates that fired (the run is kept and marked, never dropped). */
+export type Ingested = { ok: true; result: Result; flags: string[] } | { ok: false; reason: string };
 
 export function ingestResultFile(path: string, expected: ExpectedRun): Ingested {
   let text: string;
@@ -42,5 +43,5 @@ export function ingestResultFile(path: string, expected: ExpectedRun): Ingested 
   if (mismatch) {
     return { ok: false, reason: `${path} belongs to another run: ${mismatch[0]} is ${String(mismatch[1])}, expected ${String(mismatch[2])}` };
   }
-  return { ok: true, result: r };
+  return { ok: true, result: r, flags: [...new Set(r.validation.flags.map((f) => f.gate))] };
 }

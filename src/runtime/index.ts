@@ -5,15 +5,19 @@ import type { Runtime } from './types.js';
 
 export type { Runtime, RunSpec, DispatchOutcome, RuntimeContext } from './types.js';
 
-export async function createRuntime(name: RuntimeName): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** Where a runtime reports what it starts, adopts and removes. */
+  log?: (message: string) => void;
+}
+
+export async function createRuntime(name: RuntimeName, opts: RuntimeOptions = {}): Promise<Runtime> {
   switch (name) {
     case 'local':
       return createLocalRuntime();
     case 'docker': {
-      // TEMPORARY: the docker runtime module lands separately; resolved at run time until then.
-      const file = 'runtime';
-      const mod = (await import(`./docker/${file}.js`)) as { createDockerRuntime(opts: object): Runtime };
-      return mod.createDockerRuntime({});
+      // Loaded only when asked for: dockerode is not needed on the embedded default.
+      const { createDockerRuntime } = await import('./docker/runtime.js');
+      return createDockerRuntime(opts.log ? { log: opts.log } : {});
     }
   }
 }

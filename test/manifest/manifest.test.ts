@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Manifest } from '../../src/manifest/manifest.js';
-import { SCHEMA_VERSION } from '../../src/manifest/db.js';
+import { MIGRATIONS, SCHEMA_VERSION, openDb } from '../../src/manifest/db.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/cli.js';
 import type { CampaignSettings } from '../../src/config/campaign.js';
@@ -48,6 +48,29 @@ describe('manifest', () => {
     db.close();
   });
 
+  it('upgrades a manifest written by an older lem in place, keeping its runs', () => {
+    const path = join(tempDir(), 'old.db');
+    const old = new Database(path);
+    old.exec(MIGRATIONS[0] as string);
+    old.pragma('user_version = 1');
+    old.prepare("INSERT INTO campaigns VALUES ('c', 'c', 'x', '{}', '[]', 'completed', 't', 't', NULL, NULL)").run();
+    old.prepare("INSERT INTO experiments VALUES ('c', 'e', 0, 'e', 'calibration', '{}')").run();
+    old.prepare("INSERT INTO runs (campaign_id, position, experiment_id, cycle, status, metrics_json) VALUES ('c', 0, 'e', 1, 'succeeded', '{\"x\":1}')").run();
+    old.close();
+    const db = openDb(path);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(db.prepare('SELECT metrics_json, flags_json FROM runs').get()).toEqual({ metrics_json: '{"x":1}', flags_json: null });
+    db.close();
+  });
+
+  it('refuses a manifest from a newer lem', () => {
+    const path = join(tempDir(), 'new.db');
+    const db = new Database(path);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openDb(path)).toThrow(/newer than this lem understands/);
+  });
+
   it('records a campaign with its experiments and pending runs', () => {
     const { m } = fresh();
     expect(m.counts('c1')).toEqual({ pending: 3, running: 0, succeeded: 0, failed: 0, interrupted: 0 });
@@ -58,8 +81,8 @@ describe('manifest', () => {
   it('records a result once: a second success for the same attempt changes nothing', () => {
     const { m } = fresh();
     m.markRunning('c1', 0, 1);
-    expect(m.markSucceeded('c1', 0, 1, { resultPath: '/r1', metrics: { x: 1 }, exitCode: 0 })).toBe(true);
-    expect(m.markSucceeded('c1', 0, 1, { resultPath: '/r2', metrics: { x: 2 }, exitCode: 0 })).toBe(false);
+    expect(m.markSucceeded('c1', 0, 1, { resultPath: '/r1', metrics: { x: 1 }, flags: [], exitCode: 0 })).toBe(true);
+    expect(m.markSucceeded('c1', 0, 1, { resultPath: '/r2', metrics: { x: 2 }, flags: [], exitCode: 0 })).toBe(false);
     const run = m.run('c1', 0);
     expect(run?.resultPath).toBe('/r1');
     expect(run?.metrics).toEqual({ x: 1 });
@@ -72,7 +95,7 @@ describe('manifest', () => {
     m.markRunning('c1', 1, 1);
     m.markEnded('c1', 1, 1, { status: 'interrupted', exitCode: null, error: 'x' });
     m.markRunning('c1', 1, 2);
-    expect(m.markSucceeded('c1', 1, 1, { resultPath: '/old', metrics: {}, exitCode: 0 })).toBe(false);
+    expect(m.markSucceeded('c1', 1, 1, { resultPath: '/old', metrics: {}, flags: [], exitCode: 0 })).toBe(false);
     expect(m.run('c1', 1)?.status).toBe('running');
   });
 
