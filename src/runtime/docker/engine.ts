@@ -70,7 +70,7 @@ function contextEndpoint(env: NodeJS.ProcessEnv): ContextEndpoint | null {
 }
 
 /** An http.Agent whose connections are `ssh HOST docker system dial-stdio` processes. */
-function sshAgent(target: URL): Agent {
+function sshAgent(target: URL, env: NodeJS.ProcessEnv): Agent {
   const agent = new Agent({ keepAlive: false });
   const args: string[] = [];
   if (target.username) args.push('-l', decodeURIComponent(target.username));
@@ -78,7 +78,7 @@ function sshAgent(target: URL): Agent {
   args.push('-o', 'ConnectTimeout=30', '--', target.hostname, 'docker', 'system', 'dial-stdio');
   // createConnection may return any Duplex; http only reads and writes it.
   (agent as unknown as { createConnection: () => Duplex }).createConnection = () => {
-    const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
@@ -129,7 +129,7 @@ function endpointFor(host: string, env: NodeJS.ProcessEnv, tls: { verify: boolea
   if (url.protocol === 'ssh:') {
     const where = `ssh://${url.username ? `${url.username}@` : ''}${url.host}`;
     // Host and port only label the requests; the agent's ssh process carries them.
-    const options = { protocol: 'http', host: 'docker', port: 80, agent: sshAgent(url) } as Docker.DockerOptions;
+    const options = { protocol: 'http', host: 'docker', port: 80, agent: sshAgent(url, env) } as Docker.DockerOptions;
     return { description: `${where}${source}`, local: false, options };
   }
   if (url.protocol !== 'tcp:' && url.protocol !== 'http:' && url.protocol !== 'https:') {
