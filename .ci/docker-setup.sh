@@ -100,8 +100,12 @@ step "building lem-cpu on $BASE_IMAGE"
 tar -C "$ROOT" --exclude='__pycache__' --exclude='*.pyc' --exclude='images/worker/tests' \
   -cf - images/cpu/Dockerfile images/worker \
   | DOCKER_BUILDKIT=0 "$DOCKER" build -q --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-      -f images/cpu/Dockerfile -t lem-cpu - >/dev/null
+      -f images/cpu/Dockerfile -t lem-cpu - 2>&1 >/dev/null \
+  | { grep -v -e 'legacy builder is deprecated' -e 'BuildKit is currently disabled' \
+      -e 'environment-variable\.' -e '^[[:space:]]*$' >&2 || true; }
 "$DOCKER" run --rm lem-cpu python3 -m lem_worker health >/dev/null
+# Superseded lem-cpu builds (dangling, unused) would pile up on a long-lived CI box.
+"$DOCKER" image prune -f --filter label=lem.service=cpu >/dev/null
 done_step "lem-cpu built and its worker answers health"
 
 echo "docker-setup: done in $(elapsed "$T0") s"
