@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Manifest, RunRow } from '../manifest/manifest.js';
+import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
 import type { Runtime, RunSpec } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
@@ -56,10 +56,6 @@ export interface CampaignOutcome {
 
 export function runDir(workspaceRoot: string, campaignId: string, run: { experimentId: string; cycle: number }, attempt: number): string {
   return join(workspaceRoot, 'runs', campaignId, run.experimentId, `c${run.cycle}-a${attempt}`);
-}
-
-export function runId(campaignId: string, position: number): string {
-  return `${campaignId}:${position}`;
 }
 
 /**

@@ -8,6 +8,17 @@ import { EXIT_USAGE, LemError } from '../util/errors.js';
 import { makeContext, type GlobalOptions } from './context.js';
 
 type Action = () => number | Promise<number>;
+type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark';
+/** Options shared by the results commands, as commander parses them. */
+interface StatCli {
+  excludeFlagged?: boolean;
+  method?: 'bca' | 'percentile';
+  resamples?: string;
+  json?: boolean;
+  all?: boolean;
+  out?: string;
+  run?: string;
+}
 
 export async function main(argv: readonly string[]): Promise<number> {
   let pending: Action | null = null;
@@ -64,6 +75,63 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('print the experiments a campaign expands to')
     .option('--json', 'machine-readable output')
     .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configGenerateGrid(ctx(), file, o)));
+
+  const statOptions = (c: Command): Command =>
+    c
+      .option('--exclude-flagged', 'leave out runs whose validation gates fired (the count is reported)')
+      .addOption(new Option('--method <method>', 'bootstrap interval method').choices(['bca', 'percentile']).default('bca'))
+      .option('--resamples <n>', 'bootstrap resamples (default 10000)');
+  const results = program.command('results').description('aggregate, export and compare results (computed late from the raw runs)');
+  statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles'))
+    .option('--all', 'every metric, not only the main ones')
+    .option('--json', 'machine-readable output')
+    .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsShow(ctx(), id, o)));
+  statOptions(results.command('export <campaign>').description('write results for other tools'))
+    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark']).default('csv'))
+    .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
+    .option('--out <path>', 'file (csv/json/unified; default stdout) or directory (ai-energy-score, optimum-benchmark)')
+    .action((id: string, o: StatCli & { format: ExportFormat; by: 'run' | 'experiment' | 'cycle' }) => later(async () => (await import('./commands/results.js')).resultsExport(ctx(), id, o)));
+  statOptions(
+    results
+      .command('compare <a> <b>')
+      .description('B against A per metric, with a bootstrap CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
+  )
+    .option('--json', 'machine-readable output')
+    .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+  statOptions(program.command('report <campaign>').description('write a self-contained HTML report with plots'))
+    .option('--out <file>', 'output file (default <state>/reports/<campaign>.html)')
+    .option('--run <run>', 'run whose power timeline to plot (position or run id)')
+    .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).report(ctx(), id, o)));
+
+  const images = program.command('images').description('backend container images');
+  images
+    .command('build [backends...]')
+    .description('build backend images through the Docker engine (default: all)')
+    .option('--base-image <image>', 'override the BASE_IMAGE build argument (e.g. an offline base)')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--json', 'machine-readable output')
+    .action((backends: string[], o: { baseImage?: string; cache?: boolean; json?: boolean }) =>
+      later(async () =>
+        (await import('./commands/images.js')).imagesBuild({
+          backends,
+          json: o.json ?? false,
+          noCache: o.cache === false,
+          ...(o.baseImage ? { baseImage: o.baseImage } : {}),
+        }),
+      ),
+    );
+  images
+    .command('ls')
+    .description('which backend images are present')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => later(async () => (await import('./commands/images.js')).imagesList({ json: o.json ?? false })));
+  program
+    .command('doctor [backends...]')
+    .description('check the Docker engine, images, GPUs and tokens, and say how to fix what is missing')
+    .option('--json', 'machine-readable output')
+    .action((backends: string[], o: { json?: boolean }) =>
+      later(async () => (await import('./commands/doctor.js')).doctor({ json: o.json ?? false, ...(backends.length ? { backends } : {}) })),
+    );
 
   try {
     await program.parseAsync(argv as string[]);

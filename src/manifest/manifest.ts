@@ -53,6 +53,11 @@ export interface RunRow {
   flags: string[] | null;
 }
 
+/** A run's id everywhere outside the manifest (worker config, result files, exports). */
+export function runId(campaignId: string, position: number): string {
+  return `${campaignId}:${position}`;
+}
+
 export type StatusCounts = Record<RunStatus, number>;
 
 interface RawCampaign {

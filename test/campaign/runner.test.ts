@@ -2,11 +2,11 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { executeCampaign, runDir, runId, type ProgressSink } from '../../src/campaign/runner.js';
+import { executeCampaign, runDir, type ProgressSink } from '../../src/campaign/runner.js';
 import { planRuns } from '../../src/campaign/planner.js';
 import type { CampaignSettings } from '../../src/config/campaign.js';
 import { ExperimentConfig } from '../../src/config/experiment.js';
-import { Manifest } from '../../src/manifest/manifest.js';
+import { Manifest, runId } from '../../src/manifest/manifest.js';
 import type { Clock } from '../../src/util/clock.js';
 import { systemClock } from '../../src/util/clock.js';
 import { tempDir } from '../helpers/cli.js';

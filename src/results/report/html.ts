@@ -44,7 +44,8 @@ export interface ReportChoices {
 
 /** The metrics the report will use for `input` (defaults resolved against the aggregation). */
 export function reportChoices(input: ReportInput): ReportChoices {
-  const names = input.aggregation.metricNames;
+  // Only metrics with at least one value count: a metric null everywhere (not measured on this host) would plot nothing.
+  const names = input.aggregation.metricNames.filter((m) => input.aggregation.experiments.some((e) => e.metrics[m]?.description));
   const has = (m: string): boolean => names.includes(m);
   const energyMetric =
     input.energyMetric ??
