@@ -280,7 +280,7 @@ class Meter:
         if seconds <= 0:
             return None
         if not self.has_gpu and not self.rapl.available:
-            return Baseline(seconds, None, None, None, "nothing to measure: no NVML GPU and no RAPL")
+            return Baseline(0.0, None, None, None, "not run: no NVML GPU and no RAPL to measure")
         log(f"idle baseline: {seconds:.1f}s")
         h = self.begin("idle_baseline")
         if self.threaded:
