@@ -6,6 +6,7 @@ import { loadCampaign } from '../../config/load.js';
 import { planRuns } from '../../campaign/planner.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
+import { campaignRecords } from '../../results/records.js';
 import { summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
@@ -133,7 +134,8 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
 }
 
 function summaryRows(manifest: Manifest, c: CampaignRow): ReturnType<typeof summarize> {
-  return summarize(manifest.experiments(c.id), manifest.runs(c.id), { seed: c.settings.seed });
+  const rec = campaignRecords(manifest, c.id);
+  return summarize(rec.experiments, rec.runs, { seed: rec.seed });
 }
 
 export function renderSummary(rows: ReturnType<typeof summarize>): string {
@@ -146,5 +148,5 @@ export function renderSummary(rows: ReturnType<typeof summarize>): string {
     pct(r.stats?.cv),
     r.stats?.ci95_bootstrap ? `[${num(r.stats.ci95_bootstrap.low)}, ${num(r.stats.ci95_bootstrap.high)}]` : '—',
   ]);
-  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'bootstrap 95% CI'], body, [2, 3, 4, 5])}\n(— = not measured on this host or too few cycles; see each run's result.json for the reason)`;
+  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'BCa bootstrap 95% CI'], body, [2, 3, 4, 5])}\n(— = not measured on this host or too few cycles; see each run's result.json for the reason)`;
 }

@@ -10,7 +10,7 @@ import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText,
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
 import { powerSamplesFromResult } from '../../results/report/plots.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
-import { MAIN_METRICS } from '../../results/summary.js';
+import { mainMetrics } from '../../results/summary.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { num, pct, table } from '../format.js';
@@ -47,7 +47,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   }
   const rows: string[][] = [];
   for (const e of agg.experiments) {
-    const wanted = o.all ? agg.metricNames : (MAIN_METRICS[e.backend ?? ''] ?? agg.metricNames).filter((m) => agg.metricNames.includes(m));
+    const wanted = o.all ? agg.metricNames : mainMetrics(agg, e.backend).filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
       const d = e.metrics[metric]?.description ?? null;
       rows.push([
