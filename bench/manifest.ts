@@ -8,13 +8,14 @@ import { planRuns } from '../src/campaign/planner.js';
 import { Manifest } from '../src/manifest/manifest.js';
 import { systemClock } from '../src/util/clock.js';
 import { packageRoot } from '../src/util/paths.js';
+import type { Figure } from './figure.js';
 
 const median = (xs: number[]): number => {
   const s = xs.slice().sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
 };
 
-export async function benchManifest(): Promise<Array<{ name: string; value: number; unit: string; target?: string }>> {
+export async function benchManifest(): Promise<Figure[]> {
   const dir = mkdtempSync(join(tmpdir(), 'lem-bench-'));
   try {
     const sizes = Array.from({ length: 1000 }, (_, i) => 8 + i);
@@ -49,8 +50,6 @@ export async function benchManifest(): Promise<Array<{ name: string; value: numb
       cli.push(performance.now() - s);
       if (r.status !== 0) throw new Error(`lem campaign status failed: ${r.stderr}`);
     }
-    const node = spawnSync(process.execPath, ['-e', '0']);
-    void node;
     const bare: number[] = [];
     for (let i = 0; i < 5; i++) {
       const s = performance.now();

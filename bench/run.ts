@@ -1,24 +1,32 @@
 /**
- * `npm run bench`: prints lem's performance figures. Targets (from the issues) are printed beside
- * each figure; a benchmark reports, it does not fail the build.
+ * `npm run bench`: prints lem's performance figures, each beside its target. A benchmark
+ * reports; it does not fail the build. `--json` also prints every figure as JSON.
  */
+import { benchDocker } from './docker.js';
+import type { Figure } from './figure.js';
 import { benchManifest } from './manifest.js';
+import { benchWorker } from './worker.js';
 
-interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
+function print(section: string, figures: Figure[] | string): Figure[] {
+  console.log(`\n${section}`);
+  if (typeof figures === 'string') {
+    console.log(`  ${figures}`);
+    return [];
+  }
+  const width = Math.max(...figures.map((f) => f.name.length));
+  for (const f of figures) {
+    const v = Number.isFinite(f.value) ? f.value.toFixed(Math.abs(f.value) < 10 ? 2 : 0) : 'n/a';
+    console.log(`  ${f.name.padEnd(width)}  ${v.padStart(9)} ${f.unit}${f.target ? `   (target ${f.target})` : ''}`);
+  }
+  return figures;
 }
 
 async function main(): Promise<void> {
-  const figures: Figure[] = [];
-  figures.push(...(await benchManifest()));
-  const width = Math.max(...figures.map((f) => f.name.length));
-  for (const f of figures) {
-    console.log(`${f.name.padEnd(width)}  ${f.value.toFixed(f.value < 10 ? 2 : 0).padStart(10)} ${f.unit}${f.target ? `   (target ${f.target})` : ''}`);
-  }
-  if (process.argv.includes('--json')) console.log(JSON.stringify(figures));
+  const all: Figure[] = [];
+  all.push(...print('manifest and planner', await benchManifest()));
+  all.push(...print('docker runtime', await benchDocker()));
+  all.push(...print('worker (CPU, tiny model)', benchWorker()));
+  if (process.argv.includes('--json')) console.log(JSON.stringify(all));
 }
 
 main().catch((e: unknown) => {
