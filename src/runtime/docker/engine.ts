@@ -12,7 +12,7 @@
  *  3. Else the local socket: ~/.docker/run/docker.sock if present (Docker Desktop), else
  *     /var/run/docker.sock.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
@@ -69,6 +69,56 @@ function contextEndpoint(env: NodeJS.ProcessEnv): ContextEndpoint | null {
   return { host, skipTlsVerify: meta.Endpoints?.docker?.SkipTLSVerify === true, tlsDir: existsSync(tlsDir) ? tlsDir : null, name };
 }
 
+/**
+ * A socket made of a child process's stdio (as `docker system dial-stdio` gives): reads come from
+ * its stdout, writes go to its stdin. Half-close friendly: the engine may finish its response and
+ * the process exit while http still holds the writable side, which must not fail the response.
+ */
+class ProcessSocket extends Duplex {
+  constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    super({ allowHalfOpen: true });
+    child.stdout.on('data', (d: Buffer) => {
+      if (!this.push(d)) child.stdout.pause();
+    });
+    child.stdout.once('end', () => this.push(null));
+    child.stdin.on('error', () => undefined); // EPIPE once the far side is gone: the read side tells the story
+  }
+  override _read(): void {
+    this.child.stdout.resume();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.child.stdin.destroyed || !this.child.stdin.writable) {
+      cb();
+      return;
+    }
+    this.child.stdin.write(chunk, () => cb());
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.child.stdin.end();
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.child.exitCode === null) this.child.kill();
+    cb(err);
+  }
+  // http calls these on real sockets; a pipe has nothing to set.
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+}
+
 /** An http.Agent whose connections are `ssh HOST docker system dial-stdio` processes. */
 function sshAgent(target: URL, env: NodeJS.ProcessEnv): Agent {
   const agent = new Agent({ keepAlive: false });
@@ -76,22 +126,20 @@ function sshAgent(target: URL, env: NodeJS.ProcessEnv): Agent {
   if (target.username) args.push('-l', decodeURIComponent(target.username));
   if (target.port) args.push('-p', target.port);
   args.push('-o', 'ConnectTimeout=30', '--', target.hostname, 'docker', 'system', 'dial-stdio');
-  // createConnection may return any Duplex; http only reads and writes it.
   (agent as unknown as { createConnection: () => Duplex }).createConnection = () => {
     const child = spawn('ssh', args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString('utf8')).slice(-2000);
     });
-    const duplex = Duplex.from({ readable: child.stdout, writable: child.stdin });
-    child.once('error', (err) => duplex.destroy(new Error(`cannot run ssh for the docker engine at ${target.host}: ${err.message}`)));
+    const socket = new ProcessSocket(child);
+    child.once('error', (err) => socket.destroy(new Error(`cannot run ssh for the docker engine at ${target.host}: ${err.message}`)));
     child.once('exit', (code) => {
-      if (code !== 0 && code !== null) duplex.destroy(new Error(`ssh to ${target.host} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+      if (code !== 0 && code !== null && !socket.readableEnded) {
+        socket.destroy(new Error(`ssh to ${target.host} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+      }
     });
-    duplex.once('close', () => {
-      if (child.exitCode === null) child.kill();
-    });
-    return duplex;
+    return socket;
   };
   return agent;
 }

@@ -316,7 +316,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         throw fail(`service ${state.name} (${state.containerName}) stopped while starting: exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}${tail ? `; last output: ${tail}` : ''}`);
       }
       try {
-        const r = await execCapture(docker(), state.containerId, cmd, { env: workerEnv(false), timeoutMs: Math.max(1000, deadline - Date.now()) });
+        const user = execUser();
+        const r = await execCapture(docker(), state.containerId, cmd, {
+          env: workerEnv(false),
+          timeoutMs: Math.max(1000, deadline - Date.now()),
+          ...(user ? { user } : {}),
+        });
         if (r.exitCode === 0) return;
         last = `exit ${r.exitCode ?? 'unknown'}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
       } catch (err) {
