@@ -20,6 +20,12 @@ interface StatCli {
   run?: string;
 }
 
+function collectBuildArg(value: string, acc: Record<string, string>): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new LemError(`--build-arg expects KEY=VALUE, got '${value}'.`);
+  return { ...acc, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let pending: Action | null = null;
   const program = new Command('lem')
@@ -108,15 +114,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('build [backends...]')
     .description('build backend images through the Docker engine (default: all)')
     .option('--base-image <image>', 'override the BASE_IMAGE build argument (e.g. an offline base)')
+    .option('--build-arg <KEY=VALUE>', 'set a build argument (repeatable)', collectBuildArg, {})
     .option('--no-cache', 'do not use the build cache')
     .option('--json', 'machine-readable output')
-    .action((backends: string[], o: { baseImage?: string; cache?: boolean; json?: boolean }) =>
+    .action((backends: string[], o: { baseImage?: string; buildArg: Record<string, string>; cache?: boolean; json?: boolean }) =>
       later(async () =>
         (await import('./commands/images.js')).imagesBuild({
           backends,
           json: o.json ?? false,
           noCache: o.cache === false,
           ...(o.baseImage ? { baseImage: o.baseImage } : {}),
+          ...(Object.keys(o.buildArg).length > 0 ? { buildArgs: o.buildArg } : {}),
         }),
       ),
     );
