@@ -157,6 +157,25 @@ class PytorchCfg:
 
 
 @dataclass(frozen=True)
+class VllmCfg:
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: Optional[int] = None
+    max_model_len: Optional[int] = None
+    enforce_eager: bool = False
+    enable_prefix_caching: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class TensorrtCfg:
+    tp_size: int = 1
+    max_batch_size: Optional[int] = None
+    max_num_tokens: Optional[int] = None
+    kv_cache_free_gpu_memory_fraction: Optional[float] = None
+    engine_dir: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Experiment:
     backend: str
     name: Optional[str]
@@ -174,6 +193,8 @@ class Experiment:
     prompts: PromptsCfg = field(default_factory=PromptsCfg)
     warmup: WarmupCfg = field(default_factory=WarmupCfg)
     pytorch: PytorchCfg = field(default_factory=PytorchCfg)
+    vllm: VllmCfg = field(default_factory=VllmCfg)
+    tensorrt: TensorrtCfg = field(default_factory=TensorrtCfg)
 
 
 @dataclass(frozen=True)
@@ -306,6 +327,51 @@ def _pytorch(obj: Mapping[str, Any]) -> PytorchCfg:
     )
 
 
+def _positive_int(obj: Mapping[str, Any], key: str, p: str, default: Optional[int]) -> Optional[int]:
+    v = _get(obj, key, p, int, default)
+    if v is not None and v <= 0:
+        raise ConfigError(f"{p}.{key}: must be > 0, got {v}")
+    return v
+
+
+def _fraction(obj: Mapping[str, Any], key: str, p: str, default: Optional[float]) -> Optional[float]:
+    v = _get(obj, key, p, float, default)
+    if v is not None and not 0 < v <= 1:
+        raise ConfigError(f"{p}.{key}: must be within (0, 1], got {v}")
+    return v
+
+
+def _vllm(obj: Mapping[str, Any]) -> VllmCfg:
+    p = "experiment.vllm"
+    tp = _positive_int(obj, "tensor_parallel_size", p, 1)
+    util = _fraction(obj, "gpu_memory_utilization", p, 0.9)
+    assert tp is not None and util is not None
+    prefix = obj.get("enable_prefix_caching")
+    if prefix is not None and not isinstance(prefix, bool):
+        raise ConfigError(f"{p}.enable_prefix_caching: expected true/false, got {prefix!r}")
+    return VllmCfg(
+        tensor_parallel_size=tp,
+        gpu_memory_utilization=util,
+        max_num_seqs=_positive_int(obj, "max_num_seqs", p, None),
+        max_model_len=_positive_int(obj, "max_model_len", p, None),
+        enforce_eager=_get(obj, "enforce_eager", p, bool, False),
+        enable_prefix_caching=prefix,
+    )
+
+
+def _tensorrt(obj: Mapping[str, Any]) -> TensorrtCfg:
+    p = "experiment.tensorrt"
+    tp = _positive_int(obj, "tp_size", p, 1)
+    assert tp is not None
+    return TensorrtCfg(
+        tp_size=tp,
+        max_batch_size=_positive_int(obj, "max_batch_size", p, None),
+        max_num_tokens=_positive_int(obj, "max_num_tokens", p, None),
+        kv_cache_free_gpu_memory_fraction=_fraction(obj, "kv_cache_free_gpu_memory_fraction", p, None),
+        engine_dir=_get(obj, "engine_dir", p, str, None),
+    )
+
+
 def parse_config(doc: Any) -> WorkerConfig:
     if not isinstance(doc, dict):
         raise ConfigError("CONFIG.json: top level must be an object with 'run' and 'experiment'")
@@ -357,6 +423,11 @@ def parse_config(doc: Any) -> WorkerConfig:
         raise ConfigError("experiment.max_input_tokens / max_output_tokens: must be > 0")
     if backend == "pytorch" and (precision == "fp8" or quant == "fp8"):
         raise ConfigError("experiment.precision: fp8 is not supported by the pytorch (transformers) backend; use vllm or tensorrt")
+    if backend != "pytorch" and quant in ("bnb_8bit", "bnb_4bit"):
+        raise ConfigError(f"experiment.quantization.method: {quant} (bitsandbytes) is only available on the pytorch backend")
+    if backend != "pytorch" and batching.strategy != "static":
+        raise ConfigError(f"experiment.batching.strategy: {backend} schedules batches itself (continuous batching); "
+                          "batching.strategy must be static")
     return WorkerConfig(
         run,
         Experiment(
@@ -375,6 +446,8 @@ def parse_config(doc: Any) -> WorkerConfig:
             prompts=_prompts(_get(exp, "prompts", "experiment", dict, {})),
             warmup=_warmup(_get(exp, "warmup", "experiment", dict, {})),
             pytorch=_pytorch(_get(exp, "pytorch", "experiment", dict, {})),
+            vllm=_vllm(_get(exp, "vllm", "experiment", dict, {})),
+            tensorrt=_tensorrt(_get(exp, "tensorrt", "experiment", dict, {})),
         ),
     )
 
