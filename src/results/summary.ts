@@ -18,8 +18,20 @@ export interface SummaryRow {
   name: string;
   metric: string;
   runs: number;
-  /** null when no succeeded run measured this metric (the reason is in each run's result). */
+  /** null when no succeeded run measured this metric. */
   stats: Description | null;
+  /** Why it was not measured, from the runs' results (`unmeasured`), when stats is null. */
+  reason: string | null;
+}
+
+/** The worker's recorded reason for a null metric, from the first loaded result that has one. */
+function unmeasuredReason(runs: readonly RunRecord[], metric: string): string | null {
+  for (const r of runs) {
+    const unmeasured = (r.result as { unmeasured?: Record<string, unknown> } | undefined)?.unmeasured;
+    const reason = unmeasured?.[metric];
+    if (typeof reason === 'string') return reason;
+  }
+  return null;
 }
 
 export function mainMetrics(agg: Aggregation, backend: string | null): string[] {
@@ -30,12 +42,17 @@ export function summarize(experiments: readonly ExperimentRecord[], runs: readon
   const metrics = [...new Set(experiments.flatMap((e) => MAIN_METRICS[e.backend] ?? []))];
   const agg = aggregate(runs, experiments, { seed: opts.seed, metrics });
   return agg.experiments.flatMap((e) =>
-    mainMetrics(agg, e.backend).map((metric) => ({
-      experimentId: e.experimentId,
-      name: e.name ?? e.experimentId,
-      metric,
-      runs: e.counts.total,
-      stats: e.metrics[metric]?.description ?? null,
-    })),
+    mainMetrics(agg, e.backend).map((metric) => {
+      const stats = e.metrics[metric]?.description ?? null;
+      const mine = runs.filter((r) => r.experimentId === e.experimentId && r.status === 'succeeded');
+      return {
+        experimentId: e.experimentId,
+        name: e.name ?? e.experimentId,
+        metric,
+        runs: e.counts.total,
+        stats,
+        reason: stats === null ? unmeasuredReason(mine, metric) : null,
+      };
+    }),
   );
 }

@@ -20,6 +20,8 @@ describe('local runtime, end to end', () => {
     expect(r.stdout).toMatch(/experiment\s+metric\s+n\s+mean\s+std\s+CV\s+BCa bootstrap 95% CI/);
     expect(r.stdout).toMatch(/calibration matrix_size=32\s+flops_per_s\s+4\/4\s+\S+\s+\S+\s+\S+%\s+\[/);
     expect(r.stderr).toMatch(/\[8\/8\].*\n.*ok in .*done 8, failed 0, remaining 0/);
+    // A metric this host cannot measure is shown as not measured, with the worker's reason.
+    if (/energy_total_j\s+0\/4/.test(r.stdout)) expect(r.stdout).toMatch(/not measured on this host:\n(?:.*\n)*\s+energy_total_j: \S+/);
 
     const db = new Database(join(state, 'lem.db'), { readonly: true });
     const runs = db.prepare('SELECT * FROM runs ORDER BY position').all() as Array<{ status: string; result_path: string; metrics_json: string; experiment_id: string; cycle: number }>;

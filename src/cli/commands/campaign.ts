@@ -134,7 +134,7 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
 }
 
 function summaryRows(manifest: Manifest, c: CampaignRow): ReturnType<typeof summarize> {
-  const rec = campaignRecords(manifest, c.id);
+  const rec = campaignRecords(manifest, c.id, { withResults: true });
   return summarize(rec.experiments, rec.runs, { seed: rec.seed });
 }
 
@@ -148,5 +148,9 @@ export function renderSummary(rows: ReturnType<typeof summarize>): string {
     pct(r.stats?.cv),
     r.stats?.ci95_bootstrap ? `[${num(r.stats.ci95_bootstrap.low)}, ${num(r.stats.ci95_bootstrap.high)}]` : '—',
   ]);
-  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'BCa bootstrap 95% CI'], body, [2, 3, 4, 5])}\n(— = not measured on this host or too few cycles; see each run's result.json for the reason)`;
+  const reasons = [...new Map(rows.filter((r) => r.reason !== null).map((r) => [r.metric, r.reason as string])).entries()];
+  const why = reasons.map(([metric, reason]) => `  ${metric}: ${reason}`).join('\n');
+  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'BCa bootstrap 95% CI'], body, [2, 3, 4, 5])}${
+    reasons.length ? `\nnot measured on this host:\n${why}` : ''
+  }\n(— = not measured, or too few cycles for an interval; \`lem results show ID --all\` lists every metric)`;
 }
