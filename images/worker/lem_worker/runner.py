@@ -109,4 +109,12 @@ def run_experiment(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:
         from lem_worker.backends.pytorch import run_pytorch
 
         return run_pytorch(cfg, stop)
-    raise ConfigError(f"experiment.backend: {backend} runs in its own image; this worker implements calibration and pytorch")
+    if backend == "vllm":
+        from lem_worker.backends.vllm import run_vllm
+
+        return run_vllm(cfg, stop)
+    if backend == "tensorrt":
+        from lem_worker.backends.tensorrt import run_tensorrt
+
+        return run_tensorrt(cfg, stop)
+    raise ConfigError(f"experiment.backend: {backend} is not implemented by this worker")

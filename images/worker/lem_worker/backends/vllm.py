@@ -1,0 +1,360 @@
+"""The vLLM backend: vLLM's offline engine (`vllm.LLM`) measured by the shared generation flow.
+
+Written against vLLM's documented offline API (docs.vllm.ai: "Offline Inference" / the `LLM` class
+and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins
+vllm/vllm-openai:v0.6.6. Calls it relies on:
+
+* `LLM(model=..., dtype, quantization, tensor_parallel_size, gpu_memory_utilization, max_num_seqs,
+  max_model_len, enforce_eager, enable_prefix_caching, load_format, seed, revision, tokenizer,
+  skip_tokenizer_init, trust_remote_code, disable_log_stats)`: Engine Arguments passed through
+  the LLM constructor. `load_format="dummy"` (random weights, "mainly for profiling") is how
+  model.no_weights runs; with model.architecture the shipped config is written as config.json in
+  a temporary directory and passed as `model`.
+* `LLM.get_tokenizer()`: the engine's tokenizer, used to tokenize the prompt set once, outside
+  every window; prompts then go in as token ids (`TokensPrompt`, i.e. `{"prompt_token_ids": [...]}`),
+  so nothing is re-tokenized inside a measured window.
+* `LLM.generate(prompts, sampling_params, use_tqdm=False)` -> list of `RequestOutput`, one per
+  prompt in input order: `outputs[0].token_ids` (generated ids: the output token count),
+  `prompt_token_ids` (the input token count) and `metrics`.
+* `SamplingParams(n, max_tokens, min_tokens, ignore_eos, temperature, top_p, top_k,
+  repetition_penalty, detokenize)`: temperature 0 is greedy; fixed-length decoding sets
+  min_tokens = max_tokens and ignore_eos.
+
+Timing: `RequestOutput.metrics` is version-dependent. The V0 engine (vLLM <= 0.10, the pinned
+image) documents `RequestMetrics` with wall-clock `arrival_time`, `first_token_time`,
+`last_token_time`; later V1 versions document `RequestStateStats` (`arrival_time`,
+`first_token_latency`, engine-core `first_token_ts` / `last_token_ts`) and fill it only when stats
+are enabled (`disable_log_stats=False`, passed here). Both shapes are read; where neither is
+present TTFT and ITL are null with the reason (they are never estimated, and nothing is generated
+twice). vLLM exposes no per-step token timestamps offline, so the per-step ITL percentiles are null.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any, Optional
+
+from lem_worker.backends.generation import Generation, PassStats, cuda_sync, run_generation, tokenize_prompts
+from lem_worker.backends.loader import ByteTokenizer, architecture_config
+from lem_worker.batching import Request, make_batches
+from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.environment import module_version
+from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.log import log
+from lem_worker.timeutil import utc_now_iso
+
+NOT_INSTALLED = ("vllm is not installed in this image; use the lem-vllm image "
+                 "(images/vllm/Dockerfile, `lem images build vllm`)")
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16"}
+NO_METRICS = ("vLLM returned no per-request timing (RequestOutput.metrics is None in this vLLM version/engine); "
+              "TTFT/ITL are not estimated")
+NO_STEP_TIMES = ("vLLM's offline API exposes first/last token times per request, not per decoding step; "
+                 "see itl_mean_s (per request)")
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise WorkerError(f"{NOT_INSTALLED} (import vllm: {exc})") from None
+    return vllm
+
+
+def quantization_arg(exp: Experiment) -> Optional[str]:
+    """vLLM's `quantization` engine argument: fp8 (precision or method) quantizes at load; awq/gptq read a
+    pre-quantized checkpoint."""
+    q = exp.quantization
+    if exp.precision == "fp8" or q == "fp8":
+        return "fp8"
+    if q in ("awq", "gptq"):
+        return q
+    if q != "none":
+        raise ConfigError(f"experiment.quantization.method: {q} is not available on the vllm backend")
+    return None
+
+
+def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_tokenizer: bool) -> dict[str, Any]:
+    """Arguments for `vllm.LLM(...)` (Engine Arguments)."""
+    assert exp.model is not None
+    m = exp.model
+    v = exp.vllm
+    kw: dict[str, Any] = {
+        "model": model_path,
+        "dtype": DTYPES[exp.precision],
+        "tensor_parallel_size": v.tensor_parallel_size,
+        "gpu_memory_utilization": v.gpu_memory_utilization,
+        "enforce_eager": v.enforce_eager,
+        "trust_remote_code": m.trust_remote_code,
+        "seed": int(exp.extra.get("seed", 0) or 0),
+        "disable_log_stats": False,  # V1 engines fill RequestOutput.metrics only with stats enabled
+    }
+    if m.revision and model_path == m.id:
+        kw["revision"] = m.revision
+    if own_tokenizer:  # config written locally (architecture): the tokenizer still comes from the model id
+        kw["tokenizer"] = m.id
+        if m.revision:
+            kw["tokenizer_revision"] = m.revision
+    if skip_tokenizer:
+        kw["skip_tokenizer_init"] = True
+    q = quantization_arg(exp)
+    if q is not None:
+        kw["quantization"] = q
+    if v.max_num_seqs is not None:
+        kw["max_num_seqs"] = v.max_num_seqs
+    if v.max_model_len is not None:
+        kw["max_model_len"] = v.max_model_len
+    if v.enable_prefix_caching is not None:
+        kw["enable_prefix_caching"] = v.enable_prefix_caching
+    if m.no_weights:
+        kw["load_format"] = "dummy"
+    return kw
+
+
+def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool) -> dict[str, Any]:
+    """Arguments for `vllm.SamplingParams(...)`."""
+    d = exp.decoder
+    kw: dict[str, Any] = {"n": 1, "max_tokens": max_tokens, "detokenize": False}
+    if fixed:
+        kw["min_tokens"] = max_tokens
+        kw["ignore_eos"] = True
+    if d.do_sample:
+        kw["temperature"] = d.temperature if d.temperature > 0 else 1.0
+        kw["top_p"] = d.top_p
+        if d.top_k > 0:  # 0 = no top-k limit: leave vLLM's default (disabled)
+            kw["top_k"] = d.top_k
+    else:
+        kw["temperature"] = 0.0  # greedy
+    if d.repetition_penalty is not None:
+        kw["repetition_penalty"] = d.repetition_penalty
+    return kw
+
+
+def _finite(*xs: Any) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
+
+
+def request_timing(metrics: Any, t0_wall: float, n_out: int) -> Optional[tuple[float, float, Optional[float]]]:
+    """(ttft, latency, per-request mean ITL) relative to the batch's generate() call (wall clock), from
+    RequestOutput.metrics in either documented shape; None when it carries no usable timing."""
+    if metrics is None:
+        return None
+    ftt = getattr(metrics, "first_token_time", None)
+    if ftt is not None:  # V0 RequestMetrics: time.time() stamps
+        last = getattr(metrics, "last_token_time", None)
+        if last is None:
+            last = getattr(metrics, "finished_time", None)
+        if not _finite(ftt, last):
+            return None
+        ttft, latency, decode = ftt - t0_wall, last - t0_wall, last - ftt
+    else:  # V1 RequestStateStats: frontend arrival_time (time.time()) + engine-core monotonic first/last stamps
+        arrival = getattr(metrics, "arrival_time", None)
+        ftl = getattr(metrics, "first_token_latency", None)
+        fts = getattr(metrics, "first_token_ts", None)
+        lts = getattr(metrics, "last_token_ts", None)
+        if not _finite(arrival, ftl, fts, lts) or not arrival or not fts:
+            return None
+        ttft = arrival - t0_wall + ftl
+        decode = lts - fts
+        latency = ttft + decode
+    if ttft < 0 or decode < 0 or latency < ttft:
+        return None
+    itl = decode / (n_out - 1) if n_out > 1 else None
+    return ttft, latency, itl
+
+
+class VllmHarness:
+    def __init__(self, llm: Any, vllm: Any, exp: Experiment, batches: list[list[Request]], fixed: bool,
+                 sync: Any) -> None:
+        self.llm = llm
+        self.exp = exp
+        self.batches = batches
+        self.sync = sync
+        self.kwargs_full = sampling_kwargs(exp, exp.max_output_tokens, fixed)
+        self.kwargs_prefill = sampling_kwargs(exp, 1, fixed)
+        self.sp_full = vllm.SamplingParams(**self.kwargs_full)
+        self.sp_prefill = vllm.SamplingParams(**self.kwargs_prefill)
+        self.with_metrics = 0
+        self.without_metrics = 0
+
+    def run_batch(self, batch: list[Request], sp: Any, stats: Optional[PassStats]) -> None:
+        prompts = [{"prompt_token_ids": list(r.input_ids)} for r in batch]  # TokensPrompt
+        t0_wall = time.time()
+        t0 = time.perf_counter()
+        try:
+            outs = self.llm.generate(prompts, sp, use_tqdm=False)
+        except WorkerError:  # Terminated (SIGTERM) or the timeout: not a failed batch
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed batch is counted, not fatal
+            if stats is not None:
+                stats.fail_batch(len(batch), exc)
+            return
+        self.sync()
+        batch_s = time.perf_counter() - t0
+        if stats is None:
+            return
+        if len(outs) != len(batch):
+            stats.fail_batch(len(batch), RuntimeError(f"vLLM returned {len(outs)} outputs for {len(batch)} prompts"))
+            return
+        for r, out in zip(batch, outs):
+            n = len(out.outputs[0].token_ids)
+            prompt_ids = getattr(out, "prompt_token_ids", None)
+            stats.requests += 1
+            stats.input_tokens += len(prompt_ids) if prompt_ids is not None else len(r.input_ids)
+            stats.output_tokens += n
+            timing = request_timing(getattr(out, "metrics", None), t0_wall, n)
+            if timing is None:
+                self.without_metrics += 1
+                stats.latencies.append(batch_s)
+                continue
+            self.with_metrics += 1
+            ttft, latency, itl = timing
+            stats.ttfts.append(ttft)
+            stats.latencies.append(latency)
+            if itl is not None:
+                stats.itls.append(itl)
+
+    def run_pass(self, prefill: bool, stop: threading.Event) -> PassStats:
+        sp = self.sp_prefill if prefill else self.sp_full
+        stats = PassStats()
+        for b in self.batches:
+            if stop.is_set():
+                raise Terminated("stopped during generation")
+            self.run_batch(b, sp, stats)
+        return stats
+
+
+def _tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
+    eos = getattr(tok, "eos_token_id", None)
+    eos_ids = [int(e) for e in eos] if isinstance(eos, (list, tuple)) else ([int(eos)] if eos is not None else [])
+    pad = getattr(tok, "pad_token_id", None)
+    if pad is None:
+        pad = eos_ids[0] if eos_ids else None
+    return eos_ids, pad
+
+
+def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
+    exp = cfg.experiment
+    assert exp.model is not None
+    m = exp.model
+    started_at = utc_now_iso()
+    vllm = import_vllm()
+    notes: list[str] = []
+    tmpdir: Optional[str] = None
+    try:
+        model_path = m.id
+        arch: Optional[dict[str, Any]] = None
+        tokenizer: Any = None
+        if m.no_weights and m.architecture:
+            arch = architecture_config(m.architecture)
+            tmpdir = tempfile.mkdtemp(prefix="lem-vllm-arch-")
+            with open(os.path.join(tmpdir, "config.json"), "w", encoding="utf-8") as fh:
+                json.dump(arch, fh)
+            model_path = tmpdir
+        skip_tokenizer = False
+        if m.no_weights:
+            try:
+                import transformers  # type: ignore[import-not-found]
+
+                kw: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
+                if m.revision:
+                    kw["revision"] = m.revision
+                tokenizer = transformers.AutoTokenizer.from_pretrained(m.id, **kw)
+            except Exception as exc:  # noqa: BLE001
+                tokenizer = ByteTokenizer()
+                skip_tokenizer = True
+                notes.append(f"tokenizer of {m.id} unavailable ({type(exc).__name__}); using a byte-level stand-in "
+                             "tokenizer and skip_tokenizer_init=True")
+        kwargs = engine_kwargs(exp, model_path, own_tokenizer=arch is not None and not skip_tokenizer,
+                               skip_tokenizer=skip_tokenizer)
+        log(f"vllm: LLM({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
+        t_load = time.perf_counter()
+        try:
+            llm = vllm.LLM(**kwargs)
+        except WorkerError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise WorkerError(f"vllm.LLM could not start the engine for {m.id}: {type(exc).__name__}: {exc}") from None
+        load_s = time.perf_counter() - t_load
+        if tokenizer is None:
+            tokenizer = llm.get_tokenizer()
+        if m.no_weights:
+            src = f"shipped architecture {m.architecture}" if arch is not None else f"{m.id} config.json"
+            notes.append(f"model.no_weights: vLLM load_format='dummy' (random weights) from {src}; EOS ignored (fixed output length)")
+        if quantization_arg(exp) == "fp8" and exp.quantization != "fp8":
+            notes.append("precision fp8: vLLM quantization='fp8' (weights quantized to FP8 at load), activations bfloat16")
+        elif exp.quantization in ("awq", "gptq"):
+            notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
+        eos_ids, pad_id = _tokenizer_ids(tokenizer)
+        vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
+        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
+        batches = make_batches(requests, exp.batching, exp.max_output_tokens)
+        fixed = bool(exp.decoder.fixed_length or m.no_weights)
+        sync = cuda_sync()
+        harness = VllmHarness(llm, vllm, exp, batches, fixed, sync)
+        log(f"vllm: {len(requests)} request(s) in {len(batches)} generate() call(s) of up to "
+            f"{exp.batching.batch_size}, max_tokens {exp.max_output_tokens}")
+        counter = [0]
+
+        def warm_step() -> None:
+            b = batches[counter[0] % len(batches)]
+            counter[0] += 1
+            harness.run_batch(b, harness.sp_full, None)
+
+        tp = exp.vllm.tensor_parallel_size
+        gen = Generation(
+            run_pass=harness.run_pass,
+            warm_step=warm_step,
+            sync=sync,
+            requests_per_pass=len(requests),
+            batch_sizes=[len(b) for b in batches],
+            load_s=load_s,
+            notes=notes,
+            library_versions={"vllm": str(getattr(vllm, "__version__", "unknown")), "torch": module_version("torch"),
+                              "transformers": module_version("transformers"), "numpy": module_version("numpy")},
+            model_info={"model_id": m.id, "revision": m.revision, "no_weights": m.no_weights,
+                        "architecture": m.architecture, "dtype": kwargs["dtype"],
+                        "quantization": kwargs.get("quantization"), "tensor_parallel_size": tp,
+                        "load_format": kwargs.get("load_format", "auto")},
+            generate_kwargs=harness.kwargs_full,
+            fixed_length=fixed,
+            gpu_ids=list(range(tp)),
+            gpu_note=f"measuring the GPU(s) vLLM runs on: CUDA device(s) {list(range(tp))} (tensor_parallel_size {tp})",
+            workload_extra={"engine": "vllm",
+                            "engine_kwargs": {k: v for k, v in kwargs.items() if k != "model" or v == m.id},
+                            "prefill_sampling_params": harness.kwargs_prefill},
+        )
+
+        def finalize_timing_notes() -> None:
+            if harness.with_metrics == 0:
+                gen.reasons = {"ttft": NO_METRICS, "itl": NO_METRICS, "itl_steps": NO_STEP_TIMES}
+                gen.timing_note = ("request latency = wall time of the batch's generate() call (vLLM returned no "
+                                   "per-request metrics); TTFT and ITL not measured")
+            else:
+                gen.reasons = {"ttft": NO_METRICS, "itl": "needs requests with at least 2 output tokens",
+                               "itl_steps": NO_STEP_TIMES}
+                gen.timing_note = ("request latency and TTFT from vLLM's per-request RequestOutput.metrics (first/last "
+                                   "token time) relative to the batch's generate() call; itl_mean_s = (last - first "
+                                   "token time) / (tokens - 1) per request")
+                if harness.without_metrics:
+                    gen.timing_note += (f"; {harness.without_metrics} request(s) had no metrics and use the "
+                                        "generate() wall time as latency")
+
+        base_pass = harness.run_pass
+
+        def run_pass(prefill: bool, stop_ev: threading.Event) -> PassStats:
+            stats = base_pass(prefill, stop_ev)
+            finalize_timing_notes()
+            return stats
+
+        gen.run_pass = run_pass
+        notes.append("prompts passed to vLLM as token ids (TokensPrompt); SamplingParams(detokenize=False): "
+                     "outputs are counted from RequestOutput token ids, never decoded")
+        return run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
