@@ -9,7 +9,7 @@ import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
 import type { Runtime, RunSpec } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
-import type { BackendName } from '../results/schema.js';
+import { LemError } from '../util/errors.js';
 import { ExperimentConfig } from '../config/experiment.js';
 
 export interface RunEvent {
@@ -66,31 +66,31 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
   const { manifest, runtime, clock, progress } = deps;
   const campaign = manifest.findCampaign(campaignId);
   const settings = campaign.settings;
+  const experiments = new Map(manifest.experiments(campaign.id).map((e) => [e.id, { id: e.id, name: e.name, config: storedConfig(campaign.id, e.id, e.config) }]));
   manifest.claim(campaign.id);
-
-  const experiments = new Map(manifest.experiments(campaign.id).map((e) => [e.id, e]));
-  const recovered = await recoverInFlight(campaign.id, deps);
-  if (recovered > 0) progress.note(`recovered ${recovered} run(s) left in flight by an earlier session`);
-
-  const todo = manifest.runs(campaign.id, ['pending', 'interrupted', 'failed']);
-  const total = manifest.runs(campaign.id).length;
-  let done = total - todo.length;
-  let failed = 0;
-  const startedMs = clock.monotonicMs();
-  let attemptsTimed = 0;
-  const progressNow = (remaining: number): Progress => ({
-    done,
-    failed,
-    remaining,
-    total,
-    etaS: attemptsTimed > 0 ? ((clock.monotonicMs() - startedMs) / 1000 / attemptsTimed) * remaining : null,
-  });
 
   let interrupted = false;
   let status: CampaignOutcome['status'] = 'completed';
   try {
+    const recovered = await recoverInFlight(campaign.id, deps);
+    if (recovered > 0) progress.note(`recovered ${recovered} run(s) left in flight by an earlier session`);
+
+    const todo = manifest.runs(campaign.id, ['pending', 'interrupted', 'failed']);
+    const total = manifest.runs(campaign.id).length;
+    let done = total - todo.length;
+    let failed = 0;
+    const startedMs = clock.monotonicMs();
+    let attemptsTimed = 0;
+    const progressNow = (remaining: number): Progress => ({
+      done,
+      failed,
+      remaining,
+      total,
+      etaS: attemptsTimed > 0 ? ((clock.monotonicMs() - startedMs) / 1000 / attemptsTimed) * remaining : null,
+    });
+
     if (todo.length > 0) {
-      const backends = [...new Set(todo.map((r) => experiments.get(r.experimentId)?.backend as BackendName))];
+      const backends = [...new Set(todo.flatMap((r) => experiments.get(r.experimentId)?.config.backend ?? []))];
       await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start });
     }
     let first = true;
@@ -113,7 +113,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         const remaining = todo.length - i;
         progress.runStarted(ev, progressNow(remaining));
         const t0 = clock.monotonicMs();
-        const r = await executeAttempt(campaign.id, run, exp.backend as BackendName, ExperimentConfig.parse(exp.config), attempt, deps, signal);
+        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal);
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
         const willRetry = r.status === 'failed' && attempt < maxAttempt;
@@ -139,6 +139,18 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
   }
 }
 
+/** A config recorded by this or an earlier lem; one this lem cannot read is a clear error, not a crash. */
+function storedConfig(campaignId: string, experimentId: string, config: unknown): ExperimentConfig {
+  const parsed = ExperimentConfig.safeParse(config);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new LemError(
+      `experiment ${experimentId} of campaign ${campaignId} was recorded with a config this lem cannot read (${first ? `${first.path.join('.')}: ${first.message}` : 'invalid'}); run it with the lem version that planned it, or plan a new campaign.`,
+    );
+  }
+  return parsed.data;
+}
+
 interface AttemptResult {
   status: 'succeeded' | 'failed' | 'interrupted';
   error: string | null;
@@ -147,7 +159,6 @@ interface AttemptResult {
 async function executeAttempt(
   campaignId: string,
   run: RunRow,
-  backend: BackendName,
   config: ExperimentConfig,
   attempt: number,
   deps: RunnerDeps,
@@ -162,7 +173,7 @@ async function executeAttempt(
     experimentId: run.experimentId,
     cycle: run.cycle,
     attempt,
-    backend,
+    backend: config.backend,
     configPath: join(dir, 'config.json'),
     outDir: dir,
     logPath: join(dir, 'worker.log'),
