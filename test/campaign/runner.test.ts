@@ -136,4 +136,16 @@ describe('campaign runner', () => {
     expect(manifest.run('camp', 1)?.attempt).toBe(2);
     expect(existsSync(join(runDir(root, 'camp', manifest.run('camp', 1)!, 2), 'result.json'))).toBe(true);
   });
+
+  it('refuses, without claiming the campaign, a stored config this lem cannot read', async () => {
+    const root = tempDir();
+    const manifest = Manifest.open(join(root, 'lem.db'), systemClock);
+    manifests.push(manifest);
+    const settings: CampaignSettings = { cycles: 1, structure: 'interleaved', seed: 1, thermal_gap: 0, runtime: 'local', force_cold_start: false, retries: 0, keep_services: false };
+    const bogus = { backend: 'from-the-future' } as unknown as ExperimentConfig;
+    manifest.createCampaign({ id: 'camp', name: 'camp', sourcePath: 'x', settings, notes: [], experiments: [{ id: 'e0', name: 'e0', backend: 'calibration', config: bogus }], runs: [{ position: 0, experimentId: 'e0', cycle: 1 }] });
+    await expect(go(root, manifest, () => 'ok')).rejects.toThrow(/recorded with a config this lem cannot read/);
+    expect(manifest.campaign('camp')?.ownerPid).toBeNull();
+    expect(manifest.run('camp', 0)?.status).toBe('pending');
+  });
 });
