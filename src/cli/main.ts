@@ -62,8 +62,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   campaign
     .command('status [id]')
     .description('progress of a campaign (default: the latest)')
+    .option('--experiments', 'per-experiment counts even for a very large campaign')
     .option('--json', 'machine-readable output')
-    .action((id: string | undefined, o: { json?: boolean }) => later(async () => (await import('./commands/campaign-status.js')).campaignStatus(ctx(), id, o)));
+    .action((id: string | undefined, o: { json?: boolean; experiments?: boolean }) => later(async () => (await import('./commands/campaign-status.js')).campaignStatus(ctx(), id, o)));
   campaign
     .command('list')
     .description('all campaigns in the manifest')

@@ -253,6 +253,32 @@ export class Manifest {
     return out;
   }
 
+  /** Per experiment: how many of its runs are in each status (for status displays). */
+  countsByExperiment(campaignId: string): Array<{ experimentId: string; name: string; counts: StatusCounts }> {
+    const rows = this.db
+      .prepare<[string], { experiment_id: string; name: string; status: RunStatus; n: number }>(
+        'SELECT r.experiment_id, e.name, r.status, count(*) AS n FROM runs r JOIN experiments e ON e.campaign_id = r.campaign_id AND e.id = r.experiment_id WHERE r.campaign_id = ? GROUP BY r.experiment_id, r.status ORDER BY e.position',
+      )
+      .all(campaignId);
+    const out = new Map<string, { experimentId: string; name: string; counts: StatusCounts }>();
+    for (const r of rows) {
+      const entry = out.get(r.experiment_id) ?? { experimentId: r.experiment_id, name: r.name, counts: { pending: 0, running: 0, succeeded: 0, failed: 0, interrupted: 0 } };
+      entry.counts[r.status] = r.n;
+      out.set(r.experiment_id, entry);
+    }
+    return [...out.values()];
+  }
+
+  /** The most recent failed or interrupted runs, newest first. */
+  recentProblems(campaignId: string, limit: number): RunRow[] {
+    return this.db
+      .prepare<[string, number], RawRun>(
+        "SELECT * FROM runs WHERE campaign_id = ? AND status IN ('failed', 'interrupted') ORDER BY ended_at DESC, position DESC LIMIT ?",
+      )
+      .all(campaignId, limit)
+      .map(toRun);
+  }
+
   events(campaignId: string): Array<{ seq: number; position: number | null; at: string; kind: string; detail: Record<string, unknown> }> {
     return this.db
       .prepare<[string], { seq: number; position: number | null; at: string; kind: string; detail_json: string }>(

@@ -122,8 +122,15 @@ describe('Ctrl-C', () => {
     expect(code).toBe(130);
     expect(stdout).toMatch(/interrupted/);
     const id = /campaign (tiny-\S+):/.exec(stderr)?.[1] as string;
-    const status = JSON.parse(lem(['--state', state, 'campaign', 'status', id, '--json']).stdout) as { status: string; runs: Record<string, number> };
+    const status = JSON.parse(lem(['--state', state, 'campaign', 'status', id, '--json']).stdout) as {
+      status: string;
+      runs: Record<string, number>;
+      recent_problems: Array<{ status: string; error: string }>;
+      experiments: Array<{ runs: Record<string, number> }>;
+    };
     expect(status.status).toBe('interrupted');
+    expect(status.recent_problems).toEqual([expect.objectContaining({ status: 'interrupted', error: expect.stringMatching(/interrupted by the user/) })]);
+    expect(status.experiments.reduce((n, e) => n + (e.runs['interrupted'] ?? 0), 0)).toBe(1);
     expect(status.runs['interrupted']).toBe(1);
     expect(status.runs['running']).toBe(0);
     expect(workersOf(state)).toEqual([]);

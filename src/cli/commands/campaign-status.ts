@@ -3,7 +3,7 @@ import { EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { table } from '../format.js';
 
-export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { json?: boolean }): number {
+export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { json?: boolean; experiments?: boolean }): number {
   const manifest = ctx.openManifest();
   try {
     const c = id ? manifest.findCampaign(id) : manifest.latestCampaign();
@@ -14,14 +14,42 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     }
     const counts = manifest.counts(c.id);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    // Per-experiment rows only for campaigns small enough to read; the totals answer for huge grids.
+    const perExperiment = opts.experiments || total <= 2_000 ? manifest.countsByExperiment(c.id) : null;
+    const problems = manifest.recentProblems(c.id, 5);
     if (opts.json) {
-      printJson(ctx, { id: c.id, name: c.name, status: c.status, owner_pid: c.ownerPid, created_at: c.createdAt, updated_at: c.updatedAt, settings: c.settings, runs: { total, ...counts } });
+      printJson(ctx, {
+        id: c.id,
+        name: c.name,
+        status: c.status,
+        owner_pid: c.ownerPid,
+        created_at: c.createdAt,
+        updated_at: c.updatedAt,
+        settings: c.settings,
+        runs: { total, ...counts },
+        experiments: perExperiment?.map((e) => ({ id: e.experimentId, name: e.name, runs: e.counts })) ?? null,
+        recent_problems: problems.map((r) => ({ position: r.position, experiment_id: r.experimentId, cycle: r.cycle, attempt: r.attempt, status: r.status, error: r.error, ended_at: r.endedAt })),
+      });
       return EXIT_OK;
     }
     ctx.out(`${c.id}  (${c.name}) — ${c.status}${c.ownerPid ? ` by pid ${c.ownerPid}` : ''}`);
     ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
     ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
     ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
+    if (perExperiment) {
+      ctx.out('');
+      ctx.out(
+        table(
+          ['experiment', 'succeeded', 'failed', 'interrupted', 'left'],
+          perExperiment.map((e) => [e.name, String(e.counts.succeeded), String(e.counts.failed), String(e.counts.interrupted), String(e.counts.pending + e.counts.running)]),
+          [1, 2, 3, 4],
+        ),
+      );
+    }
+    if (problems.length) {
+      ctx.out('\nrecent problems:');
+      for (const r of problems) ctx.out(`  run ${r.position} (${r.experimentId}, cycle ${r.cycle}, attempt ${r.attempt}) ${r.status}: ${r.error ?? 'no reason recorded'}`);
+    }
     return EXIT_OK;
   } finally {
     manifest.close();
