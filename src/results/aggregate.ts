@@ -13,10 +13,10 @@
  * Randomness: each (view, group, metric) gets its own seed derived from `seed`, so adding an
  * experiment or a metric never changes another one's interval.
  */
+import type { RunStatus } from '../manifest/manifest.js';
 import { describe, type BootstrapMethod, type Description, DEFAULT_RESAMPLES } from './stats.js';
 
-export type RunStatus = 'succeeded' | 'failed' | 'interrupted' | 'pending' | 'running';
-export const RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'interrupted', 'pending', 'running'];
+export { RUN_STATUSES, type RunStatus } from '../manifest/manifest.js';
 
 export interface RunRecord {
   runId: string;
