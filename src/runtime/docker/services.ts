@@ -17,6 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
+import PQueue from 'p-queue';
 import type { BackendName } from '../../results/schema.js';
 import { LemError } from '../../util/errors.js';
 import { packageRoot, workerDir } from '../../util/paths.js';
@@ -474,7 +475,12 @@ export function createServices(opts: ServiceOptions = {}): Services {
         set.add(b);
         wanted.set(svc, set);
       }
-      for (const [svc, bs] of wanted) await ensureService(svc, bs, c);
+      // Services start side by side (their health waits can take minutes on GPU images), at most
+      // two at a time to bound image loading on the engine; every start is awaited before failing.
+      const queue = new PQueue({ concurrency: 2 });
+      const started = await Promise.allSettled([...wanted].map(([svc, bs]) => queue.add(() => ensureService(svc, bs, c))));
+      const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     },
 
     containers() {
