@@ -16,6 +16,7 @@
  * - Degenerate samples (n < 2, all values equal, a non-finite statistic) give a null bootstrap interval,
  *   never NaN.
  */
+import { mean, sampleStandardDeviation } from 'simple-statistics';
 import { createRng } from '../util/random.js';
 import { normalCdf, normalQuantile, studentTQuantile } from './distributions.js';
 
@@ -113,25 +114,13 @@ export function quantileSorted(sorted: ArrayLike<number>, p: number): number {
   return a + frac * (b - a);
 }
 
-function sampleMean(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s / xs.length;
-}
-
-function sampleStd(xs: readonly number[], m: number): number {
-  let ss = 0;
-  for (const x of xs) ss += (x - m) * (x - m);
-  return Math.sqrt(ss / (xs.length - 1));
-}
-
 /** Student-t confidence interval of the mean; null for n < 2. Equal values give a zero-width interval. */
 export function tInterval(values: readonly number[], confidence = 0.95): Interval | null {
   const xs = values.filter((v) => Number.isFinite(v));
   const n = xs.length;
   if (n < 2) return null;
-  const m = sampleMean(xs);
-  const s = sampleStd(xs, m);
+  const m = mean(xs);
+  const s = sampleStandardDeviation(xs);
   const half = (studentTQuantile(1 - (1 - confidence) / 2, n - 1) * s) / Math.sqrt(n);
   return { low: m - half, high: m + half };
 }
@@ -295,9 +284,9 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
   const xs = values.filter((v) => Number.isFinite(v));
   const n = xs.length;
   if (n === 0) return null;
-  const m = sampleMean(xs);
+  const m = mean(xs);
   const sorted = xs.slice().sort((a, b) => a - b);
-  const std = n >= 2 ? sampleStd(xs, m) : null;
+  const std = n >= 2 ? sampleStandardDeviation(xs) : null;
   const cv = std !== null && m !== 0 ? std / Math.abs(m) : null;
   const method = opts.method ?? 'bca';
   const boot = bootstrapMeanCi(xs, { seed: opts.seed, resamples: opts.resamples ?? DEFAULT_RESAMPLES, method });
