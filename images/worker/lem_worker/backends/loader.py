@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -51,6 +52,33 @@ def architecture_config(name: str) -> dict[str, Any]:
     with open(path, "r", encoding="utf-8") as fh:
         cfg = json.load(fh)
     return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def write_architecture_dir(name: str, prefix: str) -> tuple[dict[str, Any], str]:
+    """The shipped architecture config `name` as <new temp dir>/config.json, for engines that load
+    a model directory (vLLM, TensorRT-LLM with random weights). The caller removes the directory."""
+    arch = architecture_config(name)
+    tmpdir = tempfile.mkdtemp(prefix=prefix)
+    with open(os.path.join(tmpdir, "config.json"), "w", encoding="utf-8") as fh:
+        json.dump(arch, fh)
+    return arch, tmpdir
+
+
+def tokenizer_or_stand_in(model_id: str, revision: Optional[str], trust_remote_code: bool,
+                          notes: list[str]) -> tuple[Any, bool]:
+    """The model's own tokenizer through transformers when it loads; otherwise the byte-level
+    stand-in, noted. Returns (tokenizer, is_stand_in)."""
+    try:
+        import transformers  # type: ignore[import-not-found]
+
+        kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if revision:
+            kw["revision"] = revision
+        return transformers.AutoTokenizer.from_pretrained(model_id, **kw), False
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"tokenizer of {model_id} unavailable ({type(exc).__name__}); using a byte-level stand-in "
+                     "tokenizer and skip_tokenizer_init=True")
+        return ByteTokenizer(), True
 
 
 def _has_module(name: str) -> bool:

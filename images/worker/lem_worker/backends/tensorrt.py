@@ -27,16 +27,13 @@ lem-tensorrt image pins nvcr.io/nvidia/tensorrt-llm/release:0.17.0. Calls it rel
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
-import tempfile
 import threading
 import time
 from typing import Any, Optional
 
 from lem_worker.backends.generation import Generation, PassStats, cuda_sync, run_generation, tokenize_prompts
-from lem_worker.backends.loader import ByteTokenizer, architecture_config
+from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.backends.vllm import _tokenizer_ids
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
@@ -240,26 +237,12 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
         model_path = t.engine_dir or m.id
         arch: Optional[dict[str, Any]] = None
         if t.engine_dir is None and m.no_weights and m.architecture:
-            arch = architecture_config(m.architecture)
-            tmpdir = tempfile.mkdtemp(prefix="lem-trt-arch-")
-            with open(os.path.join(tmpdir, "config.json"), "w", encoding="utf-8") as fh:
-                json.dump(arch, fh)
+            arch, tmpdir = write_architecture_dir(m.architecture, "lem-trt-arch-")
             model_path = tmpdir
         tokenizer: Any = None
         skip_tokenizer = False
         if m.no_weights:
-            try:
-                import transformers  # type: ignore[import-not-found]
-
-                kw: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
-                if m.revision:
-                    kw["revision"] = m.revision
-                tokenizer = transformers.AutoTokenizer.from_pretrained(m.id, **kw)
-            except Exception as exc:  # noqa: BLE001
-                tokenizer = ByteTokenizer()
-                skip_tokenizer = True
-                notes.append(f"tokenizer of {m.id} unavailable ({type(exc).__name__}); using a byte-level stand-in "
-                             "tokenizer and skip_tokenizer_init=True")
+            tokenizer, skip_tokenizer = tokenizer_or_stand_in(m.id, m.revision, m.trust_remote_code, notes)
         kwargs, record = engine_kwargs(exp, llmapi, model_path, own_tokenizer=model_path != m.id and not skip_tokenizer,
                                        skip_tokenizer=skip_tokenizer)
         log(f"tensorrt: LLM({', '.join(f'{k}={v!r}' for k, v in record.items())})")

@@ -30,17 +30,14 @@ twice). vLLM exposes no per-step token timestamps offline, so the per-step ITL p
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
-import tempfile
 import threading
 import time
 from typing import Any, Optional
 
 from lem_worker.backends.generation import Generation, PassStats, cuda_sync, run_generation, tokenize_prompts
-from lem_worker.backends.loader import ByteTokenizer, architecture_config
+from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.environment import module_version
@@ -250,25 +247,11 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
         arch: Optional[dict[str, Any]] = None
         tokenizer: Any = None
         if m.no_weights and m.architecture:
-            arch = architecture_config(m.architecture)
-            tmpdir = tempfile.mkdtemp(prefix="lem-vllm-arch-")
-            with open(os.path.join(tmpdir, "config.json"), "w", encoding="utf-8") as fh:
-                json.dump(arch, fh)
+            arch, tmpdir = write_architecture_dir(m.architecture, "lem-vllm-arch-")
             model_path = tmpdir
         skip_tokenizer = False
         if m.no_weights:
-            try:
-                import transformers  # type: ignore[import-not-found]
-
-                kw: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
-                if m.revision:
-                    kw["revision"] = m.revision
-                tokenizer = transformers.AutoTokenizer.from_pretrained(m.id, **kw)
-            except Exception as exc:  # noqa: BLE001
-                tokenizer = ByteTokenizer()
-                skip_tokenizer = True
-                notes.append(f"tokenizer of {m.id} unavailable ({type(exc).__name__}); using a byte-level stand-in "
-                             "tokenizer and skip_tokenizer_init=True")
+            tokenizer, skip_tokenizer = tokenizer_or_stand_in(m.id, m.revision, m.trust_remote_code, notes)
         kwargs = engine_kwargs(exp, model_path, own_tokenizer=arch is not None and not skip_tokenizer,
                                skip_tokenizer=skip_tokenizer)
         log(f"vllm: LLM({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
