@@ -40,8 +40,8 @@ const Iso = z.string().min(1).describe('ISO-8601 UTC');
 const num = z.number().finite();
 const nnum = num.nullable();
 
-export const ResultV1 = z.object({
-  schema_version: z.literal(1),
+/** Fields every schema version has: the run's identity, its times and the flat metrics. */
+const RunIdentity = {
   run_id: z.string().min(1),
   experiment_id: z.string().min(1),
   cycle: z.number().int().positive(),
@@ -51,6 +51,11 @@ export const ResultV1 = z.object({
   ended_at: Iso,
   metrics: Metrics,
   unmeasured: Unmeasured,
+};
+
+export const ResultV1 = z.object({
+  schema_version: z.literal(1),
+  ...RunIdentity,
   energy: z.object({
     gpu: EnergyReading,
     cpu: EnergyReading,
@@ -168,15 +173,7 @@ export const PhaseV3 = z.object({
 
 export const ResultV3 = z.object({
   schema_version: z.literal(3),
-  run_id: z.string().min(1),
-  experiment_id: z.string().min(1),
-  cycle: z.number().int().positive(),
-  attempt: z.number().int().positive(),
-  backend: BackendName,
-  started_at: Iso,
-  ended_at: Iso,
-  metrics: Metrics,
-  unmeasured: Unmeasured,
+  ...RunIdentity,
   energy: EnergyBlockV3,
   timeline: TimelineV3,
   warmup: WarmupV3,
