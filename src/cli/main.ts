@@ -158,6 +158,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`lem: ${e.message}\n`);
       return e.exitCode;
     }
+    // A file lem was told to read or write is not usable: the user's to fix, not a crash.
+    const fsError = e as NodeJS.ErrnoException;
+    if (typeof fsError.code === 'string' && typeof fsError.path === 'string') {
+      process.stderr.write(`lem: cannot ${fsError.syscall ?? 'use'} ${fsError.path}: ${fsError.code} (${fsError.message.replace(/^[A-Z]+: /, '').split(',')[0]}).\n`);
+      return EXIT_USAGE;
+    }
     throw e;
   }
 }

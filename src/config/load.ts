@@ -67,6 +67,13 @@ function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExper
 export function loadCampaign(file: string): LoadedCampaign {
   const src = readSource(file);
   const raw = mustBeMapping(src, src.data, [], 'a campaign file');
+  if (!('campaign_name' in raw) && 'backend' in raw) {
+    throw new ConfigError(
+      src.locate([]),
+      null,
+      'this is an experiment config, not a campaign: a campaign has campaign_name and either configs (a list of experiment files) or base_config and vary. Run a single config by listing it under configs in a campaign.',
+    );
+  }
   const parsed = CampaignFile.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error);
   const c = parsed.data;

@@ -74,4 +74,18 @@ describe('malformed inputs', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(/^lem: no\/such\/file\.yaml: cannot read the file: no such file\.$/);
   });
+
+  it('an experiment config given where a campaign is expected says so', () => {
+    const r = lem(['config', 'generate-grid', join('test', 'fixtures', 'malformed', 'ok.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ok\.yaml:1:1: this is an experiment config, not a campaign/);
+  });
+
+  it('an unusable manifest path is a clear error, not a crash', () => {
+    // A manifest path under a regular file cannot be created.
+    const bad = lem(['--db', join(ROOT, 'package.json', 'lem.db'), 'campaign', 'list']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^lem: cannot mkdir .*package\.json: (EEXIST|ENOTDIR)/);
+  });
 });

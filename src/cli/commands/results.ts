@@ -1,5 +1,5 @@
 /** `lem results show | export | compare` and `lem report`: late aggregation over the manifest. */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { aggregate, type AggregateOptions, type ExperimentRecord, type RunRecord } from '../../results/aggregate.js';
 import { compareRunSets, type Comparison } from '../../results/compare.js';
@@ -84,7 +84,7 @@ export async function resultsExport(
       process.stdout.write(text);
       return;
     }
-    const path = existsSync(o.out) && !extname(o.out) ? join(o.out, defaultName) : resolve(o.out);
+    const path = existsSync(o.out) && statSync(o.out).isDirectory() ? join(o.out, defaultName) : resolve(o.out);
     writeFileSync(path, text);
     ctx.err(`wrote ${path}`);
   };
