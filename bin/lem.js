@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/cli/main.js';
 
+// Output piped into a reader that stops early (`lem … | head`) is not an error.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;
