@@ -46,7 +46,7 @@ def health() -> dict[str, Any]:
             info["torch_error"] = str(exc)
     if info["nvml"]:
         try:
-            import pynvml  # type: ignore[import-not-found]
+            import pynvml
 
             pynvml.nvmlInit()
             info["nvml_gpus"] = int(pynvml.nvmlDeviceGetCount())

@@ -115,7 +115,7 @@ def load_prompts(cfg: PromptsCfg, vocab_size: Optional[int] = None, special_ids:
         return PromptSet(_take(texts, cfg.count, cfg.path, notes), None, f"file:{cfg.path}", notes)
     if cfg.source == "huggingface":
         try:
-            import datasets  # type: ignore[import-not-found]
+            import datasets
         except ImportError:
             raise WorkerError("experiment.prompts.source is huggingface but the `datasets` package is not installed") from None
         ds = datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)

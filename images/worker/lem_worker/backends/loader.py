@@ -69,7 +69,7 @@ def tokenizer_or_stand_in(model_id: str, revision: Optional[str], trust_remote_c
     """The model's own tokenizer through transformers when it loads; otherwise the byte-level
     stand-in, noted. Returns (tokenizer, is_stand_in)."""
     try:
-        import transformers  # type: ignore[import-not-found]
+        import transformers
 
         kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if revision:
@@ -184,7 +184,8 @@ def load_transformers(exp: Experiment) -> LoadedModel:
             from_config_kwargs["attn_implementation"] = py.attn_implementation
         log(f"building random-initialised {model_type} from {source} on {device}")
         if device != "cpu" and hasattr(torch, "get_default_device"):  # torch >= 2.3: initialise on the GPU
-            with torch.device(device):
+            # ignore: torch 1.13's stubs (Debian's mypy run) lack device.__enter__/__exit__, added in 2.0
+            with torch.device(device):  # type: ignore[attr-defined]
                 model = transformers.AutoModelForCausalLM.from_config(config, **from_config_kwargs)
         else:
             model = transformers.AutoModelForCausalLM.from_config(config, **from_config_kwargs)
@@ -217,7 +218,8 @@ def load_transformers(exp: Experiment) -> LoadedModel:
         notes.append("static KV cache (cache_implementation='static')")
     if py.torch_compile:
         mode = "reduce-overhead" if py.static_kv_cache else None
-        model.forward = torch.compile(model.forward, mode=mode)
+        # ignore: torch.compile is new in torch 2.0, so torch 1.13's stubs (Debian's mypy run) lack it
+        model.forward = torch.compile(model.forward, mode=mode)  # type: ignore[attr-defined]
         notes.append(f"torch.compile(model.forward, mode={mode!r}); compilation happens during warm-up")
     mc = getattr(model, "config", None)
     eos = _eos_list(getattr(tokenizer, "eos_token_id", None)) or _eos_list(getattr(mc, "eos_token_id", None))

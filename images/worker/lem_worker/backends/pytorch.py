@@ -173,7 +173,8 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
             import importlib
 
             mod, fn = spec.split(":", 1)
-            loader = getattr(importlib.import_module(mod), fn)
+            hook: Loader = getattr(importlib.import_module(mod), fn)
+            loader = hook
             notes.append(f"model loaded by extra.loader {spec}")
     t_load = time.perf_counter()
     loaded = loader(exp)

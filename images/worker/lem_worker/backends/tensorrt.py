@@ -51,7 +51,7 @@ STEP_NOTE = ("TTFT = first streamed update carrying a token, from the batch's su
 
 def import_tensorrt_llm() -> Any:
     try:
-        import tensorrt_llm  # type: ignore[import-not-found]
+        import tensorrt_llm
     except ImportError as exc:
         raise WorkerError(f"{NOT_INSTALLED} (import tensorrt_llm: {exc})") from None
     return tensorrt_llm
@@ -59,7 +59,7 @@ def import_tensorrt_llm() -> Any:
 
 def _llmapi(trt: Any) -> Any:
     try:
-        import tensorrt_llm.llmapi as llmapi  # type: ignore[import-not-found]
+        import tensorrt_llm.llmapi as llmapi
     except ImportError:
         llmapi = getattr(trt, "llmapi", None)
         if llmapi is None:

@@ -56,7 +56,7 @@ NO_STEP_TIMES = ("vLLM's offline API exposes first/last token times per request,
 
 def import_vllm() -> Any:
     try:
-        import vllm  # type: ignore[import-not-found]
+        import vllm
     except ImportError as exc:
         raise WorkerError(f"{NOT_INSTALLED} (import vllm: {exc})") from None
     return vllm
@@ -145,7 +145,7 @@ def request_timing(metrics: Any, t0_wall: float, n_out: int) -> Optional[tuple[f
         last = getattr(metrics, "last_token_time", None)
         if last is None:
             last = getattr(metrics, "finished_time", None)
-        if not _finite(ftt, last):
+        if last is None or not _finite(ftt, last):
             return None
         ttft, latency, decode = ftt - t0_wall, last - t0_wall, last - ftt
     else:  # V1 RequestStateStats: frontend arrival_time (time.time()) + engine-core monotonic first/last stamps

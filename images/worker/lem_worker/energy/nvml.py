@@ -12,6 +12,7 @@ Facts this follows (see shared notes):
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -26,7 +27,7 @@ POWER_REASONS = 0x4 | 0x80
 
 def import_pynvml() -> tuple[Optional[Any], Optional[str]]:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return None, "no NVML: pynvml not installed"
     return pynvml, None
@@ -231,7 +232,7 @@ class NvmlSession:
         mem = safe(lambda: nv.nvmlDeviceGetMemoryInfo(gpu.handle))
         reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
-        reasons = safe(lambda: reasons_fn(gpu.handle)) if reasons_fn else None
+        reasons = safe(functools.partial(reasons_fn, gpu.handle)) if reasons_fn else None
         return GpuSample(
             t,
             inst,

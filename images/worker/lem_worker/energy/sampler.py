@@ -98,8 +98,8 @@ def in_window(samples: list[GpuSample], t0: float, t1: float) -> list[GpuSample]
 def integrate_power(samples: list[GpuSample], t0: float, t1: float) -> Optional[float]:
     """Joules over [t0, t1] from the piecewise-linear power trace (trapezoid), held constant
     before the first and after the last sample inside the window. None without samples."""
-    pts = [(s.t, power_of(s)) for s in samples]
-    pts = [(t, p) for t, p in pts if p is not None]
+    traced = [(s.t, power_of(s)) for s in samples]
+    pts: list[tuple[float, float]] = [(t, p) for t, p in traced if p is not None]
     if not pts or t1 <= t0:
         return None
     pts.sort()
