@@ -2,6 +2,7 @@
  * Runs the Python worker's own unittest suite under each interpreter a user may have:
  * the `python3` on PATH (the local runtime's default) and Debian's /usr/bin/python3, which has
  * CPU PyTorch in CI (the torch-backed harness tests run there). In CI both are required.
+ * It also type-checks the worker with Debian's mypy (apt package `mypy`), against Debian's torch stubs.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
@@ -48,4 +49,32 @@ describe('python worker unit tests', () => {
       }
     }, 600_000);
   }
+});
+
+function hasMypy(): boolean {
+  if (debianPython === null) return false;
+  const r = spawnSync(debianPython, ['-m', 'mypy', '--version'], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+const mypyAvailable = hasMypy();
+const MYPY_MISSING = '/usr/bin/python3 -m mypy is not available (apt-get install mypy)';
+
+describe('python worker type check', () => {
+  if (!mypyAvailable && !process.env['CI']) {
+    console.warn(`skipping the worker's mypy check: ${MYPY_MISSING}`);
+  }
+
+  // CI installs mypy, so there a missing mypy fails the test instead of skipping it.
+  it.skipIf(!mypyAvailable && !process.env['CI'])('is clean under mypy --config-file mypy.ini lem_worker', () => {
+    expect(mypyAvailable, MYPY_MISSING).toBe(true);
+    const r = spawnSync('/usr/bin/python3', ['-m', 'mypy', '--config-file', 'mypy.ini', 'lem_worker'], {
+      cwd: WORKER,
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(r.error, out).toBeUndefined();
+    expect(r.status, out.slice(-6000)).toBe(0);
+  }, 300_000);
 });
