@@ -109,6 +109,35 @@ def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], 
     return reqs
 
 
+def tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
+    """(EOS ids, pad id) of a tokenizer; the pad falls back to the first EOS."""
+    eos = getattr(tok, "eos_token_id", None)
+    eos_ids = [int(e) for e in eos] if isinstance(eos, (list, tuple)) else ([int(eos)] if eos is not None else [])
+    pad = getattr(tok, "pad_token_id", None)
+    if pad is None:
+        pad = eos_ids[0] if eos_ids else None
+    return eos_ids, pad
+
+
+def decoding_kwargs(exp: Experiment, max_tokens: int, fixed: bool) -> dict[str, Any]:
+    """The decoder settings every engine's SamplingParams shares (vLLM, TensorRT-LLM): token limits,
+    fixed length as min_tokens = max_tokens with EOS ignored, and the sampling parameters when
+    sampling. Greedy adds nothing here: each engine states greedy decoding its own way."""
+    d = exp.decoder
+    kw: dict[str, Any] = {"max_tokens": max_tokens}
+    if fixed:
+        kw["min_tokens"] = max_tokens
+        kw["ignore_eos"] = True
+    if d.do_sample:
+        kw["temperature"] = d.temperature if d.temperature > 0 else 1.0
+        kw["top_p"] = d.top_p
+        if d.top_k > 0:  # 0 = no top-k limit: leave the engine's default (disabled)
+            kw["top_k"] = d.top_k
+    if d.repetition_penalty is not None:
+        kw["repetition_penalty"] = d.repetition_penalty
+    return kw
+
+
 def cuda_sync() -> Callable[[], None]:
     """torch.cuda.synchronize on every visible device when torch with CUDA is importable, else a no-op."""
     try:

@@ -32,9 +32,9 @@ import threading
 import time
 from typing import Any, Optional
 
-from lem_worker.backends.generation import Generation, PassStats, cuda_sync, run_generation, tokenize_prompts
+from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
+                                            tokenize_prompts, tokenizer_ids)
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
-from lem_worker.backends.vllm import _tokenizer_ids
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.environment import module_version
@@ -114,24 +114,14 @@ def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: 
 
 def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool, end_id: Optional[int],
                     pad_id: Optional[int]) -> dict[str, Any]:
-    """Arguments for `tensorrt_llm.SamplingParams(...)`."""
-    d = exp.decoder
-    kw: dict[str, Any] = {"max_tokens": max_tokens, "detokenize": False}
+    """Arguments for `tensorrt_llm.SamplingParams(...)`; greedy passes no sampling parameters (the
+    documented default is greedy decoding)."""
+    kw: dict[str, Any] = {"detokenize": False}
     if end_id is not None:
         kw["end_id"] = end_id
     if pad_id is not None:
         kw["pad_id"] = pad_id
-    if fixed:
-        kw["min_tokens"] = max_tokens
-        kw["ignore_eos"] = True
-    if d.do_sample:
-        kw["temperature"] = d.temperature if d.temperature > 0 else 1.0
-        kw["top_p"] = d.top_p
-        if d.top_k > 0:
-            kw["top_k"] = d.top_k
-    # greedy: no temperature/top_p/top_k (the documented default is greedy decoding)
-    if d.repetition_penalty is not None:
-        kw["repetition_penalty"] = d.repetition_penalty
+    kw.update(decoding_kwargs(exp, max_tokens, fixed))
     return kw
 
 
@@ -271,7 +261,7 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
             notes.append(f"model.no_weights: load_format='dummy' (random weights) from {src}; EOS ignored (fixed output length)")
         if exp.quantization in ("awq", "gptq"):
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
-        eos_ids, pad_id = _tokenizer_ids(tokenizer)
+        eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
         requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)

@@ -36,7 +36,8 @@ import threading
 import time
 from typing import Any, Optional
 
-from lem_worker.backends.generation import Generation, PassStats, cuda_sync, run_generation, tokenize_prompts
+from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
+                                            tokenize_prompts, tokenizer_ids)
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
@@ -113,21 +114,10 @@ def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_to
 
 
 def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool) -> dict[str, Any]:
-    """Arguments for `vllm.SamplingParams(...)`."""
-    d = exp.decoder
-    kw: dict[str, Any] = {"n": 1, "max_tokens": max_tokens, "detokenize": False}
-    if fixed:
-        kw["min_tokens"] = max_tokens
-        kw["ignore_eos"] = True
-    if d.do_sample:
-        kw["temperature"] = d.temperature if d.temperature > 0 else 1.0
-        kw["top_p"] = d.top_p
-        if d.top_k > 0:  # 0 = no top-k limit: leave vLLM's default (disabled)
-            kw["top_k"] = d.top_k
-    else:
-        kw["temperature"] = 0.0  # greedy
-    if d.repetition_penalty is not None:
-        kw["repetition_penalty"] = d.repetition_penalty
+    """Arguments for `vllm.SamplingParams(...)`; greedy is temperature 0 in vLLM."""
+    kw: dict[str, Any] = {"n": 1, "detokenize": False, **decoding_kwargs(exp, max_tokens, fixed)}
+    if not exp.decoder.do_sample:
+        kw["temperature"] = 0.0
     return kw
 
 
@@ -225,15 +215,6 @@ class VllmHarness:
         return stats
 
 
-def _tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
-    eos = getattr(tok, "eos_token_id", None)
-    eos_ids = [int(e) for e in eos] if isinstance(eos, (list, tuple)) else ([int(eos)] if eos is not None else [])
-    pad = getattr(tok, "pad_token_id", None)
-    if pad is None:
-        pad = eos_ids[0] if eos_ids else None
-    return eos_ids, pad
-
-
 def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     assert exp.model is not None
@@ -272,7 +253,7 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
             notes.append("precision fp8: vLLM quantization='fp8' (weights quantized to FP8 at load), activations bfloat16")
         elif exp.quantization in ("awq", "gptq"):
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
-        eos_ids, pad_id = _tokenizer_ids(tokenizer)
+        eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
         requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)
