@@ -47,6 +47,14 @@ def field_value(fv: Any) -> Optional[float]:
     return float(getattr(val, attr))
 
 
+def _safe(fn: Callable[[], Any]) -> Any:
+    """An optional NVML query: None when this device or driver does not support it."""
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 @dataclass
 class Gpu:
     """One measured physical GPU (a MIG instance is measured through its parent)."""
@@ -216,23 +224,17 @@ class NvmlSession:
     def sample(self, gpu: Gpu, t: float) -> GpuSample:
         nv = self.nv
 
-        def safe(fn: Callable[[], Any]) -> Any:
-            try:
-                return fn()
-            except Exception:  # noqa: BLE001
-                return None
-
         inst = self._field(gpu, FI_DEV_POWER_INSTANT) if gpu.has_instant_power else None
         avg = self._field(gpu, FI_DEV_POWER_AVERAGE)
         if avg is None:
-            usage = safe(lambda: nv.nvmlDeviceGetPowerUsage(gpu.handle))
+            usage = _safe(lambda: nv.nvmlDeviceGetPowerUsage(gpu.handle))
             avg = None if usage is None else usage / 1000.0
-        temp = safe(lambda: nv.nvmlDeviceGetTemperature(gpu.handle, getattr(nv, "NVML_TEMPERATURE_GPU", 0)))
-        sm = safe(lambda: nv.nvmlDeviceGetClockInfo(gpu.handle, getattr(nv, "NVML_CLOCK_SM", 1)))
-        mem = safe(lambda: nv.nvmlDeviceGetMemoryInfo(gpu.handle))
+        temp = _safe(lambda: nv.nvmlDeviceGetTemperature(gpu.handle, getattr(nv, "NVML_TEMPERATURE_GPU", 0)))
+        sm = _safe(lambda: nv.nvmlDeviceGetClockInfo(gpu.handle, getattr(nv, "NVML_CLOCK_SM", 1)))
+        mem = _safe(lambda: nv.nvmlDeviceGetMemoryInfo(gpu.handle))
         reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
-        reasons = safe(functools.partial(reasons_fn, gpu.handle)) if reasons_fn else None
+        reasons = _safe(functools.partial(reasons_fn, gpu.handle)) if reasons_fn else None
         return GpuSample(
             t,
             inst,
@@ -277,23 +279,19 @@ class NvmlSession:
     def environment(self) -> dict[str, Any]:
         nv = self.nv
 
-        def safe(fn: Callable[[], Any]) -> Any:
-            try:
-                return fn()
-            except Exception:  # noqa: BLE001
-                return None
-
-        cuda = safe(nv.nvmlSystemGetCudaDriverVersion)
+        cuda = _safe(nv.nvmlSystemGetCudaDriverVersion)
+        driver = _safe(nv.nvmlSystemGetDriverVersion)
+        nvml_version = _safe(nv.nvmlSystemGetNVMLVersion)
         env: dict[str, Any] = {
-            "driver_version": _s(safe(nv.nvmlSystemGetDriverVersion)) if safe(nv.nvmlSystemGetDriverVersion) else None,
-            "nvml_version": _s(safe(nv.nvmlSystemGetNVMLVersion)) if safe(nv.nvmlSystemGetNVMLVersion) else None,
+            "driver_version": _s(driver) if driver else None,
+            "nvml_version": _s(nvml_version) if nvml_version else None,
             "cuda_driver_version": f"{cuda // 1000}.{(cuda % 1000) // 10}" if isinstance(cuda, int) else None,
             "gpus": [],
         }
         for g in self.gpus:
             h = g.handle
-            limit = safe(lambda: nv.nvmlDeviceGetPowerManagementLimit(h))
-            mig = safe(lambda: nv.nvmlDeviceGetMigMode(h))
+            limit = _safe(lambda: nv.nvmlDeviceGetPowerManagementLimit(h))
+            mig = _safe(lambda: nv.nvmlDeviceGetMigMode(h))
             env["gpus"].append({
                 "logical_index": g.logical_index,
                 "nvml_index": g.nvml_index,
@@ -302,9 +300,9 @@ class NvmlSession:
                 "mig_instances": g.mig_uuids,
                 "mig_mode": None if mig is None else (mig[0] if isinstance(mig, (list, tuple)) else mig),
                 "power_limit_w": None if limit is None else limit / 1000.0,
-                "persistence_mode": safe(lambda: nv.nvmlDeviceGetPersistenceMode(h)),
-                "sm_clock_max_mhz": safe(lambda: nv.nvmlDeviceGetMaxClockInfo(h, getattr(nv, "NVML_CLOCK_SM", 1))),
-                "mem_clock_max_mhz": safe(lambda: nv.nvmlDeviceGetMaxClockInfo(h, getattr(nv, "NVML_CLOCK_MEM", 2))),
+                "persistence_mode": _safe(lambda: nv.nvmlDeviceGetPersistenceMode(h)),
+                "sm_clock_max_mhz": _safe(lambda: nv.nvmlDeviceGetMaxClockInfo(h, getattr(nv, "NVML_CLOCK_SM", 1))),
+                "mem_clock_max_mhz": _safe(lambda: nv.nvmlDeviceGetMaxClockInfo(h, getattr(nv, "NVML_CLOCK_MEM", 2))),
                 "has_energy_counter": g.has_energy_counter,
                 "has_instant_power": g.has_instant_power,
                 "notes": g.notes,
