@@ -34,7 +34,7 @@
  * latency, efficiency) and `backend_info`; see `UnifiedRun`.
  */
 import { parseResult } from './schema.js';
-import { collectMetricNames, type Aggregation, type ExperimentRecord, type MetricSummary, type RunRecord } from './aggregate.js';
+import { collectMetricNames, type Aggregation, type ExperimentRecord, type MetricSummary, type RunCounts, type RunRecord } from './aggregate.js';
 
 export type CsvCell = string | number | boolean | null | undefined;
 
@@ -162,6 +162,11 @@ function statCells(s: MetricSummary | undefined): CsvCell[] {
   ];
 }
 
+/** The runs_* columns of an aggregate row, in the documented order. */
+function countCells(c: RunCounts): CsvCell[] {
+  return [c.total, c.succeeded, c.failed, c.missing, c.flagged, c.flaggedExcluded, c.used];
+}
+
 /** Aggregates as CSV: one row per experiment (default) or per cycle; see the column order at the top. */
 export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 'experiment'): string {
   const metrics = [...agg.metricNames].sort();
@@ -169,13 +174,7 @@ export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 
   if (by === 'cycle') {
     const rows = agg.cycles.map((c) => [
       c.cycle,
-      c.counts.total,
-      c.counts.succeeded,
-      c.counts.failed,
-      c.counts.missing,
-      c.counts.flagged,
-      c.counts.flaggedExcluded,
-      c.counts.used,
+      ...countCells(c.counts),
       c.missingExperimentIds.join(';'),
       ...metrics.flatMap((m) => statCells(c.metrics[m])),
     ]);
@@ -185,13 +184,7 @@ export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 
     e.experimentId,
     e.name,
     e.backend,
-    e.counts.total,
-    e.counts.succeeded,
-    e.counts.failed,
-    e.counts.missing,
-    e.counts.flagged,
-    e.counts.flaggedExcluded,
-    e.counts.used,
+    ...countCells(e.counts),
     e.missingCycles.join(';'),
     ...metrics.flatMap((m) => statCells(e.metrics[m])),
   ]);
