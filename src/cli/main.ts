@@ -86,7 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const statOptions = (c: Command): Command =>
     c
       .option('--exclude-flagged', 'leave out runs whose validation gates fired (the count is reported)')
-      .addOption(new Option('--method <method>', 'bootstrap interval method').choices(['bca', 'percentile']).default('bca'))
+      .addOption(new Option('--method <method>', 'also show this bootstrap interval at every n (the headline stays the t interval; by default BCa is shown from 30 cycles on)').choices(['bca', 'percentile']))
       .option('--resamples <n>', 'bootstrap resamples (default 10000)');
   const results = program.command('results').description('aggregate, export and compare results (computed late from the raw runs)');
   statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles'))
@@ -101,7 +101,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   statOptions(
     results
       .command('compare <a> <b>')
-      .description('B against A per metric, with a bootstrap CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
+      .description('B against A per metric, with a Welch t / Fieller 95 % CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
   )
     .option('--json', 'machine-readable output')
     .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));

@@ -10,11 +10,15 @@
  * count by default; with `includeFlagged: false` they are excluded and the count is reported.
  * A metric that is null/absent in a used run is counted in `nullCount`, not imputed.
  *
+ * Intervals follow the policy in intervals.ts: every description carries the headline `ci95`
+ * (Student t, `ci_method: 't'`), its few-cycles note, and a bootstrap interval only from 30 values on
+ * or when one is asked for (`method`/`bootstrap`).
+ *
  * Randomness: each (view, group, metric) gets its own seed derived from `seed`, so adding an
  * experiment or a metric never changes another one's interval.
  */
 import type { RunStatus } from '../manifest/manifest.js';
-import { describe, type BootstrapMethod, type Description, DEFAULT_RESAMPLES } from './stats.js';
+import { describe, type BootstrapMethod, type BootstrapWhen, type Description, DEFAULT_RESAMPLES, HEADLINE_METHOD, type HeadlineMethod } from './stats.js';
 
 export { RUN_STATUSES, type RunStatus } from '../manifest/manifest.js';
 
@@ -45,8 +49,10 @@ export interface AggregateOptions {
   seed?: number | string;
   /** Bootstrap resamples; default 10 000. */
   resamples?: number;
-  /** Bootstrap method; default 'bca'. */
+  /** Secondary (bootstrap) interval method; default 'bca'. Giving it asks for the bootstrap at every n. */
   method?: BootstrapMethod;
+  /** When to compute the bootstrap interval; default 'always' when `method` is given, else 'auto' (n ≥ 30). */
+  bootstrap?: BootstrapWhen;
   /** Restrict to these metrics (default: every metric seen in a succeeded run). */
   metrics?: readonly string[];
 }
@@ -56,6 +62,9 @@ export interface ResolvedAggregateOptions {
   seed: number | string;
   resamples: number;
   method: BootstrapMethod;
+  bootstrap: BootstrapWhen;
+  /** The headline interval of every description ('t'). */
+  ci_method: HeadlineMethod;
 }
 
 export interface RunCounts {
@@ -130,6 +139,8 @@ export function resolveOptions(opts: AggregateOptions = {}): ResolvedAggregateOp
     seed: opts.seed ?? 'lem',
     resamples: opts.resamples ?? DEFAULT_RESAMPLES,
     method: opts.method ?? 'bca',
+    bootstrap: opts.bootstrap ?? (opts.method ? 'always' : 'auto'),
+    ci_method: HEADLINE_METHOD,
   };
 }
 
@@ -204,7 +215,7 @@ export function summariseMetric(
   }
   const description = describe(
     points.map((p) => p.value),
-    { seed: `${String(opts.seed)}|${seedKey}|${metric}`, resamples: opts.resamples, method: opts.method },
+    { seed: `${String(opts.seed)}|${seedKey}|${metric}`, resamples: opts.resamples, method: opts.method, bootstrap: opts.bootstrap },
   );
   return { metric, nullCount, description, points };
 }

@@ -2,8 +2,11 @@
  * Comparison of two sets of runs (experiment A vs B, or campaign A vs B), metric by metric.
  *
  * For every metric present in both sets: means, the ratio B/A and the difference B − A, each with a
- * seeded bootstrap CI (the two sets resampled independently; BCa by default), and a verdict
- * against a tolerance for the metric's class:
+ * 95 % CI that holds its coverage at small n (intervals.ts: Welch's t for the difference, Fieller's
+ * interval for the ratio; `ci_method` says so), and a verdict against a tolerance for the metric's
+ * class. A seeded bootstrap CI (BCa by default) is added as a secondary interval only when both
+ * sides have ≥ 30 values or it is asked for (`method` / `bootstrap: 'always'`); verdicts never use it.
+ *
  *
  *   class         pattern (first match wins)                         tolerance  better
  *   gpu_energy    energy_gpu*, energy_prefill*, energy_decode*        ±5 %       lower
@@ -16,10 +19,23 @@
  *   within        the whole ratio CI lies inside [1 − tol, 1 + tol] (equivalent within tolerance),
  *   outside       the whole ratio CI lies outside that band (a real change beyond tolerance),
  *   inconclusive  otherwise (more cycles needed).
- * Without a CI (fewer than 2 values on a side, or no spread) the point estimate decides and
- * `basis` is 'point'.
+ * Without a CI (fewer than 2 values on a side) the point estimate decides and `basis` is 'point'.
+ * When the Fieller set is unbounded (mean(A) not clearly away from 0 — e.g. 2 very noisy cycles) the
+ * verdict is 'inconclusive' on basis 'ci' and `ratioUnbounded` is true. With fewer than 5 values on
+ * a side `ci_note` carries the few-cycles note.
  */
-import { bootstrapMeansStatistic, type BootstrapMethod, type Interval, DEFAULT_RESAMPLES } from './stats.js';
+import {
+  bootstrapMeansStatistic,
+  type BootstrapMethod,
+  type BootstrapWhen,
+  DEFAULT_RESAMPLES,
+  fewCyclesNote,
+  fiellerRatioInterval,
+  type Interval,
+  showBootstrap,
+  welchDifferenceInterval,
+} from './stats.js';
+import type { DifferenceMethod, RatioMethod } from './intervals.js';
 import { collectMetricNames, isUsed, metricValue, countRuns, type RunCounts, type RunRecord } from './aggregate.js';
 
 export type MetricClass = 'gpu_energy' | 'total_energy' | 'throughput' | 'latency';
@@ -50,7 +66,10 @@ export function classifyMetric(name: string): MetricClass | null {
 export interface CompareOptions {
   seed?: number | string;
   resamples?: number;
+  /** Secondary bootstrap method; default 'bca'. Giving it asks for the bootstrap at every n. */
   method?: BootstrapMethod;
+  /** When to add the bootstrap CIs; default 'always' when `method` is given, else 'auto' (both sides n ≥ 30). */
+  bootstrap?: BootstrapWhen;
   /** Count flagged runs; default true. */
   includeFlagged?: boolean;
   /** Override tolerances (fractions, e.g. 0.05 for ±5 %). */
@@ -90,10 +109,20 @@ export interface MetricComparison {
   b: SideSummary;
   /** mean(B) − mean(A). */
   difference: number | null;
+  /** Welch t 95 % CI of the difference; null with fewer than 2 values on a side. */
   differenceCi: Interval | null;
   /** mean(B) / mean(A); null when mean(A) is 0 or a side is empty. */
   ratio: number | null;
+  /** Fieller 95 % CI of the ratio; null with fewer than 2 values on a side, or when unbounded. */
   ratioCi: Interval | null;
+  /** The Fieller set is unbounded: the data do not bound the ratio (verdict inconclusive). */
+  ratioUnbounded: boolean;
+  /** Which intervals differenceCi and ratioCi are. */
+  ci_method: { difference: DifferenceMethod; ratio: RatioMethod };
+  /** The few-cycles note when a side has fewer than 5 values; else null. */
+  ci_note: string | null;
+  /** Secondary bootstrap CIs (see the module comment); null when not computed. */
+  bootstrap: { method: BootstrapMethod; differenceCi: Interval | null; ratioCi: Interval | null } | null;
   /** ratio − 1. */
   relativeChange: number | null;
   verdict: Verdict | null;
@@ -101,7 +130,15 @@ export interface MetricComparison {
 
 export interface Comparison {
   labels: { a: string; b: string };
-  options: { seed: number | string; resamples: number; method: BootstrapMethod; includeFlagged: boolean; tolerances: Record<MetricClass, number> };
+  options: {
+    seed: number | string;
+    resamples: number;
+    method: BootstrapMethod;
+    bootstrap: BootstrapWhen;
+    ci_method: { difference: DifferenceMethod; ratio: RatioMethod };
+    includeFlagged: boolean;
+    tolerances: Record<MetricClass, number>;
+  };
   counts: { a: RunCounts; b: RunCounts };
   metrics: MetricComparison[];
 }
@@ -126,6 +163,7 @@ function verdictFor(
   ratio: number,
   ratioCi: Interval | null,
   confidence: number,
+  unbounded = false,
 ): Verdict {
   const lo = 1 - tolerance;
   const hi = 1 + tolerance;
@@ -136,6 +174,9 @@ function verdictFor(
     if (ratioCi.low >= lo && ratioCi.high <= hi) status = 'within';
     else if (ratioCi.low > hi || ratioCi.high < lo) status = 'outside';
     else status = 'inconclusive';
+  } else if (unbounded) {
+    basis = 'ci';
+    status = 'inconclusive';
   } else {
     basis = 'point';
     status = ratio >= lo && ratio <= hi ? 'within' : 'outside';
@@ -143,10 +184,16 @@ function verdictFor(
   const better = BETTER[cls];
   const change: Verdict['change'] = ratio === 1 ? 'same' : (ratio < 1) === (better === 'lower') ? 'better' : 'worse';
   const tol = `±${(tolerance * 100).toFixed(tolerance * 100 >= 1 && Number.isInteger(tolerance * 100) ? 0 : 1)} %`;
-  const ci = ratioCi ? ` (${Math.round(confidence * 100)} % CI ${pctText(ratioCi.low - 1)} … ${pctText(ratioCi.high - 1)})` : ' (no CI)';
+  const ci = ratioCi
+    ? ` (${Math.round(confidence * 100)} % CI ${pctText(ratioCi.low - 1)} … ${pctText(ratioCi.high - 1)})`
+    : unbounded
+      ? ` (${Math.round(confidence * 100)} % CI unbounded: too few or too noisy values)`
+      : ' (no CI)';
   const what = status === 'within' ? `within ${tol}` : status === 'outside' ? `outside ${tol}` : `inconclusive at ${tol}`;
   return { class: cls, tolerance, status, basis, better, change, text: `${pctText(ratio - 1)}${ci}: ${what}` };
 }
+
+const CI_METHOD: { difference: DifferenceMethod; ratio: RatioMethod } = { difference: 'welch_t', ratio: 'fieller' };
 
 /** Compares two samples of one metric. */
 export function compareSamples(
@@ -159,6 +206,7 @@ export function compareSamples(
   const seed = options.seed ?? 'lem';
   const resamples = options.resamples ?? DEFAULT_RESAMPLES;
   const method = options.method ?? 'bca';
+  const when: BootstrapWhen = options.bootstrap ?? (options.method ? 'always' : 'auto');
   const tolerances = { ...DEFAULT_TOLERANCES, ...options.tolerances };
   const xa = a.filter((v) => Number.isFinite(v));
   const xb = b.filter((v) => Number.isFinite(v));
@@ -174,18 +222,34 @@ export function compareSamples(
     differenceCi: null,
     ratio: null,
     ratioCi: null,
+    ratioUnbounded: false,
+    ci_method: { ...CI_METHOD },
+    ci_note: null,
+    bootstrap: null,
     relativeChange: null,
     verdict: null,
   };
   if (sa.mean === null || sb.mean === null) return out;
+  out.ci_note = fewCyclesNote(Math.min(sa.n, sb.n));
   out.difference = sb.mean - sa.mean;
+  out.differenceCi = welchDifferenceInterval(xa, xb, 0.95);
+  const withBoot = when !== 'never' && showBootstrap(Math.min(sa.n, sb.n), when === 'always');
   const boot = { seed: `${String(seed)}|cmp|${metric}`, resamples, method };
-  out.differenceCi = bootstrapMeansStatistic([xa, xb], (m) => (m[1] as number) - (m[0] as number), boot)?.interval ?? null;
+  if (withBoot) {
+    out.bootstrap = {
+      method,
+      differenceCi: bootstrapMeansStatistic([xa, xb], (m) => (m[1] as number) - (m[0] as number), boot)?.interval ?? null,
+      ratioCi: null,
+    };
+  }
   if (sa.mean !== 0) {
     out.ratio = sb.mean / sa.mean;
     out.relativeChange = out.ratio - 1;
-    out.ratioCi = bootstrapMeansStatistic([xa, xb], (m) => (m[1] as number) / (m[0] as number), boot)?.interval ?? null;
-    if (cls) out.verdict = verdictFor(cls, tolerances[cls], out.ratio, out.ratioCi, 0.95);
+    const f = fiellerRatioInterval(xa, xb, 0.95);
+    out.ratioCi = f.interval;
+    out.ratioUnbounded = f.unbounded;
+    if (out.bootstrap) out.bootstrap.ratioCi = bootstrapMeansStatistic([xa, xb], (m) => (m[1] as number) / (m[0] as number), boot)?.interval ?? null;
+    if (cls) out.verdict = verdictFor(cls, tolerances[cls], out.ratio, out.ratioCi, 0.95, f.unbounded);
   }
   return out;
 }
@@ -213,6 +277,8 @@ export function compareRunSets(a: readonly RunRecord[], b: readonly RunRecord[],
       seed: options.seed ?? 'lem',
       resamples: options.resamples ?? DEFAULT_RESAMPLES,
       method: options.method ?? 'bca',
+      bootstrap: options.bootstrap ?? (options.method ? 'always' : 'auto'),
+      ci_method: { ...CI_METHOD },
       includeFlagged,
       tolerances: { ...DEFAULT_TOLERANCES, ...options.tolerances },
     },

@@ -15,25 +15,29 @@
  * Column order of the per-experiment CSV (`aggregationToCsv`, wide), one row per experiment:
  *   experiment_id, experiment_name, backend, runs_total, runs_succeeded, runs_failed, runs_missing,
  *   runs_flagged, runs_flagged_excluded, runs_used, cycles_missing,
- *   then for each metric sorted by name, these 14 columns named <metric>__<stat>:
- *   n, nulls, mean, median, std, cv, min, max, ci95_t_low, ci95_t_high, ci95_boot_low,
- *   ci95_boot_high, outliers_mild, outliers_extreme.
- *   `cycles_missing` joins cycle numbers with ";". `ci95_boot_*` uses the aggregation's bootstrap
- *   method (BCa by default). `outliers_*` are counts of Tukey outliers (1.5×/3×IQR), never dropped.
+ *   then for each metric sorted by name, these 19 columns named <metric>__<stat>:
+ *   n, nulls, mean, median, std, cv, min, max, ci95_low, ci95_high, ci_method, few_cycles,
+ *   ci95_t_low, ci95_t_high, ci95_boot_low, ci95_boot_high, ci95_boot_method, outliers_mild,
+ *   outliers_extreme.
+ *   `cycles_missing` joins cycle numbers with ";". `ci95_low/high` is the headline interval of the
+ *   interval policy (intervals.ts), `ci_method` names it (`t`); `few_cycles` is true when n < 5 (the
+ *   interval is wide and assumes roughly normal noise). `ci95_boot_*` is the secondary bootstrap
+ *   interval, by `ci95_boot_method` (bca or percentile), empty when it was not computed (n < 30 unless
+ *   asked for). `outliers_*` are counts of Tukey outliers (1.5×/3×IQR), never dropped.
  *
  * Column order of the per-cycle CSV (`aggregationToCsv(agg, 'cycle')`):
  *   cycle, runs_total, runs_succeeded, runs_failed, runs_missing, runs_flagged,
  *   runs_flagged_excluded, runs_used, experiments_missing, then the same metric columns.
  *
  * Long CSV (`aggregationToLongCsv`), one row per (experiment, metric), metrics sorted by name:
- *   experiment_id, experiment_name, backend, metric, n, nulls, mean, median, std, cv, min, max,
- *   ci95_t_low, ci95_t_high, ci95_boot_low, ci95_boot_high, outliers_mild, outliers_extreme.
+ *   experiment_id, experiment_name, backend, metric, then the same 19 stat columns.
  *
  * Unified result format (`toUnifiedRun`): one object per run with the blocks `config`, `energy`
  * (Wh: gpu_wh, cpu_wh, ram_wh, total_wh, plus per-phase values), `performance` (throughput,
  * latency, efficiency) and `backend_info`; see `UnifiedRun`.
  */
 import { parseResult } from './schema.js';
+import { FEW_CYCLES_N } from './intervals.js';
 import { collectMetricNames, type Aggregation, type ExperimentRecord, type MetricSummary, type RunCounts, type RunRecord } from './aggregate.js';
 
 export type CsvCell = string | number | boolean | null | undefined;
@@ -74,10 +78,15 @@ export const AGGREGATE_STAT_COLUMNS = [
   'cv',
   'min',
   'max',
+  'ci95_low',
+  'ci95_high',
+  'ci_method',
+  'few_cycles',
   'ci95_t_low',
   'ci95_t_high',
   'ci95_boot_low',
   'ci95_boot_high',
+  'ci95_boot_method',
   'outliers_mild',
   'outliers_extreme',
 ] as const;
@@ -153,10 +162,15 @@ function statCells(s: MetricSummary | undefined): CsvCell[] {
     d?.cv,
     d?.min,
     d?.max,
+    d?.ci95?.low,
+    d?.ci95?.high,
+    d ? d.ci_method : null,
+    d ? d.n < FEW_CYCLES_N : null,
     d?.ci95_t?.low,
     d?.ci95_t?.high,
     d?.ci95_bootstrap?.low,
     d?.ci95_bootstrap?.high,
+    d?.ci95_bootstrap ? d.ci95_bootstrap_method : null,
     d ? d.outliers.mild.length : null,
     d ? d.outliers.extreme.length : null,
   ];

@@ -1,10 +1,13 @@
 /**
  * Descriptive statistics and confidence intervals. Pure: randomness comes from a seed (src/util/random.ts).
  *
- * - `describe()`: n, mean, median, sample std, CV, min/max, Student-t 95 % CI, bootstrap 95 % CI
- *   (BCa by default, percentile on request) and Tukey outliers (reported, never dropped).
- * - `tInterval()`, `tukeyOutliers()`, `quantileSorted()`, and the bootstrap (`bootstrapMeansStatistic`,
- *   `bootstrapMeanCi`) that `describe()` and compare.ts use.
+ * - `describe()`: n, mean, median, sample std, CV, min/max, the headline 95 % CI (`ci95`, method
+ *   `ci_method`, chosen by the interval policy in intervals.ts: Student t at every n), the "few cycles"
+ *   note (`ci_note`, n < 5), the secondary bootstrap 95 % CI (BCa by default, percentile on request;
+ *   computed from 30 values on, or at any n when asked for) and Tukey outliers (reported, never dropped).
+ * - `tukeyOutliers()`, `quantileSorted()`, and the bootstrap (`bootstrapMeansStatistic`,
+ *   `bootstrapMeanCi`) that `describe()` and compare.ts use; the t, Welch and Fieller intervals and
+ *   the policy live in intervals.ts and are re-exported here.
  * - The distributions (Student t, normal) and special functions live in distributions.ts and are
  *   re-exported here.
  *
@@ -18,7 +21,8 @@
  */
 import { mean, sampleStandardDeviation } from 'simple-statistics';
 import { createRng } from '../util/random.js';
-import { normalCdf, normalQuantile, studentTQuantile } from './distributions.js';
+import { normalCdf, normalQuantile } from './distributions.js';
+import { fewCyclesNote, HEADLINE_METHOD, headlineInterval, showBootstrap, tInterval, type HeadlineMethod, type Interval } from './intervals.js';
 
 export {
   erfc,
@@ -32,10 +36,19 @@ export {
   studentTQuantile,
 } from './distributions.js';
 
-export interface Interval {
-  low: number;
-  high: number;
-}
+export {
+  BOOTSTRAP_MIN_N,
+  FEW_CYCLES_N,
+  fewCyclesNote,
+  fiellerRatioInterval,
+  HEADLINE_METHOD,
+  headlineInterval,
+  showBootstrap,
+  tInterval,
+  welchDifferenceInterval,
+  type HeadlineMethod,
+  type Interval,
+} from './intervals.js';
 
 export type BootstrapMethod = 'bca' | 'percentile';
 
@@ -76,8 +89,18 @@ export interface Description {
   cv: number | null;
   min: number;
   max: number;
+  /** The headline 95 % CI of the mean under lem's interval policy (intervals.ts); null for n < 2. */
+  ci95: Interval | null;
+  /** Which interval `ci95` is ('t': Student t). */
+  ci_method: HeadlineMethod;
+  /** The "few cycles" note for n < 5 (what the interval can and cannot show); null otherwise. */
+  ci_note: string | null;
+  /** Student-t 95 % CI (today the same interval as `ci95`). */
   ci95_t: Interval | null;
-  /** Bootstrap CI of the mean by `ci95_bootstrap_method` (BCa by default). */
+  /**
+   * Secondary bootstrap CI of the mean by `ci95_bootstrap_method` (BCa by default); computed from
+   * BOOTSTRAP_MIN_N (30) values on, or at any n ≥ 2 with `bootstrap: 'always'`; null otherwise.
+   */
   ci95_bootstrap: Interval | null;
   ci95_bootstrap_method: BootstrapMethod;
   /** Details of the bootstrap (z0, acceleration, resamples); null when the interval is null. */
@@ -91,7 +114,14 @@ export interface DescribeOptions {
   resamples?: number;
   /** Bootstrap method; default 'bca'. */
   method?: BootstrapMethod;
+  /**
+   * When to compute the secondary bootstrap interval: 'auto' (default) from BOOTSTRAP_MIN_N values
+   * on, where its coverage holds; 'always' at any n ≥ 2 (an explicit request); 'never'.
+   */
+  bootstrap?: BootstrapWhen;
 }
+
+export type BootstrapWhen = 'auto' | 'always' | 'never';
 
 export const DEFAULT_RESAMPLES = 10_000;
 
@@ -112,17 +142,6 @@ export function quantileSorted(sorted: ArrayLike<number>, p: number): number {
   if (frac === 0 || lo + 1 >= n) return a;
   const b = sorted[lo + 1] as number;
   return a + frac * (b - a);
-}
-
-/** Student-t confidence interval of the mean; null for n < 2. Equal values give a zero-width interval. */
-export function tInterval(values: readonly number[], confidence = 0.95): Interval | null {
-  const xs = values.filter((v) => Number.isFinite(v));
-  const n = xs.length;
-  if (n < 2) return null;
-  const m = mean(xs);
-  const s = sampleStandardDeviation(xs);
-  const half = (studentTQuantile(1 - (1 - confidence) / 2, n - 1) * s) / Math.sqrt(n);
-  return { low: m - half, high: m + half };
 }
 
 /** Tukey fences at 1.5×IQR (mild) and 3×IQR (extreme), quartiles by linear interpolation. Non-finite values are ignored. */
@@ -289,7 +308,11 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
   const std = n >= 2 ? sampleStandardDeviation(xs) : null;
   const cv = std !== null && m !== 0 ? std / Math.abs(m) : null;
   const method = opts.method ?? 'bca';
-  const boot = bootstrapMeanCi(xs, { seed: opts.seed, resamples: opts.resamples ?? DEFAULT_RESAMPLES, method });
+  const when = opts.bootstrap ?? 'auto';
+  const boot =
+    when !== 'never' && showBootstrap(n, when === 'always')
+      ? bootstrapMeanCi(xs, { seed: opts.seed, resamples: opts.resamples ?? DEFAULT_RESAMPLES, method })
+      : null;
   return {
     n,
     mean: m,
@@ -298,6 +321,9 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
     cv,
     min: sorted[0] as number,
     max: sorted[n - 1] as number,
+    ci95: headlineInterval(xs, 0.95),
+    ci_method: HEADLINE_METHOD,
+    ci_note: fewCyclesNote(n),
     ci95_t: tInterval(xs, 0.95),
     ci95_bootstrap: boot ? boot.interval : null,
     ci95_bootstrap_method: method,

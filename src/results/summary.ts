@@ -1,9 +1,36 @@
 /**
  * The end-of-campaign summary: per experiment, the main metrics of its backend across cycles
- * (mean, std, CV, seeded bootstrap 95 % CI), from the same late aggregation as `lem results show`.
+ * (mean, std, CV, the headline 95 % CI of the interval policy — Student t — and the few-cycles note),
+ * from the same late aggregation as `lem results show`. `intervalNotes` and `CI_METHOD_LABEL` are
+ * what every printer (summary, `results show`, `report`, `compare`) says about its intervals.
  */
 import { aggregate, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
-import type { Description } from './stats.js';
+import { fewCyclesNote, FEW_CYCLES_N, BOOTSTRAP_MIN_N, type BootstrapMethod, type Description, type HeadlineMethod } from './stats.js';
+
+/** How each interval is named in printed output. */
+export const CI_METHOD_LABEL: Readonly<Record<HeadlineMethod | BootstrapMethod | 'welch_t' | 'fieller', string>> = {
+  t: 'Student t',
+  bca: 'BCa bootstrap',
+  percentile: 'percentile bootstrap',
+  welch_t: 'Welch t',
+  fieller: 'Fieller',
+};
+
+/** One line stating the interval policy, for printed output. */
+export function intervalPolicyLine(bootstrapShown: BootstrapMethod | null): string {
+  return (
+    `intervals: 95 % ${CI_METHOD_LABEL.t} CI of the mean (holds its coverage at every n for roughly normal noise)` +
+    (bootstrapShown
+      ? `; the ${CI_METHOD_LABEL[bootstrapShown]} interval is shown as well (secondary; it under-covers below ${BOOTSTRAP_MIN_N} cycles)`
+      : `; a BCa bootstrap interval is added from ${BOOTSTRAP_MIN_N} cycles on (--method bca|percentile to see it at any n)`)
+  );
+}
+
+/** The few-cycles notes for the descriptions given: one line per distinct n below FEW_CYCLES_N. */
+export function intervalNotes(descriptions: readonly (Description | null | undefined)[]): string[] {
+  const ns = [...new Set(descriptions.filter((d): d is Description => !!d && d.n < FEW_CYCLES_N).map((d) => d.n))].sort((a, b) => a - b);
+  return ns.map((n) => fewCyclesNote(n)).filter((s): s is string => s !== null);
+}
 
 /** The metrics shown first for each backend, in order. */
 export const MAIN_METRICS: Record<string, readonly string[]> = {

@@ -65,9 +65,15 @@ suite('late aggregation per experiment', () => {
   });
 
   it('passes seed, resamples and method through to the intervals', () => {
-    const base = aggregateByExperiment(runs, experiments, { seed: 's' })[0]?.metrics.tokens_per_s?.description;
-    const same = aggregateByExperiment(runs, experiments, { seed: 's' })[0]?.metrics.tokens_per_s?.description;
-    const other = aggregateByExperiment(runs, experiments, { seed: 't' })[0]?.metrics.tokens_per_s?.description;
+    const base = aggregateByExperiment(runs, experiments, { seed: 's', method: 'bca' })[0]?.metrics.tokens_per_s?.description;
+    const same = aggregateByExperiment(runs, experiments, { seed: 's', method: 'bca' })[0]?.metrics.tokens_per_s?.description;
+    const other = aggregateByExperiment(runs, experiments, { seed: 't', method: 'bca' })[0]?.metrics.tokens_per_s?.description;
+    // Not asked for: no bootstrap below 30 values; the headline t interval is there, named, with the few-cycles note.
+    const auto = aggregateByExperiment(runs, experiments, { seed: 's' })[0]?.metrics.tokens_per_s?.description;
+    expect(auto?.ci95_bootstrap).toBeNull();
+    expect(auto?.ci_method).toBe('t');
+    expect(auto?.ci95).toEqual(auto?.ci95_t);
+    expect(auto?.ci_note).toMatch(/few cycles \(n = 4\)/);
     const perc = aggregateByExperiment(runs, experiments, { seed: 's', method: 'percentile', resamples: 500 })[0]?.metrics.tokens_per_s?.description;
     expect(same).toEqual(base);
     expect(other?.bootstrap?.z0).not.toBe(base?.bootstrap?.z0); // endpoints of n = 4 sit on discrete atoms; z0 is a Monte Carlo estimate
@@ -77,9 +83,10 @@ suite('late aggregation per experiment', () => {
   });
 
   it("adding an experiment does not change another one's interval", () => {
-    const before = aggregateByExperiment(runs, experiments, { seed: 9 })[0]?.metrics.tokens_per_s?.description?.ci95_bootstrap;
+    const before = aggregateByExperiment(runs, experiments, { seed: 9, bootstrap: 'always' })[0]?.metrics.tokens_per_s?.description?.ci95_bootstrap;
+    expect(before).not.toBeNull();
     const more = [...runs, run('d1', 'D', 1, { tokens_per_s: 1 }), run('d2', 'D', 2, { tokens_per_s: 2 })];
-    const after = aggregateByExperiment(more, [...experiments, experiment('D')], { seed: 9 })[0]?.metrics.tokens_per_s?.description?.ci95_bootstrap;
+    const after = aggregateByExperiment(more, [...experiments, experiment('D')], { seed: 9, bootstrap: 'always' })[0]?.metrics.tokens_per_s?.description?.ci95_bootstrap;
     expect(after).toEqual(before);
   });
 });
@@ -104,7 +111,8 @@ suite('late aggregation per cycle', () => {
 suite('aggregate()', () => {
   it('returns both views, totals and resolved options', () => {
     const agg = aggregate(runs, experiments, { seed: 3, includeFlagged: false });
-    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca' });
+    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca', bootstrap: 'auto', ci_method: 't' });
+    expect(aggregate(runs, experiments, { method: 'percentile' }).options).toMatchObject({ method: 'percentile', bootstrap: 'always' });
     expect(agg.totals).toEqual(countRuns(runs, false));
     expect(agg.totals).toMatchObject({ total: 9, succeeded: 7, failed: 1, pending: 1, missing: 1, flagged: 1, flaggedExcluded: 1, used: 6 });
     expect(agg.experiments).toHaveLength(4);

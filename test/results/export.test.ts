@@ -72,7 +72,7 @@ suite('CSV', () => {
   });
 
   it('per-experiment CSV: documented columns and hand-computed statistics', () => {
-    const agg = aggregate(runs, experiments, { seed: 1, metrics: ['tokens_per_s', 'energy_gpu_j'] });
+    const agg = aggregate(runs, experiments, { seed: 1, method: 'bca', metrics: ['tokens_per_s', 'energy_gpu_j'] });
     const rows = parseCsv(aggregationToCsv(agg));
     const header = rows[0] as string[];
     expect(header.slice(0, 11)).toEqual([
@@ -88,7 +88,7 @@ suite('CSV', () => {
       'runs_used',
       'cycles_missing',
     ]);
-    expect(header.slice(11, 25)).toEqual([
+    expect(header.slice(11, 30)).toEqual([
       'energy_gpu_j__n',
       'energy_gpu_j__nulls',
       'energy_gpu_j__mean',
@@ -97,14 +97,19 @@ suite('CSV', () => {
       'energy_gpu_j__cv',
       'energy_gpu_j__min',
       'energy_gpu_j__max',
+      'energy_gpu_j__ci95_low',
+      'energy_gpu_j__ci95_high',
+      'energy_gpu_j__ci_method',
+      'energy_gpu_j__few_cycles',
       'energy_gpu_j__ci95_t_low',
       'energy_gpu_j__ci95_t_high',
       'energy_gpu_j__ci95_boot_low',
       'energy_gpu_j__ci95_boot_high',
+      'energy_gpu_j__ci95_boot_method',
       'energy_gpu_j__outliers_mild',
       'energy_gpu_j__outliers_extreme',
     ]);
-    expect(header[25]).toBe('tokens_per_s__n');
+    expect(header[30]).toBe('tokens_per_s__n');
     expect(header.length).toBe(AGGREGATE_CSV_LEADING_COLUMNS.length + 2 * AGGREGATE_STAT_COLUMNS.length);
     const byId = new Map(rows.slice(1).map((r) => [r[0], Object.fromEntries(header.map((h, i) => [h, r[i] as string]))]));
     const e1 = byId.get('e1') as Record<string, string>;
@@ -122,8 +127,21 @@ suite('CSV', () => {
     expect(Number(e2.tokens_per_s__cv)).toBeCloseTo(0.0673435, 6);
     expect(Number(e2.tokens_per_s__ci95_t_low)).toBeCloseTo(20.7345, 3);
     expect(Number(e2.tokens_per_s__ci95_t_high)).toBeCloseTo(84.2655, 3);
+    // The headline interval is the t interval, named, with the few-cycles mark (n = 2 < 5).
+    expect(Number(e2.tokens_per_s__ci95_low)).toBeCloseTo(20.7345, 3);
+    expect(Number(e2.tokens_per_s__ci95_high)).toBeCloseTo(84.2655, 3);
+    expect(e2.tokens_per_s__ci_method).toBe('t');
+    expect(e2.tokens_per_s__few_cycles).toBe('true');
+    // The bootstrap was asked for (method given), so it is there at n = 2, named.
     expect(Number(e2.tokens_per_s__ci95_boot_low)).toBe(50);
     expect(Number(e2.tokens_per_s__ci95_boot_high)).toBe(55);
+    expect(e2.tokens_per_s__ci95_boot_method).toBe('bca');
+    // Without asking, the bootstrap is left out below 30 values (its coverage does not hold there).
+    const plain = parseCsv(aggregationToCsv(aggregate(runs, experiments, { seed: 1, metrics: ['tokens_per_s'] })));
+    const ph = plain[0] as string[];
+    const pe2 = Object.fromEntries(ph.map((h, i) => [h, (plain.find((r) => r[0] === 'e2') as string[])[i] as string]));
+    expect([pe2.tokens_per_s__ci95_boot_low, pe2.tokens_per_s__ci95_boot_method, pe2.tokens_per_s__ci_method]).toEqual(['', '', 't']);
+    expect(Number(pe2.tokens_per_s__ci95_low)).toBeCloseTo(20.7345, 3);
     // e2 energy_gpu_j: one value (3600), two nulls → no spread, empty cells.
     expect([e2.energy_gpu_j__n, e2.energy_gpu_j__nulls, e2.energy_gpu_j__mean, e2.energy_gpu_j__std, e2.energy_gpu_j__ci95_t_low]).toEqual(['1', '2', '3600', '', '']);
   });

@@ -7,7 +7,7 @@ import { planRuns } from '../../campaign/planner.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import { campaignRecords } from '../../results/records.js';
-import { summarize } from '../../results/summary.js';
+import { CI_METHOD_LABEL, intervalNotes, summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
@@ -146,11 +146,12 @@ export function renderSummary(rows: ReturnType<typeof summarize>): string {
     num(r.stats?.mean),
     num(r.stats?.std),
     pct(r.stats?.cv),
-    r.stats?.ci95_bootstrap ? `[${num(r.stats.ci95_bootstrap.low)}, ${num(r.stats.ci95_bootstrap.high)}]` : '—',
+    r.stats?.ci95 ? `[${num(r.stats.ci95.low)}, ${num(r.stats.ci95.high)}]` : '—',
   ]);
   const reasons = [...new Map(rows.filter((r) => r.reason !== null).map((r) => [r.metric, r.reason as string])).entries()];
   const why = reasons.map(([metric, reason]) => `  ${metric}: ${reason}`).join('\n');
-  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 'BCa bootstrap 95% CI'], body, [2, 3, 4, 5])}${
+  const notes = intervalNotes(rows.map((r) => r.stats)).map((n) => `\nnote: ${n}`).join('');
+  return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL.t})`], body, [2, 3, 4, 5])}${
     reasons.length ? `\nnot measured on this host:\n${why}` : ''
-  }\n(— = not measured, or too few cycles for an interval; \`lem results show ID --all\` lists every metric)`;
+  }${notes}\n(— = not measured, or too few cycles for an interval; \`lem results show ID --all\` lists every metric)`;
 }

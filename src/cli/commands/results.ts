@@ -10,7 +10,8 @@ import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText,
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
 import { powerSamplesFromResult } from '../../results/report/plots.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
-import { mainMetrics } from '../../results/summary.js';
+import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from '../../results/summary.js';
+import { fewCyclesNote, type Description } from '../../results/stats.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { num, pct, table } from '../format.js';
@@ -46,10 +47,13 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     return EXIT_OK;
   }
   const rows: string[][] = [];
+  const shown: (Description | null)[] = [];
+  const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
     const wanted = o.all ? agg.metricNames : mainMetrics(agg, e.backend).filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
       const d = e.metrics[metric]?.description ?? null;
+      shown.push(d);
       rows.push([
         e.name ?? e.experimentId,
         metric,
@@ -57,14 +61,20 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
         num(d?.mean),
         num(d?.std),
         pct(d?.cv),
-        d?.ci95_t ? `[${num(d.ci95_t.low)}, ${num(d.ci95_t.high)}]` : '—',
-        d?.ci95_bootstrap ? `[${num(d.ci95_bootstrap.low)}, ${num(d.ci95_bootstrap.high)}]` : '—',
+        ci(d?.ci95),
+        ci(d?.ci95_bootstrap),
         d?.outliers ? String(d.outliers.mild.length + d.outliers.extreme.length) : '0',
       ]);
     }
   }
+  // The bootstrap column only when some interval in it was computed (n ≥ 30, or --method given).
+  const withBoot = shown.some((d) => d?.ci95_bootstrap);
+  const header = ['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL[agg.options.ci_method]})`, `95% CI (${CI_METHOD_LABEL[agg.options.method]})`, 'outliers'];
+  const keep = (r: string[]): string[] => (withBoot ? r : r.filter((_, i) => i !== 7));
   ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${agg.totals.flagged} flagged${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
-  ctx.out(table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 't 95% CI', `${agg.options.method} 95% CI`, 'outliers'], rows, [2, 3, 4, 5, 8]));
+  ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
+  ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
+  for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
   return EXIT_OK;
 }
@@ -173,13 +183,30 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
   }
   ctx.out(`A = ${sa.label} (${cmp.counts.a.used} runs)\nB = ${sb.label} (${cmp.counts.b.used} runs)`);
   const measured = cmp.metrics.filter((m) => m.a.mean !== null || m.b.mean !== null);
+  const withBoot = measured.some((m) => m.bootstrap?.ratioCi);
+  const ratioCi = (i: { low: number; high: number } | null | undefined, unbounded = false): string =>
+    i ? `[${i.low.toFixed(3)}, ${i.high.toFixed(3)}]` : unbounded ? 'unbounded' : '—';
   ctx.out(
     table(
-      ['metric', 'mean A', 'mean B', 'B/A', 'verdict'],
-      measured.map((m) => [m.metric, num(m.a.mean), num(m.b.mean), m.ratio === null ? '—' : m.ratio.toFixed(3), m.verdict?.text ?? '(no tolerance for this metric)']),
-      [1, 2, 3],
+      ['metric', 'mean A', 'mean B', 'B/A', `95% CI (${CI_METHOD_LABEL[cmp.options.ci_method.ratio]})`, ...(withBoot ? [`95% CI (${CI_METHOD_LABEL[cmp.options.method]})`] : []), 'verdict'],
+      measured.map((m) => [
+        m.metric,
+        num(m.a.mean),
+        num(m.b.mean),
+        m.ratio === null ? '—' : m.ratio.toFixed(3),
+        ratioCi(m.ratioCi, m.ratioUnbounded),
+        ...(withBoot ? [ratioCi(m.bootstrap?.ratioCi)] : []),
+        m.verdict?.text ?? '(no tolerance for this metric)',
+      ]),
+      withBoot ? [1, 2, 3, 4, 5] : [1, 2, 3, 4],
     ),
   );
+  ctx.out(
+    `intervals: 95 % ${CI_METHOD_LABEL.fieller} CI of the ratio of means B/A and ${CI_METHOD_LABEL.welch_t} CI of the difference (--json); verdicts use the ${CI_METHOD_LABEL.fieller} CI: within = wholly inside the tolerance, outside = wholly outside, else inconclusive`,
+  );
+  const minN = Math.min(...measured.map((m) => Math.min(m.a.n, m.b.n)).filter((n) => n > 0));
+  const few = Number.isFinite(minN) ? fewCyclesNote(minN) : null;
+  if (few) ctx.out(`note: ${few}`);
   const unmeasured = cmp.metrics.length - measured.length;
   if (unmeasured > 0) ctx.out(`(${unmeasured} metric(s) measured on neither side are not shown; --json lists them)`);
   return EXIT_OK;
