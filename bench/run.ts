@@ -5,6 +5,7 @@
 import { benchDocker } from './docker.js';
 import type { Figure } from './figure.js';
 import { benchManifest } from './manifest.js';
+import { benchBootstrap, benchCoverage } from './stats.js';
 import { benchWorker } from './worker.js';
 
 function print(section: string, figures: Figure[] | string): Figure[] {
@@ -26,6 +27,9 @@ async function main(): Promise<void> {
   all.push(...print('manifest and planner', await benchManifest()));
   all.push(...print('docker runtime', await benchDocker()));
   all.push(...print('worker (CPU, tiny model)', benchWorker()));
+  all.push(...print('statistics', benchBootstrap()));
+  console.log('\ninterval coverage (seeded simulation; README "Intervals")');
+  for (const line of benchCoverage()) console.log(`  ${line}`);
   if (process.argv.includes('--json')) console.log(JSON.stringify(all));
 }
 

@@ -203,10 +203,10 @@ runtime: docker
 retries: 0
 keep_services: true
 `);
-    const t0 = Date.now();
+    // No timing assertion (a loaded host makes them flaky): the slow run would take 60 s and succeed
+    // if the timeout did not fire; below, it must be failed as timed out and its process gone.
     const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env);
     expect(r.code).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(40_000);
     const id = /campaign (docktimeout-\S+):/.exec(r.stderr)?.[1] ?? '';
     const runs = runsOf(s.state, id);
     const failed = runs.filter((x) => x.status === 'failed');

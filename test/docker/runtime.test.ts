@@ -217,11 +217,11 @@ services:
 
     for (const script of ['echo start; sleep 300', 'trap "" TERM; echo start; while :; do sleep 1; done']) {
       let handle = '';
-      const t0 = Date.now();
       const outcome = await rt.dispatch(scriptSpec(id, script, 1), new AbortController().signal, (h) => (handle = h));
       expect(outcome.timedOut).toBe(true);
       expect(outcome.failureReason).toMatch(/timed out after 1s/);
-      expect(Date.now() - t0).toBeLessThan(15_000);
+      // No timing assertion: a process that survived would keep dispatch waiting (sleep 300 / forever)
+      // past the test's timeout, and the ps check below fails if it is still there.
       const h = decodeHandle(handle);
       expect(h).not.toBeNull();
       const ps = await psInContainer(containerId);
