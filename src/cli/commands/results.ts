@@ -8,7 +8,7 @@ import { readAiEnergyBenchmarksCsv, readOptimumBenchmarkReport } from '../../res
 import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
-import { powerSamplesFromResult } from '../../results/report/plots.js';
+import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
 import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from '../../results/summary.js';
 import { fewCyclesNote, type Description } from '../../results/stats.js';
@@ -225,9 +225,13 @@ export function report(ctx: CliContext, id: string, o: StatOptions & { out?: str
     title: `lem report — ${rec.campaignId}`,
     aggregation: agg,
     ...(choices.stripMetric === null && choices.throughputMetric !== null ? { stripMetric: choices.throughputMetric } : {}),
-    timeline: chosen && samples ? { runId: chosen.runId, samples } : null,
+    timeline:
+      chosen && samples
+        ? { runId: chosen.runId, samples, phases: phasesFromResult(chosen.result), flags: chosen.flags, window: windowEnergyFromResult(chosen.result) }
+        : null,
+    experiments: rec.experiments,
     notes: [
-      `campaign ${rec.campaignId}, seed ${rec.seed}, ${agg.options.method} bootstrap with ${agg.options.resamples} resamples`,
+      `campaign ${rec.campaignId}, seed ${rec.seed}`,
       samples ? `power timeline: run ${chosen?.runId}` : 'power timeline: no run of this campaign recorded power samples (no NVML on the host)',
     ],
   });

@@ -8,8 +8,8 @@
  *   power timeline: polyline.power-line (one vertex per sample), line.mean-power
  */
 import type { ExperimentAggregate } from '../aggregate.js';
-import { parseResult } from '../schema.js';
 import type { Interval } from '../stats.js';
+import { placeLabels } from './labels.js';
 import { axes, colour, DEFAULT_FRAME, escapeHtml, formatNumber, linearScale, paddedExtent, px, type PlotFrame } from './svg.js';
 
 export interface ParetoCandidate {
@@ -27,9 +27,18 @@ export function paretoFront(points: readonly ParetoCandidate[]): string[] {
     .map((p) => p.id);
 }
 
+/** The headline interval (interval policy: Student t) of an experiment's metric. */
 function ciOf(e: ExperimentAggregate, metric: string): Interval | null {
-  const d = e.metrics[metric]?.description;
-  return d ? (d.ci95_bootstrap ?? d.ci95_t) : null;
+  return e.metrics[metric]?.description?.ci95 ?? null;
+}
+
+/** Per-run (x, y) pairs of an experiment: runs that have both metrics. */
+function runPairs(e: ExperimentAggregate, xMetric: string, yMetric: string): { runId: string; x: number; y: number; flagged: boolean }[] {
+  const ys = new Map((e.metrics[yMetric]?.points ?? []).map((p) => [p.runId, p]));
+  return (e.metrics[xMetric]?.points ?? []).flatMap((p) => {
+    const q = ys.get(p.runId);
+    return q ? [{ runId: p.runId, x: p.value, y: q.value, flagged: p.flagged || q.flagged }] : [];
+  });
 }
 
 function labelOf(e: ExperimentAggregate): string {
@@ -41,6 +50,8 @@ export interface ScatterResult {
   plotted: string[];
   pareto: string[];
   skipped: string[];
+  /** Experiments whose name label fitted nowhere without overlap (their point keeps a tooltip). */
+  unlabelled: string[];
 }
 
 /** (a) Energy metric (y, lower is better) vs throughput (x, higher is better), mean ± 95 % CI, Pareto front marked. */
@@ -59,11 +70,13 @@ export function energyThroughputPlot(
     else pts.push({ e, i, x, y, cx: ciOf(e, throughputMetric), cy: ciOf(e, energyMetric) });
   });
   const front = new Set(paretoFront(pts.map((p) => ({ id: p.e.experimentId, x: p.x, y: p.y }))));
-  const xs = pts.flatMap((p) => [p.x, p.cx?.low ?? p.x, p.cx?.high ?? p.x]);
-  const ys = pts.flatMap((p) => [p.y, p.cy?.low ?? p.y, p.cy?.high ?? p.y]);
+  const runsOf = new Map(pts.map((p) => [p.e.experimentId, runPairs(p.e, throughputMetric, energyMetric)]));
+  const allRuns = [...runsOf.values()].flat();
+  const xs = [...pts.flatMap((p) => [p.x, p.cx?.low ?? p.x, p.cx?.high ?? p.x]), ...allRuns.map((r) => r.x)];
+  const ys = [...pts.flatMap((p) => [p.y, p.cy?.low ?? p.y, p.cy?.high ?? p.y]), ...allRuns.map((r) => r.y)];
   const { width, height, margin } = frame;
-  const sx = linearScale(paddedExtent(xs), [margin.left, width - margin.right]);
-  const sy = linearScale(paddedExtent(ys), [height - margin.bottom, margin.top]);
+  const sx = linearScale(paddedExtent(xs, 0.1), [margin.left, width - margin.right]);
+  const sy = linearScale(paddedExtent(ys, 0.1), [height - margin.bottom, margin.top]);
   const parts: string[] = [];
   parts.push(
     `<svg class="plot energy-throughput" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(`${energyMetric} vs ${throughputMetric}`)}">`,
@@ -87,21 +100,47 @@ export function energyThroughputPlot(
     if (p.cy) parts.push(`<line class="ci-whisker ci-y" stroke="${c}" x1="${cx}" x2="${cx}" y1="${px(sy(p.cy.low))}" y2="${px(sy(p.cy.high))}"/>`);
     if (p.cx) parts.push(`<line class="ci-whisker ci-x" stroke="${c}" x1="${px(sx(p.cx.low))}" x2="${px(sx(p.cx.high))}" y1="${cy}" y2="${cy}"/>`);
   }
+  // Every run as a small dot behind the means; flagged runs hollow.
+  for (const p of pts) {
+    const c = colour(p.i);
+    for (const r of runsOf.get(p.e.experimentId) ?? []) {
+      parts.push(
+        `<circle class="run-point${r.flagged ? ' flagged' : ''}" data-experiment="${escapeHtml(p.e.experimentId)}" cx="${px(sx(r.x))}" cy="${px(sy(r.y))}" r="2.5" fill="${r.flagged ? '#fff' : c}" stroke="${c}"><title>${escapeHtml(`${labelOf(p.e)}, run ${r.runId}${r.flagged ? ' (flagged)' : ''}`)}</title></circle>`,
+      );
+    }
+  }
   for (const p of pts) {
     const onFront = front.has(p.e.experimentId);
     const c = colour(p.i);
-    const title = `${labelOf(p.e)}: ${energyMetric} ${formatNumber(p.y)}, ${throughputMetric} ${formatNumber(p.x)}${onFront ? ' (Pareto-optimal)' : ''}`;
+    const flaggedRuns = (runsOf.get(p.e.experimentId) ?? []).filter((r) => r.flagged).length;
+    const title = `${labelOf(p.e)}: ${energyMetric} ${formatNumber(p.y)}, ${throughputMetric} ${formatNumber(p.x)}${onFront ? ' (Pareto-optimal)' : ''}${flaggedRuns ? `, ${flaggedRuns} flagged run(s) included` : ''}`;
     parts.push(
       `<circle class="point${onFront ? ' pareto' : ''}" data-experiment="${escapeHtml(p.e.experimentId)}" cx="${px(sx(p.x))}" cy="${px(sy(p.y))}" r="${onFront ? 7 : 5}" fill="${c}"><title>${escapeHtml(title)}</title></circle>`,
     );
-    const right = sx(p.x) > margin.left + 0.7 * (width - margin.left - margin.right);
+  }
+  // Labels: Pareto points first, then by throughput; placed greedily without overlap or clipping.
+  const order = pts.slice().sort((a, b) => Number(front.has(b.e.experimentId)) - Number(front.has(a.e.experimentId)) || b.x - a.x);
+  const placed = placeLabels(
+    order.map((p) => ({ id: p.e.experimentId, text: labelOf(p.e), x: sx(p.x), y: sy(p.y), r: front.has(p.e.experimentId) ? 7 : 5 })),
+    { x: margin.left + 2, y: margin.top + 2, w: width - margin.left - margin.right - 4, h: height - margin.top - margin.bottom - 4 },
+    [],
+  );
+  for (const l of placed) {
+    if (l.leader) parts.push(`<line class="label-leader" x1="${px(l.leader.x1)}" y1="${px(l.leader.y1)}" x2="${px(l.leader.x2)}" y2="${px(l.leader.y2)}"/>`);
     parts.push(
-      `<text class="point-label" x="${px(sx(p.x) + (right ? -9 : 9))}" y="${px(sy(p.y) - 8)}"${right ? ' text-anchor="end"' : ''}>${escapeHtml(labelOf(p.e))}</text>`,
+      `<text class="point-label" data-experiment="${escapeHtml(l.id)}" x="${px(l.x)}" y="${px(l.y)}" dominant-baseline="central"${l.anchor === 'start' ? '' : ` text-anchor="${l.anchor}"`}>${escapeHtml(l.text)}</text>`,
     );
   }
+  const labelled = new Set(placed.map((l) => l.id));
   if (pts.length === 0) parts.push(`<text class="empty" x="${width / 2}" y="${height / 2}" text-anchor="middle">no experiment has both metrics</text>`);
   parts.push(`</svg>`);
-  return { svg: parts.join(''), plotted: pts.map((p) => p.e.experimentId), pareto: [...front], skipped };
+  return {
+    svg: parts.join(''),
+    plotted: pts.map((p) => p.e.experimentId),
+    pareto: [...front],
+    skipped,
+    unlabelled: pts.map((p) => p.e.experimentId).filter((id) => !labelled.has(id)),
+  };
 }
 
 export interface StripResult {
@@ -145,84 +184,4 @@ export function cycleStripPlot(experiments: readonly ExperimentAggregate[], metr
   return { svg: parts.join(''), points: all.length };
 }
 
-export interface PowerSample {
-  t_s: number;
-  power_w: number;
-}
-
-export interface TimelineResult {
-  svg: string;
-  points: number;
-  /** Trapezoidal energy over the samples, J. */
-  energyJ: number;
-  meanPowerW: number | null;
-}
-
-/** Trapezoidal integral of power over time (J). */
-export function integrateEnergyJ(samples: readonly PowerSample[]): number {
-  let e = 0;
-  for (let i = 1; i < samples.length; i++) {
-    const a = samples[i - 1] as PowerSample;
-    const b = samples[i] as PowerSample;
-    e += ((a.power_w + b.power_w) / 2) * (b.t_s - a.t_s);
-  }
-  return e;
-}
-
-/** (c) Power timeline of one run: one polyline vertex per sample (finite samples, sorted by time). */
-export function powerTimelinePlot(samples: readonly PowerSample[], frame: PlotFrame = DEFAULT_FRAME): TimelineResult {
-  const s = samples.filter((p) => Number.isFinite(p.t_s) && Number.isFinite(p.power_w)).sort((a, b) => a.t_s - b.t_s);
-  const { width, height, margin } = frame;
-  const sx = linearScale(paddedExtent(s.map((p) => p.t_s), 0.02), [margin.left, width - margin.right]);
-  const sy = linearScale(paddedExtent([0, ...s.map((p) => p.power_w)], 0.05), [height - margin.bottom, margin.top]);
-  const energyJ = integrateEnergyJ(s);
-  const duration = s.length > 1 ? (s[s.length - 1] as PowerSample).t_s - (s[0] as PowerSample).t_s : 0;
-  const meanPowerW = duration > 0 ? energyJ / duration : s.length === 1 ? (s[0] as PowerSample).power_w : null;
-  const parts: string[] = [];
-  parts.push(`<svg class="plot power-timeline" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="power timeline">`);
-  parts.push(axes(frame, sx, sy, 'time (s)', 'power (W)'));
-  if (s.length > 0) parts.push(`<polyline class="power-line" points="${s.map((p) => `${px(sx(p.t_s))},${px(sy(p.power_w))}`).join(' ')}"/>`);
-  if (meanPowerW !== null) {
-    const yy = px(sy(meanPowerW));
-    parts.push(`<line class="mean-power" x1="${margin.left}" x2="${width - margin.right}" y1="${yy}" y2="${yy}"><title>${escapeHtml(`mean ${formatNumber(meanPowerW)} W`)}</title></line>`);
-  }
-  parts.push(`</svg>`);
-  return { svg: parts.join(''), points: s.length, energyJ, meanPowerW };
-}
-
-/**
- * Power samples of a run from its result file (schema v3 `timeline`; v1 files have none → null).
- * Uses instant power where sampled, else the 1-s average. `gpu`: a GPU's position in
- * timeline.gpus, or 'sum' (default) to add all GPUs sample by sample when their time bases agree
- * (else the first GPU). Samples with no power value are skipped.
- */
-export function powerSamplesFromResult(result: unknown, gpu: number | 'sum' = 'sum'): PowerSample[] | null {
-  const parsed = parseResult(result);
-  if (!parsed.ok || parsed.result.timeline === null) return null;
-  const gpus = parsed.result.timeline.gpus;
-  if (gpus.length === 0) return null;
-  const samplesOf = (g: (typeof gpus)[number]): (PowerSample | null)[] =>
-    g.t_s.map((t, i) => {
-      const p = g.power_instant_w[i] ?? g.power_avg_w[i] ?? null;
-      return p === null || p === undefined ? null : { t_s: t, power_w: p };
-    });
-  if (gpu !== 'sum') {
-    const g = gpus[gpu];
-    return g ? samplesOf(g).filter((p): p is PowerSample => p !== null) : null;
-  }
-  const first = gpus[0] as (typeof gpus)[number];
-  const aligned = gpus.every((g) => g.t_s.length === first.t_s.length && g.t_s.every((t, i) => Math.abs(t - (first.t_s[i] as number)) < 1e-6));
-  if (!aligned) return samplesOf(first).filter((p): p is PowerSample => p !== null);
-  const per = gpus.map(samplesOf);
-  const out: PowerSample[] = [];
-  first.t_s.forEach((t, i) => {
-    let sum = 0;
-    for (const s of per) {
-      const v = s[i];
-      if (!v) return;
-      sum += v.power_w;
-    }
-    out.push({ t_s: t, power_w: sum });
-  });
-  return out;
-}
+export { integrateEnergyJ, phasesFromResult, powerSamplesFromResult, powerTimelinePlot, windowEnergyFromResult, type PowerSample, type TimelinePhase, type TimelineResult, type WindowEnergy } from './timeline.js';

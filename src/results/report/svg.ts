@@ -1,7 +1,9 @@
 /**
- * Small SVG helpers for the self-contained HTML report: escaping, linear scales, "nice" ticks,
- * number formatting and axes. No external resources; output is plain strings.
+ * Small SVG helpers for the self-contained HTML report: escaping, scales and ticks (d3-scale),
+ * number formatting (d3-format) and axes. No external resources; output is plain strings.
  */
+import { format as d3format } from 'd3-format';
+import { scaleLinear, type ScaleLinear } from 'd3-scale';
 
 /** Escapes text for HTML/SVG text content and double-quoted attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -13,13 +15,16 @@ export function escapeHtml(value: unknown): string {
     .replace(/'/g, '&#39;');
 }
 
-/** Compact number for labels: 4 significant digits, exponent form for very large/small values. */
+const SIG4 = d3format('.4~g');
+const EXP4 = d3format('.4~e');
+
+/** Compact number for labels: 4 significant digits, exponent form for very large/small values (d3-format). */
 export function formatNumber(v: number | null | undefined, digits = 4): string {
   if (v === null || v === undefined || !Number.isFinite(v)) return '–';
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e6 || a < 1e-3) return v.toExponential(digits - 1).replace(/\.?0+e/, 'e');
-  return String(Number(v.toPrecision(digits)));
+  const f = digits === 4 ? (a >= 1e6 || a < 1e-3 ? EXP4 : SIG4) : d3format(a >= 1e6 || a < 1e-3 ? `.${digits}~e` : `.${digits}~g`);
+  return f(v).replace('−', '-').replace('e+', 'e');
 }
 
 /** Coordinates rounded to 0.01 px keep the SVG small. */
@@ -27,20 +32,12 @@ export function px(v: number): string {
   return String(Math.round(v * 100) / 100);
 }
 
-export interface Scale {
-  (v: number): number;
-  domain: [number, number];
-  range: [number, number];
-}
+/** A linear scale (d3-scale). */
+export type Scale = ScaleLinear<number, number>;
 
 export function linearScale(domain: [number, number], range: [number, number]): Scale {
   const [d0, d1] = domain;
-  const [r0, r1] = range;
-  const span = d1 - d0 || 1;
-  const f = ((v: number) => r0 + ((v - d0) / span) * (r1 - r0)) as Scale;
-  f.domain = domain;
-  f.range = range;
-  return f;
+  return scaleLinear().domain(d0 === d1 ? [d0 - 1, d1 + 1] : [d0, d1]).range(range);
 }
 
 /** Extent of finite values padded by `pad` of the span (or ±1 % / ±1 when the span is 0). */
@@ -59,17 +56,22 @@ export function paddedExtent(values: readonly number[], pad = 0.06): [number, nu
   return [lo, hi];
 }
 
-/** About `count` round tick values inside [lo, hi]. */
+/** About `count` round tick values inside [lo, hi] (d3-scale's ticks: 1, 2, 5 × 10^k steps). */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / Math.max(1, count);
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const norm = raw / mag;
-  const step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
-  const start = Math.ceil(lo / step) * step;
-  const ticks: number[] = [];
-  for (let v = start; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : Number(v.toPrecision(12)));
-  return ticks;
+  return scaleLinear().domain([lo, hi]).ticks(count);
+}
+
+/**
+ * Tick labels for a scale (d3-format): SI prefixes for large or tiny magnitudes (1.5G, 200µ),
+ * otherwise fixed notation with just the precision the tick step needs.
+ */
+export function tickFormatter(scale: Scale, count: number): (v: number) => string {
+  const [a, b] = scale.domain() as [number, number];
+  const m = Math.max(Math.abs(a), Math.abs(b));
+  const si = m >= 1e5 || (m > 0 && m < 1e-3);
+  const f = scale.tickFormat(count, si ? '~s' : undefined);
+  return (v) => f(v).replace('−', '-');
 }
 
 export interface PlotFrame {
@@ -89,15 +91,19 @@ export function axes(frame: PlotFrame, x: Scale, y: Scale, xLabel: string, yLabe
   const y1 = margin.top;
   const parts: string[] = [];
   parts.push(`<g class="axes">`);
-  for (const t of niceTicks(y.domain[0], y.domain[1])) {
+  const [yd0, yd1] = y.domain() as [number, number];
+  const [xd0, xd1] = x.domain() as [number, number];
+  const yf = tickFormatter(y, 5);
+  for (const t of niceTicks(Math.min(yd0, yd1), Math.max(yd0, yd1), 5)) {
     const yy = px(y(t));
     parts.push(`<line class="grid" x1="${x0}" x2="${x1}" y1="${yy}" y2="${yy}"/>`);
-    parts.push(`<text class="tick" x="${x0 - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${escapeHtml(formatNumber(t))}</text>`);
+    parts.push(`<text class="tick" x="${x0 - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${escapeHtml(yf(t))}</text>`);
   }
-  for (const t of xTicks ?? niceTicks(x.domain[0], x.domain[1], 6)) {
+  const xf = xTicks ? (v: number) => String(v) : tickFormatter(x, 6);
+  for (const t of xTicks ?? niceTicks(Math.min(xd0, xd1), Math.max(xd0, xd1), 6)) {
     const xx = px(x(t));
     parts.push(`<line class="grid" x1="${xx}" x2="${xx}" y1="${y1}" y2="${y0}"/>`);
-    parts.push(`<text class="tick" x="${xx}" y="${y0 + 16}" text-anchor="middle">${escapeHtml(formatNumber(t))}</text>`);
+    parts.push(`<text class="tick" x="${xx}" y="${y0 + 16}" text-anchor="middle">${escapeHtml(xf(t))}</text>`);
   }
   parts.push(`<line class="axis" x1="${x0}" x2="${x1}" y1="${y0}" y2="${y0}"/>`);
   parts.push(`<line class="axis" x1="${x0}" x2="${x0}" y1="${y1}" y2="${y0}"/>`);
