@@ -10,6 +10,7 @@ import { compareExperiments } from '../../src/results/compare.js';
 import { renderReport, reportChoices } from '../../src/results/report/html.js';
 import { integrateEnergyJ, paretoFront, powerSamplesFromResult, type PowerSample } from '../../src/results/report/plots.js';
 import { escapeHtml, niceTicks } from '../../src/results/report/svg.js';
+import { overlaps, placeLabels } from '../../src/results/report/labels.js';
 import { migrateV1, type ResultV1 } from '../../src/results/schema.js';
 import { experiment, run } from './helpers.js';
 
@@ -50,8 +51,22 @@ const runs: RunRecord[] = design.flatMap(([id, , tput, jpt], e) =>
     ),
   ),
 );
-const experiments = design.map(([id, name]) => experiment(id, name, id === 'E2' ? 'vllm' : 'pytorch', {}));
+const experiments = design.map(([id, name], i) =>
+  experiment(id, name, id === 'E2' ? 'vllm' : 'pytorch', {
+    backend: id === 'E2' ? 'vllm' : 'pytorch',
+    model: { id: i < 2 ? 'meta-llama/Llama-3.1-8B-Instruct' : 'Qwen/Qwen2.5-7B-Instruct', revision: 'main' },
+    batching: { batch_size: [8, 32, 8, 16, 8, 4][i] },
+    precision: 'bf16',
+  }),
+);
 const timeline: PowerSample[] = Array.from({ length: 50 }, (_, i) => ({ t_s: i * 0.1, power_w: 300 + 100 * Math.sin(i / 5) }));
+const phases = [
+  { name: 'idle_baseline', start_s: 0, end_s: 1 },
+  { name: 'warmup', start_s: 1.1, end_s: 1.6 },
+  { name: 'steady', start_s: 1.7, end_s: 4.2 },
+  { name: 'prefill', start_s: 4.3, end_s: 4.8 },
+];
+const WINDOW = { gpu_j: 812.5, total_j: 950.25, window_s: 2.5, method: 'nvml_total_energy counter delta', reason: null };
 
 function count(html: string, re: RegExp): number {
   return (html.match(re) ?? []).length;
@@ -62,8 +77,9 @@ function buildReport(): string {
   return renderReport({
     title: `Campaign ${EVIL}`,
     aggregation: agg,
-    timeline: { runId: 'E2-c1', samples: timeline },
+    timeline: { runId: 'E1-c3', samples: timeline, phases, flags: ['thermal_throttle'], window: WINDOW },
     comparison: compareExperiments(runs, 'E1', 'E2', { seed: 1, resamples: 2000 }),
+    experiments,
     notes: ['seed report', `host <b>gpu-01</b>`],
   });
 }
@@ -80,6 +96,24 @@ suite('report pieces', () => {
   });
   it('escapes text', () => {
     expect(escapeHtml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
+  });
+  it('places labels without overlap, inside the plot, nearest first', () => {
+    const bounds = { x: 0, y: 0, w: 400, h: 300 };
+    const reqs = Array.from({ length: 12 }, (_, i) => ({ id: `e${i}`, text: `a-rather-long-experiment-name-${i}`, x: 200 + (i % 3), y: 150 + (i % 4), r: 5 }));
+    const placed = placeLabels(reqs, bounds, []);
+    expect(placed.length).toBeGreaterThan(3);
+    for (const [i, a] of placed.entries()) {
+      expect(a.box.x).toBeGreaterThanOrEqual(0);
+      expect(a.box.x + a.box.w).toBeLessThanOrEqual(400);
+      for (const b of placed.slice(i + 1)) expect(overlaps(a.box, b.box), `${a.id} / ${b.id}`).toBe(false);
+    }
+    // A lone point gets its label right beside it, without a leader line.
+    const [one] = placeLabels([{ id: 'x', text: 'x', x: 100, y: 100, r: 5 }], bounds, []);
+    expect(one?.leader).toBeNull();
+    expect(one?.anchor).toBe('start');
+    // Near the right edge the label flips to the left instead of clipping.
+    const [edge] = placeLabels([{ id: 'y', text: 'long label at the edge', x: 395, y: 100, r: 5 }], bounds, []);
+    expect(edge?.anchor).toBe('end');
   });
   it('ticks are round numbers inside the range', () => {
     expect(niceTicks(0, 10, 5)).toEqual([0, 2, 4, 6, 8, 10]);
@@ -162,6 +196,36 @@ suite('HTML report (string)', () => {
     expect(count(html, /<polyline class="pareto-front"/g)).toBe(1);
     expect(count(html, /<circle class="strip-point/g)).toBe(30);
     expect(count(html, /<circle class="strip-point flagged"/g)).toBe(1);
+    // Every run as a dot in the scatter (5 plotted experiments × 5 cycles), the flagged one hollow.
+    expect(count(html, /<circle class="run-point/g)).toBe(25);
+    expect(count(html, /<circle class="run-point flagged"[^>]*fill="#fff"/g)).toBe(1);
+  });
+  it('draws the worker phases as bands and names the measured window in the caption with its energy', () => {
+    expect([...html.matchAll(/<rect class="phase-band" data-phase="([a-z_]+)"/g)].map((m) => m[1])).toEqual(['idle_baseline', 'warmup', 'steady', 'prefill']);
+    for (const name of ['idle baseline', 'warm-up', 'measured window', 'prefill pass']) expect(html).toContain(name);
+    // The caption's energy is the result's window energy, not the trace's integral (~1 900 J here).
+    expect(html).toContain('measured window: 812.5 J GPU energy over 2.5 s');
+    expect(html).not.toMatch(/J \(trapezoidal\)/);
+    // The run is flagged: hollow sample markers and a note.
+    expect(count(html, /<circle class="sample-point flagged"/g)).toBe(timeline.length);
+    expect(html).toContain('This run is flagged (thermal_throttle)');
+  });
+  it('says which interval it shows, and the few-cycles note only below 5 cycles', () => {
+    expect(html).toContain('95 % Student t CI of the mean');
+    expect(html).not.toContain('Note: few cycles'); // 5 cycles each
+    const three = aggregate(
+      runs.filter((r) => r.cycle <= 3),
+      experiments,
+      { seed: 'report' },
+    );
+    expect(renderReport({ aggregation: three })).toContain('Note: few cycles (n = 3)');
+  });
+  it('puts the varied parameters in the summary table, not the ones all experiments share', () => {
+    const head = /<table class="summary"><thead>(.*?)<\/thead>/s.exec(html)?.[1] ?? '';
+    const cols = [...head.matchAll(/<th[^>]*>(.*?)<\/th>/g)].map((m) => (m[1] as string).replace(/<wbr>/g, '').replace(/<br>.*$/, ''));
+    expect(cols.slice(0, 4)).toEqual(['experiment', 'backend', 'model.id', 'batching.batch_size']);
+    expect(cols).not.toContain('precision');
+    expect(cols).not.toContain('model.revision');
   });
   it('says when there is no timeline or metric', () => {
     const agg = aggregate([run('a', 'A', 1, { ops_per_s: 5 })], [], { resamples: 100 });
@@ -171,6 +235,69 @@ suite('HTML report (string)', () => {
     expect(count(h, /<circle class="point/g)).toBe(0);
   });
 });
+
+/** Twelve experiments with long names, bunched together: the label placer's hard case. */
+function crowdedReport(): string {
+  const ids = Array.from({ length: 12 }, (_, i) => `C${i}`);
+  const crowdRuns = ids.flatMap((id, i) =>
+    [1, 2, 3].map((c) =>
+      run(`${id}-c${c}`, id, c, { output_tokens_per_s: 100 + (i % 4) * 0.8 + c * 0.1, j_per_output_token: 2 + Math.floor(i / 4) * 0.02 + c * 0.001 }, c === 2 && i % 5 === 0 ? { flags: ['warmup_not_converged'] } : {}),
+    ),
+  );
+  const crowdExps = ids.map((id, i) =>
+    experiment(id, `meta-llama/Llama-3.1-8B-Instruct tp=${1 + (i % 2)} batch=${8 * (i + 1)} ${'very-long-suffix-'.repeat(i % 3)}`, 'vllm', {
+      vllm: { tensor_parallel_size: 1 + (i % 2), max_num_seqs: 8 * (i + 1), gpu_memory_utilization: 0.9 - i / 100 },
+      model: { id: 'meta-llama/Llama-3.1-8B-Instruct-with-a-very-long-repository-name' },
+    }),
+  );
+  return renderReport({ title: 'crowded', aggregation: aggregate(crowdRuns, crowdExps, { seed: 1 }), experiments: crowdExps, timeline: { runId: 'x', samples: timeline, phases } });
+}
+
+/** Counts of what the in-browser check found (see CHECK_SCRIPT). */
+interface LayoutCheck {
+  labels: number;
+  problems: string[];
+  scrollWidth: number;
+  tableRight: number;
+}
+
+// Runs in Chromium on a copy of the report (the report itself has no script and forbids them).
+const CHECK_SCRIPT = `<script>
+(() => {
+  const problems = [];
+  let labels = 0;
+  for (const svg of document.querySelectorAll('svg.plot')) {
+    const s = svg.getBoundingClientRect();
+    const boxes = [...svg.querySelectorAll('text')].filter((t) => t.textContent.trim() !== '').map((t) => ({ t: t.textContent, c: t.getAttribute('class'), r: t.getBoundingClientRect() }));
+    labels += boxes.filter((b) => b.c === 'point-label' || b.c === 'phase-label').length;
+    for (const b of boxes) {
+      if (b.r.left < s.left - 0.5 || b.r.right > s.right + 0.5 || b.r.top < s.top - 0.5 || b.r.bottom > s.bottom + 0.5) problems.push('clipped: ' + b.t);
+    }
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i].r, b = boxes[j].r;
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) problems.push('overlap: ' + boxes[i].t + ' / ' + boxes[j].t);
+    }
+  }
+  const table = document.querySelector('table.summary');
+  const out = { labels, problems, scrollWidth: document.documentElement.scrollWidth, tableRight: table ? table.getBoundingClientRect().right : 0 };
+  const pre = document.createElement('pre');
+  pre.id = 'layout-check';
+  pre.textContent = encodeURIComponent(JSON.stringify(out));
+  document.body.appendChild(pre);
+})();
+</script>`;
+
+async function layoutCheck(dir: string, name: string, html: string, flags: readonly string[]): Promise<LayoutCheck> {
+  const file = join(dir, `${name}-check.html`);
+  await writeFile(file, html.replace(/<meta http-equiv="Content-Security-Policy"[^>]*>/, '').replace('</body>', `${CHECK_SCRIPT}</body>`), 'utf8');
+  const { stdout } = await run$(CHROMIUM, [...flags, `--user-data-dir=${join(dir, `profile-${name}`)}`, '--window-size=1280,3000', '--dump-dom', `file://${file}`], {
+    timeout: 90_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const raw = /<pre id="layout-check">([^<]*)<\/pre>/.exec(stdout)?.[1];
+  if (!raw) throw new Error(`the layout check did not run in Chromium for ${name}`);
+  return JSON.parse(decodeURIComponent(raw)) as LayoutCheck;
+}
 
 suite('HTML report rendered in headless Chromium', () => {
   itBrowser(
@@ -211,8 +338,23 @@ suite('HTML report rendered in headless Chromium', () => {
         expect(dom).not.toMatch(/<script/i);
         expect(dom).toContain('&lt;script&gt;alert("x")&lt;/script&gt; &amp; co');
 
+        // In the browser, at 1280 px: no two texts of a plot overlap, none is clipped by its SVG, and
+        // the page (summary table included) is no wider than the window. Also for a crowded plot.
+        for (const [name, page] of [['report', buildReport()], ['crowded', crowdedReport()]] as const) {
+          const check = await layoutCheck(dir, name, page, flags);
+          expect(check.labels, name).toBeGreaterThan(0);
+          expect(check.problems, name).toEqual([]);
+          expect(check.scrollWidth, name).toBeLessThanOrEqual(1280);
+          expect(check.tableRight, name).toBeLessThanOrEqual(1280);
+        }
+        // The check itself sees overprinting and clipping: the same report with every label moved onto one spot at the edge.
+        const broken = buildReport().replace(/(<text class="point-label"[^>]*?) x="[^"]*" y="[^"]*"/g, '$1 x="700" y="100"');
+        const bad = await layoutCheck(dir, 'broken', broken, flags);
+        expect(bad.problems.some((p) => p.startsWith('overlap: '))).toBe(true);
+        expect(bad.problems.some((p) => p.startsWith('clipped: '))).toBe(true);
+
         const png = join(dir, 'report.png');
-        await run$(CHROMIUM, [...flags, `--user-data-dir=${join(dir, 'profile-png')}`, '--window-size=1200,2600', `--screenshot=${png}`, `file://${file}`], {
+        await run$(CHROMIUM, [...flags, `--user-data-dir=${join(dir, 'profile-png')}`, '--window-size=1280,2600', `--screenshot=${png}`, `file://${file}`], {
           timeout: 90_000,
         });
         const st = await stat(png);

@@ -80,9 +80,10 @@ h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin
 p.note{margin:2px 0;color:#57606a;overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:8px 0;font-variant-numeric:tabular-nums;max-width:100%}
 table.summary{width:100%;table-layout:auto;font-size:13px}
-th,td{border:1px solid #d0d7de;padding:4px 6px;text-align:right;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #d0d7de;padding:4px 6px;text-align:right;vertical-align:top}
+.nowrap{white-space:nowrap}
 th{background:#f6f8fa}td.text,th.text{text-align:left}
-td.name{min-width:8em;max-width:16em}td.param{max-width:10em}
+td.name{min-width:8em;max-width:16em;overflow-wrap:anywhere}td.param,th.param{max-width:11em}
 .ci{color:#57606a;font-size:12px}
 .swatch{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px;vertical-align:middle}
 .swatch.band{border-radius:2px;opacity:.5}
@@ -113,13 +114,13 @@ function cell(e: ExperimentAggregate, metric: string): string {
   if (!d) return `<td>–${s && s.nullCount > 0 ? ` <span class="ci">(${s.nullCount} unmeasured)</span>` : ''}</td>`;
   const ci = d.ci95;
   const parts = [escapeHtml(formatNumber(d.mean))];
-  if (ci) parts.push(`<br><span class="ci">[${escapeHtml(formatNumber(ci.low))}, ${escapeHtml(formatNumber(ci.high))}]</span>`);
+  if (ci) parts.push(`<br><span class="ci nowrap">[${escapeHtml(formatNumber(ci.low))}, ${escapeHtml(formatNumber(ci.high))}]</span>`);
   const extra: string[] = [`n=${d.n}${d.n < FEW_CYCLES_N ? ' (few)' : ''}`];
   if (d.cv !== null) extra.push(`CV ${(d.cv * 100).toFixed(1)} %`);
   const outliers = d.outliers.mild.length + d.outliers.extreme.length;
   if (outliers > 0) extra.push(`${outliers} outlier${outliers > 1 ? 's' : ''}`);
   if (s.nullCount > 0) extra.push(`${s.nullCount} unmeasured`);
-  parts.push(`<br><span class="ci">${escapeHtml(extra.join(', '))}</span>`);
+  parts.push(`<br><span class="ci">${extra.map((x) => `<span class="nowrap">${escapeHtml(x)}</span>`).join(', ')}</span>`);
   return `<td>${parts.join('')}</td>`;
 }
 
