@@ -17,7 +17,9 @@ describe('local runtime, end to end', () => {
     expect(r.stderr).toMatch(/campaign tiny-\S+: 2 experiment\(s\) × 4 cycle\(s\) = 8 run\(s\)/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/completed — 8 succeeded, 0 failed/);
-    expect(r.stdout).toMatch(/experiment\s+metric\s+n\s+mean\s+std\s+CV\s+BCa bootstrap 95% CI/);
+    expect(r.stdout).toMatch(/experiment\s+metric\s+n\s+mean\s+std\s+CV\s+95% CI \(Student t\)/);
+    // 4 cycles: the few-cycles note says what the interval cannot show.
+    expect(r.stdout).toMatch(/note: few cycles \(n = 4\): the t interval is wide .*cannot show drift/);
     expect(r.stdout).toMatch(/calibration matrix_size=32\s+flops_per_s\s+4\/4\s+\S+\s+\S+\s+\S+%\s+\[/);
     expect(r.stderr).toMatch(/\[8\/8\].*\n.*ok in .*done 8, failed 0, remaining 0/);
     // A metric this host cannot measure is shown as not measured, with the worker's reason.

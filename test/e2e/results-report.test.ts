@@ -46,7 +46,23 @@ describe('results on a real campaign', () => {
       const mean = Number(row[header.indexOf('flops_per_s__mean')]);
       expect(mean).toBeCloseTo(e.metrics['flops_per_s']?.description?.mean ?? NaN, 3);
       expect(e.metrics['flops_per_s']?.description?.n).toBe(4);
+      // The headline interval, named, and the few-cycles mark (4 cycles), in both.
+      expect(row[header.indexOf('flops_per_s__ci_method')]).toBe('t');
+      expect(row[header.indexOf('flops_per_s__few_cycles')]).toBe('true');
+      const ci = (e.metrics['flops_per_s']?.description as unknown as { ci95: { low: number; high: number } }).ci95;
+      expect(Number(row[header.indexOf('flops_per_s__ci95_low')])).toBeCloseTo(ci.low, 0);
+      expect(Number(row[header.indexOf('flops_per_s__ci95_high')])).toBeCloseTo(ci.high, 0);
+      expect(ci.low).toBeLessThan(mean);
+      expect(ci.high).toBeGreaterThan(mean);
+      // No bootstrap below 30 cycles unless asked for.
+      expect(row[header.indexOf('flops_per_s__ci95_boot_low')]).toBe('');
     }
+    const show = lem(['--state', state, 'results', 'show', id]);
+    expect(show.stdout).toMatch(/95% CI \(Student t\)/);
+    expect(show.stdout).not.toMatch(/BCa bootstrap\)/);
+    expect(show.stdout).toMatch(/note: few cycles \(n = 4\)/);
+    const asked = lem(['--state', state, 'results', 'show', id, '--method', 'bca']);
+    expect(asked.stdout).toMatch(/95% CI \(Student t\)\s+95% CI \(BCa bootstrap\)/);
   });
 
   it('writes a self-contained HTML report that Chromium renders with its plots', () => {
