@@ -2,15 +2,15 @@
  * lem's interval policy: which confidence interval a published number carries. Pure.
  *
  * The headline interval must hold its nominal coverage at the n it is computed from, and lem's n is
- * the number of cycles: 2, 3 (the default) or 5, rarely 30. Coverage of nominal 95 % intervals for
- * the mean, measured by `npm run bench` (bench/coverage.ts, seeded, 4 000 samples per cell; the test
- * test/results/coverage.test.ts re-measures the headline):
+ * the number of cycles: 2, 3 (the default) or 5, rarely 30. Coverage (%) of nominal 95 % intervals
+ * for the mean, measured by `npm run bench` (bench/coverage.ts: seeded, 2 000 samples per cell, BCa
+ * with 2 000 resamples; test/results/coverage.test.ts re-measures the headline independently):
  *
- *   n                          2      3      5     10     30
- *   normal     t (headline)   95.0   95.1   95.0   95.2   94.9
- *   normal     BCa            ~52    ~73    ~84    ~90    ~93
- *   lognormal  t (headline)   ~89    ~88    ~89    ~91    ~93
- *   lognormal  BCa            ~47    ~66    ~78    ~86    ~91
+ *   n                                 2      3      5     10     30
+ *   normal(100, 10)    t (headline)  95.3   95.2   94.5   95.5   95.0
+ *   normal(100, 10)    BCa           49.5   73.9   83.0   91.0   93.2
+ *   lognormal(σ=0.5)   t (headline)  94.0   92.4   92.9   92.8   93.2
+ *   lognormal(σ=0.5)   BCa           47.4   69.0   81.6   88.0   92.2
  *
  * (README "Intervals" carries the measured table.) Hence:
  * - Headline: the Student-t interval of the mean at every n ≥ 2 (exact quantiles, distributions.ts).
