@@ -80,7 +80,7 @@ export interface PlotFrame {
   margin: { top: number; right: number; bottom: number; left: number };
 }
 
-export const DEFAULT_FRAME: PlotFrame = { width: 760, height: 400, margin: { top: 20, right: 24, bottom: 52, left: 78 } };
+export const DEFAULT_FRAME: PlotFrame = { width: 960, height: 420, margin: { top: 20, right: 24, bottom: 52, left: 78 } };
 
 /** Axes with grid lines, ticks and labels. */
 export function axes(frame: PlotFrame, x: Scale, y: Scale, xLabel: string, yLabel: string, xTicks?: number[]): string {
