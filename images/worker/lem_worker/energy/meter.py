@@ -11,6 +11,7 @@ Typical use (see runner):
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -20,7 +21,7 @@ from lem_worker.energy.clock import Clock, RealClock
 from lem_worker.energy.nvml import NvmlSession, import_pynvml
 from lem_worker.energy.rapl import DEFAULT_ROOT, RaplMeter, rapl_delta_j
 from lem_worker.energy.sampler import (PowerSampler, SampleSummary, compact_timeline, in_window,
-                                       integrate_power, summarize)
+                                       integrate_power, power_of, summarize)
 from lem_worker.log import log
 
 
@@ -76,6 +77,55 @@ class WindowEnergy:
         return sum(vals) if vals else None
 
 
+BASELINE_MIN_SAMPLES = 5
+
+
+def power_stability(points: list[tuple[float, float]]) -> Optional[dict[str, float]]:
+    """CV and relative drift of a power series [(t, W), ...]; None with fewer than
+    BASELINE_MIN_SAMPLES points, a zero span or a non-positive mean.
+
+    cv = population standard deviation / mean; drift = least-squares slope x (t_last - t_first)
+    / mean, i.e. the fitted change over the window relative to the mean (signed)."""
+    if len(points) < BASELINE_MIN_SAMPLES:
+        return None
+    ts = [t for t, _ in points]
+    ps = [p for _, p in points]
+    n = len(ps)
+    mean = sum(ps) / n
+    span = ts[-1] - ts[0]
+    if mean <= 0 or span <= 0:
+        return None
+    sd = math.sqrt(sum((p - mean) ** 2 for p in ps) / n)
+    tm = sum(ts) / n
+    var_t = sum((t - tm) ** 2 for t in ts)
+    slope = sum((t - tm) * (p - mean) for t, p in points) / var_t if var_t > 0 else 0.0
+    return {"samples": float(n), "mean_w": mean, "cv": sd / mean, "drift": slope * span / mean}
+
+
+@dataclass
+class BaselineStep:
+    """One idle-baseline measurement of `idle_baseline_s` (the first, or an extension)."""
+
+    start_s: float
+    duration_s: float
+    gpu_power_w: Optional[float]
+    cpu_power_w: Optional[float]
+    dram_power_w: Optional[float]
+    source: Optional[str]  # the series the gate judged, e.g. "gpu GPU-...", "rapl cpu"
+    samples: int
+    mean_w: Optional[float]
+    cv: Optional[float]
+    drift: Optional[float]
+    temps: list[float]
+    stable: Optional[bool]  # None: not assessable (see reason)
+    reason: Optional[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start_s": round(self.start_s, 4), "duration_s": self.duration_s, "gpu_power_w": self.gpu_power_w,
+                "cpu_power_w": self.cpu_power_w, "power_cv": self.cv, "power_drift": self.drift,
+                "samples": self.samples, "stable": self.stable, "reason": self.reason}
+
+
 @dataclass
 class Baseline:
     duration_s: float
@@ -83,8 +133,33 @@ class Baseline:
     cpu_power_w: Optional[float]
     dram_power_w: Optional[float]
     reason: Optional[str]
+    steps: list[BaselineStep] = field(default_factory=list)
+    cv_max: Optional[float] = None
+    drift_max: Optional[float] = None
+    max_s: Optional[float] = None
+    skip_reason: Optional[str] = None  # why the stability gate was not evaluated
+
+    @property
+    def final(self) -> Optional[BaselineStep]:
+        return self.steps[-1] if self.steps else None
+
+    @property
+    def stable(self) -> Optional[bool]:
+        return None if self.final is None else self.final.stable
+
+    def flag(self) -> Optional[Flag]:
+        f = self.final
+        if f is None or f.stable is not False:
+            return None
+        total = sum(s.duration_s for s in self.steps)
+        return Flag("baseline_unstable", "fail",
+                    f"idle baseline unstable after {len(self.steps) - 1} extension(s), {total:.1f} s in all "
+                    f"(measurement.idle_baseline_max_s {self.max_s:g} s): {f.reason}; "
+                    "baseline-adjusted energies use this baseline and are unreliable")
 
     def as_dict(self) -> dict[str, Any]:
+        f = self.final
+        temps = f.temps if f else []
         return {
             "duration_s": self.duration_s,
             "gpu_power_w": self.gpu_power_w,
@@ -92,6 +167,21 @@ class Baseline:
             "dram_power_w": self.dram_power_w,
             "when": "after model load, before warm-up; GPU idle",
             "reason": self.reason,
+            "stable": None if f is None else f.stable,
+            "stability_reason": self.skip_reason if f is None else f.reason,
+            "stability_source": None if f is None else f.source,
+            "samples": None if f is None else f.samples,
+            "power_cv": None if f is None else f.cv,
+            "power_drift": None if f is None else f.drift,
+            "cv_max": self.cv_max,
+            "drift_max": self.drift_max,
+            "temp_start_c": temps[0] if temps else None,
+            "temp_end_c": temps[-1] if temps else None,
+            "temp_mean_c": sum(temps) / len(temps) if temps else None,
+            "extensions": max(0, len(self.steps) - 1),
+            "total_s": sum(s.duration_s for s in self.steps),
+            "max_s": self.max_s,
+            "steps": [s.as_dict() for s in self.steps],
         }
 
 
@@ -128,6 +218,7 @@ class Meter:
         self.sampler: Optional[PowerSampler] = None
         self.t_origin = self.clock.now()
         self.phases: list[dict[str, Any]] = []
+        self._nvml_env: Optional[dict[str, Any]] = None
 
     @property
     def has_gpu(self) -> bool:
@@ -137,6 +228,8 @@ class Meter:
         if self.has_gpu:
             assert self.session is not None
             self.notes.extend(self.session.notes)
+            # machine state (P-state, clocks, ECC, limits) as the measurement starts: after model load, before the baseline
+            self._nvml_env = self.session.environment()
             self.update_period_s = self.session.probe_update_period(self.clock, self.probe_s)
             if self.update_period_s is not None and self.update_period_s > self.interval_s:
                 self.notes.append(
@@ -277,27 +370,131 @@ class Meter:
         return WindowEnergy(h.name, h.t0, t1, gpu, cpu, dram, per_gpu, cross, summary, flags)
 
     def idle_baseline(self, seconds: float, stop: threading.Event) -> Optional[Baseline]:
+        """Idle power before the warm-up, gated on stability.
+
+        Measures `seconds`; when the power series of that step is unstable (CV above
+        measurement.baseline_max_cv, |drift| above measurement.baseline_max_drift, or its mean more
+        than baseline_max_drift above an earlier step's: power rose, the device is not idling), it
+        measures another step of `seconds`, up to floor(idle_baseline_max_s / seconds) steps in all. The
+        baseline power is that of the last step; earlier steps are recorded and their timeline
+        phases renamed idle_baseline_discarded. The series judged is the sampled power of each
+        measured GPU (the least stable one decides) or, without a GPU, RAPL package power read
+        in chunks during the wait."""
         if seconds <= 0:
             return None
+        cfg = self.cfg
+        max_s = max(cfg.idle_baseline_max_s, seconds)
         if not self.has_gpu and not self.rapl.available:
-            return Baseline(0.0, None, None, None, "not run: no NVML GPU and no RAPL to measure")
-        log(f"idle baseline: {seconds:.1f}s")
-        h = self.begin("idle_baseline")
-        if self.threaded:
-            stop.wait(seconds)
-        else:
-            end_t = self.clock.now() + seconds
-            while self.clock.now() < end_t and not stop.is_set():
-                self.clock.sleep(min(self.interval_s, end_t - self.clock.now()))
+            return Baseline(0.0, None, None, None, "not run: no NVML GPU and no RAPL to measure",
+                            cv_max=cfg.baseline_max_cv, drift_max=cfg.baseline_max_drift, max_s=max_s,
+                            skip_reason="no power source (no NVML GPU and no RAPL): baseline not measured")
+        max_steps = max(1, int(math.floor(max_s / seconds + 1e-9)))  # counted, so edge overheads never cost a step
+        steps: list[BaselineStep] = []
+        phase_idx: list[int] = []
+        spent = 0.0
+        while True:
+            log(f"idle baseline: {seconds:.1f}s" + (f" (extension {len(steps)})" if steps else ""))
+            h = self.begin("idle_baseline")
+            rapl_points = self._idle_wait(seconds, stop)
+            w = self.end(h)
+            phase_idx.append(len(self.phases) - 1)
+            step = self._baseline_step(w, rapl_points, steps)
+            steps.append(step)
+            spent += step.duration_s
+            if stop.is_set() or step.stable is not False:
+                break
+            if len(steps) >= max_steps:
+                log(f"idle baseline unstable after {spent:.1f}s (max {max_s:g}s): {step.reason}")
+                break
+            log(f"idle baseline unstable ({step.reason}): extending by {seconds:.1f}s")
+        for i in phase_idx[:-1]:
+            self.phases[i]["name"] = "idle_baseline_discarded"
+        if len(steps) > 1:
+            self.notes.append(f"idle baseline extended {len(steps) - 1} time(s) "
+                              f"({'settled' if steps[-1].stable else 'did not settle'}); "
+                              f"the baseline power is that of the last {steps[-1].duration_s:.1f} s")
+        f = steps[-1]
+        return Baseline(f.duration_s, f.gpu_power_w, f.cpu_power_w, f.dram_power_w, None, steps=steps,
+                        cv_max=cfg.baseline_max_cv, drift_max=cfg.baseline_max_drift, max_s=max_s)
+
+    def _idle_wait(self, seconds: float, stop: threading.Event) -> list[tuple[float, float]]:
+        """Wait `seconds` (or until stopped); without a GPU, return RAPL package power in chunks."""
+        rapl_series = not self.has_gpu and self.rapl.available
+        chunk = max(self.interval_s, 0.25) if rapl_series else seconds
+        points: list[tuple[float, float]] = []
+        last_t = self.clock.now()
+        last_uj = self.rapl.snapshot().get("cpu") if rapl_series else None
+        end_t = last_t + seconds
+        while not stop.is_set():
+            left = end_t - self.clock.now()
+            if left <= 1e-9:
+                break
+            step = min(chunk, left)
+            if self.threaded:
+                stop.wait(step)
+            else:
+                self.clock.sleep(min(self.interval_s, step))
                 if self.sampler is not None:
                     self.sampler.poll_once()
-        w = self.end(h)
+            if rapl_series:
+                t = self.clock.now()
+                uj = self.rapl.snapshot().get("cpu")
+                if last_uj is not None and uj is not None and t > last_t:
+                    points.append(((t + last_t) / 2, (uj - last_uj) / 1e6 / (t - last_t)))
+                last_t, last_uj = t, uj
+        return points
+
+    def _baseline_step(self, w: WindowEnergy, rapl_points: list[tuple[float, float]],
+                       earlier: list[BaselineStep]) -> BaselineStep:
         d = w.duration_s
 
         def p(x: DomainEnergy) -> Optional[float]:
             return None if x.joules is None or d <= 0 else x.joules / d
 
-        return Baseline(d, p(w.gpu), p(w.cpu), p(w.dram), None)
+        cfg = self.cfg
+        series: list[tuple[str, list[tuple[float, float]], list[float]]] = []
+        if self.session is not None and self.sampler is not None:
+            snap = self.sampler.snapshot()
+            for g in self.session.gpus:
+                s_in = in_window(snap.get(g.uuid, []), w.t0, w.t1)
+                pts = [(s.t, pw) for s in s_in for pw in [power_of(s)] if pw is not None]
+                series.append((f"gpu {g.uuid}", pts, [s.temp_c for s in s_in if s.temp_c is not None]))
+        elif self.session is None and rapl_points:
+            series.append(("rapl cpu package", rapl_points, []))
+        step = BaselineStep(w.t0 - self.t_origin, d, p(w.gpu), p(w.cpu), p(w.dram), None, 0, None, None, None,
+                            [], None, None)
+        if not series:
+            step.reason = ("no power series to judge (the sampler is off)" if self.session is not None
+                           else "no power series to judge (RAPL gave no readings during the baseline)")
+            return step
+        worst: Optional[tuple[float, str, dict[str, float], list[float]]] = None
+        for name, pts, temps in series:
+            st = power_stability(pts)
+            if st is None:
+                step.source, step.samples, step.temps = name, len(pts), temps
+                step.reason = (f"{name}: {len(pts)} power sample(s) in {d:.2f} s; at least "
+                               f"{BASELINE_MIN_SAMPLES} with a positive mean are needed to judge stability")
+                return step
+            score = max(st["cv"] / cfg.baseline_max_cv, abs(st["drift"]) / cfg.baseline_max_drift)
+            if worst is None or score > worst[0]:
+                worst = (score, name, st, temps)
+        assert worst is not None
+        _, name, st, temps = worst
+        step.source, step.samples, step.temps = name, int(st["samples"]), temps
+        step.mean_w, step.cv, step.drift = st["mean_w"], st["cv"], st["drift"]
+        problems: list[str] = []
+        if st["cv"] > cfg.baseline_max_cv:
+            problems.append(f"power CV {st['cv']:.3f} > {cfg.baseline_max_cv:g}")
+        if abs(st["drift"]) > cfg.baseline_max_drift:
+            problems.append(f"power drift {st['drift']:+.3f} of the mean over the window > {cfg.baseline_max_drift:g}")
+        level = step.gpu_power_w if self.session is not None else step.cpu_power_w
+        lows = [e.gpu_power_w if self.session is not None else e.cpu_power_w for e in earlier]
+        low = min((x for x in lows if x is not None), default=None)
+        if level is not None and low is not None and level > low * (1 + cfg.baseline_max_drift):
+            problems.append(f"power rose from {low:.1f} W to {level:.1f} W since an earlier step (not idling)")
+        step.stable = not problems
+        step.reason = f"{name}: " + "; ".join(problems) if problems else None
+        return step
 
     # -- result blocks ----------------------------------------------------------------------
     def timeline(self) -> Optional[dict[str, Any]]:
@@ -318,5 +515,7 @@ class Meter:
     def environment(self) -> dict[str, Any]:
         env: dict[str, Any] = {"nvml": None, "nvml_reason": self.gpu_reason, "rapl_available": self.rapl.available}
         if self.session is not None:
-            env["nvml"] = self.session.environment()
+            env["nvml"] = self._nvml_env if self._nvml_env is not None else self.session.environment()
+            env["nvml"]["read_at"] = ("meter start: after model load, before the idle baseline"
+                                      if self._nvml_env is not None else "end of run")
         return env
