@@ -2,7 +2,7 @@
  * The end-of-campaign summary: per experiment, the main metrics of its backend across cycles
  * (mean, std, CV, seeded bootstrap 95 % CI), from the same late aggregation as `lem results show`.
  */
-import { aggregate, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
+import { aggregate, countRuns, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
 import type { Description } from './stats.js';
 
 /** The metrics shown first for each backend, in order. */
@@ -55,4 +55,10 @@ export function summarize(experiments: readonly ExperimentRecord[], runs: readon
       };
     }),
   );
+}
+
+/** Flagged succeeded runs of a campaign, in all and per validation gate (every flag counts, none dropped). */
+export function flagCounts(runs: readonly RunRecord[]): { flagged: number; byGate: Record<string, number> } {
+  const c = countRuns(runs, true);
+  return { flagged: c.flagged, byGate: c.flaggedByGate };
 }

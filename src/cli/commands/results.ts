@@ -13,7 +13,7 @@ import { renderReport, reportChoices } from '../../results/report/html.js';
 import { mainMetrics } from '../../results/summary.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
-import { num, pct, table } from '../format.js';
+import { flaggedSummary, num, pct, table } from '../format.js';
 
 export interface StatOptions {
   excludeFlagged?: boolean;
@@ -63,7 +63,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
       ]);
     }
   }
-  ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${agg.totals.flagged} flagged${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
+  ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${flaggedSummary(agg.totals.flagged, agg.totals.flaggedByGate)}${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
   ctx.out(table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 't 95% CI', `${agg.options.method} 95% CI`, 'outliers'], rows, [2, 3, 4, 5, 8]));
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
   return EXIT_OK;
