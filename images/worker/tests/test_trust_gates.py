@@ -304,6 +304,27 @@ class GpuMachineStateTest(unittest.TestCase):
         self.assertEqual(state["applications_clock_sm_mhz"], 1755)
 
 
+class GateSettingsTest(unittest.TestCase):
+    def parse(self, measurement: dict[str, Any]) -> MeasurementCfg:
+        return parse_config({"run": {"run_id": "r", "experiment_id": "e", "cycle": 1, "attempt": 1},
+                             "experiment": {"backend": "calibration", "measurement": measurement}}).experiment.measurement
+
+    def test_defaults_match_the_experiment_schema(self) -> None:
+        m = self.parse({})
+        self.assertEqual((m.idle_baseline_max_s, m.baseline_max_cv, m.baseline_max_drift), (60.0, 0.05, 0.05))
+        m = self.parse({"idle_baseline_max_s": 0, "baseline_max_cv": 0.1, "baseline_max_drift": 0.02})
+        self.assertEqual((m.idle_baseline_max_s, m.baseline_max_cv, m.baseline_max_drift), (0.0, 0.1, 0.02))
+
+    def test_bad_values_name_the_field(self) -> None:
+        from lem_worker.errors import ConfigError
+
+        for key, value in (("baseline_max_cv", 0), ("baseline_max_drift", -0.1), ("idle_baseline_max_s", -1),
+                           ("baseline_max_cv", "high")):
+            with self.assertRaises(ConfigError) as ctx:
+                self.parse({key: value})
+            self.assertIn(f"experiment.measurement.{key}", str(ctx.exception))
+
+
 def write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:

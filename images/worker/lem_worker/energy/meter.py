@@ -154,7 +154,7 @@ class Baseline:
         total = sum(s.duration_s for s in self.steps)
         return Flag("baseline_unstable", "fail",
                     f"idle baseline unstable after {len(self.steps) - 1} extension(s), {total:.1f} s in all "
-                    f"(measurement.idle_baseline_max_s {self.max_s:g} s): {f.reason}; "
+                    f"(measurement.idle_baseline_max_s {self.max_s or 0.0:g} s): {f.reason}; "
                     "baseline-adjusted energies use this baseline and are unreliable")
 
     def as_dict(self) -> dict[str, Any]:
