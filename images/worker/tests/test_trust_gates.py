@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from lem_worker.config import MeasurementCfg, WarmupCfg, parse_config
 from lem_worker.energy.meter import Baseline, Meter
-from lem_worker.energy.nvml import machine_state
+from lem_worker.energy.gpu_state import machine_state
 from lem_worker.environment import base_environment, cpu_frequency_state
 from lem_worker.report import validation_block
 from lem_worker.warmup import run_warmup
