@@ -30,3 +30,9 @@ export function duration(seconds: number | null): string {
   if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
+
+/** "2 flagged (baseline_unstable ×1, warmup_not_converged ×1)"; "0 flagged" when clean. */
+export function flaggedSummary(flagged: number, byGate: Readonly<Record<string, number>>): string {
+  const parts = Object.entries(byGate).map(([gate, n]) => `${gate} ×${n}`);
+  return `${flagged} flagged${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}

@@ -72,6 +72,17 @@ export const Measurement = strict({
   min_window_s: z.number().min(0).default(30),
   sample_interval_ms: z.number().int().min(10).default(100),
   cross_check_threshold: z.number().positive().default(0.05),
+  idle_baseline_max_s: z
+    .number()
+    .min(0)
+    .default(60)
+    .describe('an unstable idle baseline is re-measured in steps of idle_baseline_s up to this total; below idle_baseline_s: no extension'),
+  baseline_max_cv: z.number().positive().default(0.05).describe('idle baseline is unstable when the power CV over its window exceeds this'),
+  baseline_max_drift: z
+    .number()
+    .positive()
+    .default(0.05)
+    .describe('idle baseline is unstable when |least-squares power slope x window / mean| exceeds this, or power rose by more than this'),
   gpu_ids: z.array(z.number().int().min(0)).optional(),
   timeout_s: z.number().positive().optional().describe('kill the run after this long'),
 });

@@ -81,6 +81,8 @@ export interface RunCounts {
   flagged: number;
   /** Flagged succeeded runs left out because includeFlagged is false. */
   flaggedExcluded: number;
+  /** Succeeded runs per validation gate that fired (a run with two gates counts under both), keys sorted. */
+  flaggedByGate: Record<string, number>;
   /** Runs whose values were used: succeeded, minus excluded flagged runs. */
   used: number;
 }
@@ -180,17 +182,21 @@ export function countRuns(runs: readonly RunRecord[], includeFlagged: boolean): 
     missing: 0,
     flagged: 0,
     flaggedExcluded: 0,
+    flaggedByGate: {},
     used: 0,
   };
+  const byGate = new Map<string, number>();
   for (const r of runs) {
     c[r.status]++;
     if (r.status === 'succeeded' && isFlagged(r)) {
       c.flagged++;
       if (!includeFlagged) c.flaggedExcluded++;
+      for (const g of new Set(r.flags)) byGate.set(g, (byGate.get(g) ?? 0) + 1);
     }
     if (isUsed(r, includeFlagged)) c.used++;
   }
   c.missing = c.interrupted + c.pending + c.running;
+  for (const g of [...byGate.keys()].sort()) c.flaggedByGate[g] = byGate.get(g) ?? 0;
   return c;
 }
 

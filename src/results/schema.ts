@@ -69,6 +69,41 @@ export type ResultV1 = z.infer<typeof ResultV1>;
 /** Per-domain joules (null: not measured / not computable). */
 const DomainJoules = z.object({ gpu_j: nnum, cpu_j: nnum, dram_j: nnum, total_j: nnum });
 
+/** One idle-baseline step of measurement.idle_baseline_s: the first, or an extension. */
+const BaselineStep = z.object({
+  start_s: num.describe('seconds since the meter started'),
+  duration_s: num,
+  gpu_power_w: nnum,
+  cpu_power_w: nnum,
+  power_cv: nnum,
+  power_drift: nnum,
+  samples: z.number().int().nonnegative(),
+  stable: z.boolean().nullable(),
+  reason: z.string().nullable(),
+});
+
+/**
+ * The idle baseline's stability gate (`baseline_unstable`); optional: results written before the
+ * gate existed lack these fields. The figures describe the last step (whose power is the baseline).
+ */
+const BaselineStability = {
+  stable: z.boolean().nullable().optional().describe('null: not judged (see stability_reason)'),
+  stability_reason: z.string().nullable().optional().describe('why unstable, or why not judged; null when stable'),
+  stability_source: z.string().nullable().optional().describe('the power series judged: "gpu <uuid>" (least stable GPU) or "rapl cpu package"'),
+  samples: z.number().int().nonnegative().nullable().optional(),
+  power_cv: nnum.optional().describe('population std / mean of the sampled power'),
+  power_drift: nnum.optional().describe('least-squares slope x window / mean (signed)'),
+  cv_max: nnum.optional().describe('measurement.baseline_max_cv'),
+  drift_max: nnum.optional().describe('measurement.baseline_max_drift'),
+  temp_start_c: nnum.optional(),
+  temp_end_c: nnum.optional(),
+  temp_mean_c: nnum.optional(),
+  extensions: z.number().int().nonnegative().optional().describe('steps measured after the first'),
+  total_s: nnum.optional().describe('all steps, discarded ones included'),
+  max_s: nnum.optional().describe('measurement.idle_baseline_max_s (at least idle_baseline_s)'),
+  steps: z.array(BaselineStep).optional(),
+};
+
 export const EnergyBlockV3 = z.object({
   /** Raw energy over the steady window, per domain (same shape as v1). */
   gpu: EnergyReading,
@@ -87,6 +122,7 @@ export const EnergyBlockV3 = z.object({
       dram_power_w: nnum,
       when: z.string(),
       reason: z.string().nullable(),
+      ...BaselineStability,
     })
     .nullable()
     .describe('idle baseline measured before the window; null when measurement.idle_baseline_s is 0'),
@@ -164,6 +200,39 @@ export const ValidationV3 = z.object({
   skipped: z.record(z.string(), z.string()).describe('gates not evaluated, with the reason'),
 });
 
+/** Field name -> why it is null. */
+const Unavailable = z.record(z.string(), z.string());
+
+/** Per-GPU machine state (NVML), read when the meter starts; optional: older results lack it. */
+const GpuEnvironment = z.looseObject({
+  performance_state: z.string().nullable().optional().describe('"P0".."P15" (nvmlDeviceGetPerformanceState)'),
+  applications_clock_sm_mhz: nnum.optional(),
+  applications_clock_mem_mhz: nnum.optional(),
+  default_applications_clock_sm_mhz: nnum.optional(),
+  default_applications_clock_mem_mhz: nnum.optional(),
+  locked_clocks: z.null().optional().describe('NVML has no read-back for locked clocks: always null, with the reason'),
+  clock_event_reasons: z.number().int().nullable().optional().describe('clock-event reasons bitmask when read'),
+  ecc_mode_current: z.boolean().nullable().optional(),
+  ecc_mode_pending: z.boolean().nullable().optional(),
+  unavailable: Unavailable.optional().describe('for every null machine-state field: why'),
+});
+
+/**
+ * Host and runtime facts. Loose: the worker records more than is typed here; the machine-state
+ * fields are typed and optional (older results lack them).
+ */
+export const EnvironmentV3 = z.looseObject({
+  cpu_governor: z.string().nullable().optional().describe('cpufreq scaling_governor when every CPU has the same'),
+  cpu_scaling_driver: z.string().nullable().optional(),
+  cpu_governor_by_cpu: z.record(z.string(), z.string()).nullable().optional().describe('value -> CPU list, e.g. {"performance": "0-3"}'),
+  cpu_scaling_driver_by_cpu: z.record(z.string(), z.string()).nullable().optional(),
+  unavailable: Unavailable.optional().describe('for every null machine-state field: why'),
+  nvml: z
+    .looseObject({ gpus: z.array(GpuEnvironment).optional(), read_at: z.string().optional() })
+    .nullable()
+    .optional(),
+});
+
 export const PhaseV3 = z.object({
   energy_j: nnum,
   duration_s: nnum,
@@ -191,7 +260,7 @@ export const ResultV3 = z.object({
     .describe('prefill from a 1-new-token pass; decode = full - prefill'),
   validation: ValidationV3,
   workload: z.record(z.string(), z.unknown()),
-  environment: z.record(z.string(), z.unknown()),
+  environment: EnvironmentV3,
   notes: z.array(z.string()),
   migrated_from: z.literal(1).optional().describe('set when parseResult migrated a v1 file'),
 });
@@ -273,10 +342,16 @@ export function migrateV1(v1: ResultV1): ResultV3 {
     phases: null,
     validation: { passed: true, flags: [], checked: [], skipped: { all: 'migrated from schema v1: not validated' } },
     workload: {},
-    environment: v1.environment,
+    environment: v1Environment(v1.environment),
     notes: [...v1.notes, 'migrated from result schema v1 to v3 on ingest'],
     migrated_from: 1,
   };
+}
+
+/** A v1 environment as v3 (v1 never wrote the typed machine-state keys; anything odd is kept under `v1`). */
+function v1Environment(env: Record<string, unknown>): z.infer<typeof EnvironmentV3> {
+  const parsed = EnvironmentV3.safeParse(env);
+  return parsed.success ? parsed.data : { v1: env };
 }
 
 function issues(error: z.ZodError): string {

@@ -4,7 +4,7 @@
  * from the same late aggregation as `lem results show`. `intervalNotes` and `CI_METHOD_LABEL` are
  * what every printer (summary, `results show`, `report`, `compare`) says about its intervals.
  */
-import { aggregate, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
+import { aggregate, countRuns, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
 import { fewCyclesNote, FEW_CYCLES_N, BOOTSTRAP_MIN_N, type BootstrapMethod, type Description, type HeadlineMethod } from './stats.js';
 
 /** How each interval is named in printed output. */
@@ -82,4 +82,10 @@ export function summarize(experiments: readonly ExperimentRecord[], runs: readon
       };
     }),
   );
+}
+
+/** Flagged succeeded runs of a campaign, in all and per validation gate (every flag counts, none dropped). */
+export function flagCounts(runs: readonly RunRecord[]): { flagged: number; byGate: Record<string, number> } {
+  const c = countRuns(runs, true);
+  return { flagged: c.flagged, byGate: c.flaggedByGate };
 }

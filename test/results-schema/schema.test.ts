@@ -87,6 +87,38 @@ describe('result schema v3 validation', () => {
     expect(typeof r.metrics.energy_gpu_adjusted_j).toBe('number');
   });
 
+  it('keeps the baseline stability record and the machine state (fake GPU), and rejects mistyped ones', () => {
+    const doc = fixture('pytorch-v3-fake-gpu.json');
+    const parsed = parseResult(doc);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const b = parsed.result.energy.baseline;
+    expect(b?.extensions).toBe(0);
+    expect(b?.cv_max).toBe(0.05);
+    expect(b?.temp_start_c).toBe(45);
+    expect(b?.steps?.length).toBe(1);
+    const gpu = parsed.result.environment.nvml?.gpus?.[0];
+    expect(gpu?.performance_state).toBe('P0');
+    expect(gpu?.ecc_mode_current).toBe(true);
+    expect(gpu?.locked_clocks).toBeNull();
+    expect(gpu?.unavailable?.locked_clocks).toMatch(/read-back/);
+    expect(parsed.result.validation.checked.concat(Object.keys(parsed.result.validation.skipped))).toEqual(
+      expect.arrayContaining(['baseline_unstable', 'warmup_not_converged']),
+    );
+    const bad = clone(doc);
+    bad.environment.nvml.gpus[0].ecc_mode_current = 'on';
+    expect(parseResult(bad).ok).toBe(false);
+    const bad2 = clone(doc);
+    bad2.energy.baseline.extensions = -1;
+    expect(parseResult(bad2).ok).toBe(false);
+    // results written before these fields existed still parse
+    const old = clone(doc);
+    for (const k of ['stable', 'stability_reason', 'stability_source', 'samples', 'power_cv', 'power_drift', 'cv_max', 'drift_max', 'temp_start_c', 'temp_end_c', 'temp_mean_c', 'extensions', 'total_s', 'max_s', 'steps']) {
+      delete old.energy.baseline[k];
+    }
+    old.environment = { hostname: 'h', nvml: { gpus: [{ uuid: 'GPU-x' }] } };
+    expect(parseResult(old).ok).toBe(true);
+  });
+
   it('accepts a GPU pytorch result with timeline, warm-up, phases and LLM metrics', () => {
     const parsed = parseResult(fixture('pytorch-v3-fake-gpu.json'));
     if (!parsed.ok) throw new Error(parsed.reason);

@@ -21,7 +21,7 @@ suite('late aggregation per experiment', () => {
   it('counts runs by status and reports missing cycles', () => {
     const [a, b, c, x] = aggregateByExperiment(runs, experiments, { seed: 1 });
     expect([a?.experimentId, b?.experimentId, c?.experimentId, x?.experimentId]).toEqual(['A', 'B', 'C', 'X']);
-    expect(a?.counts).toEqual({ total: 4, succeeded: 4, failed: 0, interrupted: 0, pending: 0, running: 0, missing: 0, flagged: 1, flaggedExcluded: 0, used: 4 });
+    expect(a?.counts).toEqual({ total: 4, succeeded: 4, failed: 0, interrupted: 0, pending: 0, running: 0, missing: 0, flagged: 1, flaggedExcluded: 0, flaggedByGate: { thermal_throttle: 1 }, used: 4 });
     expect(b?.counts).toMatchObject({ total: 4, succeeded: 2, failed: 1, pending: 1, missing: 1, used: 2 });
     expect(b?.missingCycles).toEqual([3, 4]);
     expect(c?.counts.total).toBe(0);
@@ -48,6 +48,21 @@ suite('late aggregation per experiment', () => {
     expect(a?.metrics.latency_p50_s?.nullCount).toBe(4);
     expect(a?.metrics.latency_p50_s?.description).toBeNull();
     expect(collectMetricNames(runs)).toEqual(['energy_gpu_j', 'latency_p50_s', 'tokens_per_s']);
+  });
+
+  it('counts flagged runs per gate: a run with two gates under both, failed runs not at all', () => {
+    const gated: RunRecord[] = [
+      run('g1', 'A', 1, { tokens_per_s: 1 }, { flags: ['warmup_not_converged', 'baseline_unstable'] }),
+      run('g2', 'A', 2, { tokens_per_s: 1 }, { flags: ['baseline_unstable'] }),
+      run('g3', 'A', 3, { tokens_per_s: 1 }),
+      run('g4', 'A', 4, { tokens_per_s: 1 }, { status: 'failed', flags: ['baseline_unstable'] }),
+    ];
+    const c = countRuns(gated, false);
+    expect(c.flagged).toBe(2);
+    expect(c.flaggedExcluded).toBe(2);
+    expect(c.flaggedByGate).toEqual({ baseline_unstable: 2, warmup_not_converged: 1 });
+    expect(Object.keys(c.flaggedByGate)).toEqual(['baseline_unstable', 'warmup_not_converged']);
+    expect(countRuns(gated.slice(2), true).flaggedByGate).toEqual({});
   });
 
   it('includeFlagged=false excludes flagged runs and reports how many', () => {

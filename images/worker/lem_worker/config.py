@@ -86,6 +86,9 @@ class MeasurementCfg:
     min_window_s: float = 30.0
     sample_interval_ms: int = 100
     cross_check_threshold: float = 0.05
+    idle_baseline_max_s: float = 60.0
+    baseline_max_cv: float = 0.05
+    baseline_max_drift: float = 0.05
     gpu_ids: Optional[list[int]] = None
     timeout_s: Optional[float] = None
 
@@ -219,6 +222,9 @@ def _measurement(obj: Mapping[str, Any]) -> MeasurementCfg:
         min_window_s=_positive(_get(obj, "min_window_s", p, float, 30.0), f"{p}.min_window_s", True),
         sample_interval_ms=_get(obj, "sample_interval_ms", p, int, 100),
         cross_check_threshold=_positive(_get(obj, "cross_check_threshold", p, float, 0.05), f"{p}.cross_check_threshold"),
+        idle_baseline_max_s=_positive(_get(obj, "idle_baseline_max_s", p, float, 60.0), f"{p}.idle_baseline_max_s", True),
+        baseline_max_cv=_positive(_get(obj, "baseline_max_cv", p, float, 0.05), f"{p}.baseline_max_cv"),
+        baseline_max_drift=_positive(_get(obj, "baseline_max_drift", p, float, 0.05), f"{p}.baseline_max_drift"),
         gpu_ids=gpu_ids,
         timeout_s=_positive(timeout, f"{p}.timeout_s") if timeout is not None else None,
     )

@@ -119,11 +119,46 @@ def energy_block(win: WindowEnergy, baseline: Optional[Baseline], ms: MetricSet,
     }
 
 
+def warmup_flag(warmup: Optional[dict[str, Any]]) -> tuple[Optional[Flag], Optional[str]]:
+    """(flag, skip reason) of the warmup_not_converged gate for a run_warmup() record."""
+    if warmup is None:
+        return None, "no warm-up in this workload (calibration)"
+    if warmup.get("mode") != "cv":
+        return None, "warmup.mode is fixed: no convergence criterion"
+    if warmup.get("converged") is not False:
+        return None, None
+    cv = warmup.get("cv")
+    return Flag("warmup_not_converged", "warn",
+                f"warm-up hit warmup.max_iterations {warmup.get('max_iterations')} without converging: CV of the last "
+                f"{warmup.get('window')} iteration times {'undefined' if cv is None else f'{cv:.3f}'} > "
+                f"warmup.cv_threshold {warmup.get('cv_threshold')}; the steady window may include warm-up effects"), None
+
+
 def validation_block(cfg: WorkerConfig, win: WindowEnergy, extra_flags: list[Flag],
-                     failed_requests: Optional[int] = None, j_per_token: Optional[float] = None) -> dict[str, Any]:
+                     failed_requests: Optional[int] = None, j_per_token: Optional[float] = None,
+                     baseline: Optional[Baseline] = None, warmup: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The run's validation gates. `baseline` is what Meter.idle_baseline returned (None: no
+    baseline); `warmup` the run_warmup() record (None: no warm-up, as in calibration)."""
     flags: list[Flag] = list(win.flags) + list(extra_flags)
     checked = ["counter_reset", "zero_energy_with_power", "window_too_short"]
     skipped: dict[str, str] = {}
+    if baseline is None:
+        skipped["baseline_unstable"] = "no idle baseline (measurement.idle_baseline_s is 0)"
+    elif baseline.stable is None:
+        skipped["baseline_unstable"] = (baseline.final.reason if baseline.final and baseline.final.reason
+                                        else baseline.skip_reason or "baseline stability not assessable")
+    else:
+        checked.append("baseline_unstable")
+        bflag = baseline.flag()
+        if bflag is not None:
+            flags.append(bflag)
+    wflag, wskip = warmup_flag(warmup)
+    if wskip is not None:
+        skipped["warmup_not_converged"] = wskip
+    else:
+        checked.append("warmup_not_converged")
+        if wflag is not None:
+            flags.append(wflag)
     min_w = cfg.experiment.measurement.min_window_s
     if win.duration_s < min_w:
         flags.append(Flag("window_too_short", "fail",

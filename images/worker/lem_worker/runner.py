@@ -79,7 +79,7 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
         ms.ratio("j_per_gflop", ms.get("energy_total_j"), gflop, ms.unmeasured.get("energy_total_j", "not measured"))
         ms.ratio("j_per_gflop_adjusted", ms.get("energy_total_adjusted_j"), gflop,
                  ms.unmeasured.get("energy_total_adjusted_j", "not measured"))
-        validation = validation_block(cfg, win, flags)
+        validation = validation_block(cfg, win, flags, baseline=baseline)
         env = base_environment()
         env.update(meter.environment())
         env.update({"calibration_engine": burn.engine, "effective_matrix_size": burn.n,

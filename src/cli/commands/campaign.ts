@@ -7,13 +7,13 @@ import { planRuns } from '../../campaign/planner.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import { campaignRecords } from '../../results/records.js';
-import { CI_METHOD_LABEL, intervalNotes, summarize } from '../../results/summary.js';
+import { CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
 import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
-import { duration, num, pct, table } from '../format.js';
+import { duration, flaggedSummary, num, pct, table } from '../format.js';
 
 export interface RunOptions {
   json?: boolean;
@@ -123,19 +123,19 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-  const summary = summaryRows(manifest, campaign);
-  if (opts.json) printJson(ctx, { campaign: campaign.id, outcome, summary });
+  const { summary, flags } = summaryRows(manifest, campaign);
+  if (opts.json) printJson(ctx, { campaign: campaign.id, outcome, summary, flags: { flagged: flags.flagged, by_gate: flags.byGate } });
   else {
-    ctx.out(`\ncampaign ${campaign.id}: ${outcome.status} — ${outcome.succeeded} succeeded, ${outcome.failed} failed, ${outcome.interrupted} interrupted`);
+    ctx.out(`\ncampaign ${campaign.id}: ${outcome.status} — ${outcome.succeeded} succeeded, ${outcome.failed} failed, ${outcome.interrupted} interrupted; ${flaggedSummary(flags.flagged, flags.byGate)}`);
     ctx.out(renderSummary(summary));
     if (outcome.status === 'interrupted') ctx.out(`\nresume with: lem campaign resume ${campaign.id}`);
   }
   return outcome.status === 'completed' ? EXIT_OK : outcome.status === 'interrupted' ? EXIT_INTERRUPTED : EXIT_FAILED_RUNS;
 }
 
-function summaryRows(manifest: Manifest, c: CampaignRow): ReturnType<typeof summarize> {
+function summaryRows(manifest: Manifest, c: CampaignRow): { summary: ReturnType<typeof summarize>; flags: ReturnType<typeof flagCounts> } {
   const rec = campaignRecords(manifest, c.id, { withResults: true });
-  return summarize(rec.experiments, rec.runs, { seed: rec.seed });
+  return { summary: summarize(rec.experiments, rec.runs, { seed: rec.seed }), flags: flagCounts(rec.runs) };
 }
 
 export function renderSummary(rows: ReturnType<typeof summarize>): string {

@@ -14,7 +14,7 @@ import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from 
 import { fewCyclesNote, type Description } from '../../results/stats.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
-import { num, pct, table } from '../format.js';
+import { flaggedSummary, num, pct, table } from '../format.js';
 
 export interface StatOptions {
   excludeFlagged?: boolean;
@@ -71,7 +71,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const withBoot = shown.some((d) => d?.ci95_bootstrap);
   const header = ['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL[agg.options.ci_method]})`, `95% CI (${CI_METHOD_LABEL[agg.options.method]})`, 'outliers'];
   const keep = (r: string[]): string[] => (withBoot ? r : r.filter((_, i) => i !== 7));
-  ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${agg.totals.flagged} flagged${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
+  ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${flaggedSummary(agg.totals.flagged, agg.totals.flaggedByGate)}${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
   ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
   for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);

@@ -304,7 +304,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             for k in ("energy_prefill_j", "energy_decode_j", "prefill_time_s", "j_per_output_token_decode"):
                 ms.put(k, None, "prefill/decode split disabled (extra.prefill_split = false)")
         j_tok = ms.get("j_per_output_token")
-        validation = validation_block(cfg, win, flags, failed_requests=stats.failed, j_per_token=j_tok)
+        validation = validation_block(cfg, win, flags, failed_requests=stats.failed, j_per_token=j_tok,
+                                      baseline=baseline, warmup=warm)
         if stats.errors:
             notes.append(f"{stats.failed} request(s) failed; first error: {stats.errors[0]}")
         notes.extend(meter.notes)

@@ -5,33 +5,28 @@ Typical use (see runner):
 
     meter = Meter(measurement_cfg, sync=torch.cuda.synchronize)
     meter.start()                       # open NVML, probe update period, start sampler
-    base = meter.idle_baseline(10.0)    # GPU idle, model loaded
+    base = meter.idle_baseline(10.0, stop)  # GPU idle, model loaded; gated (energy/baseline.py)
     w = meter.begin("steady"); ...workload...; energy = meter.end(w)
     meter.close()
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from lem_worker.config import MeasurementCfg
+from lem_worker.energy.baseline import Baseline, BaselineStep, judge_step
 from lem_worker.energy.clock import Clock, RealClock
+from lem_worker.energy.flags import Flag
 from lem_worker.energy.nvml import NvmlSession, import_pynvml
 from lem_worker.energy.rapl import DEFAULT_ROOT, RaplMeter, rapl_delta_j
 from lem_worker.energy.sampler import (PowerSampler, SampleSummary, compact_timeline, in_window,
-                                       integrate_power, summarize)
+                                       integrate_power, power_of, summarize)
 from lem_worker.log import log
 
-
-@dataclass
-class Flag:
-    gate: str
-    severity: str  # "fail" or "warn"
-    detail: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"gate": self.gate, "severity": self.severity, "detail": self.detail}
+__all__ = ["Baseline", "BaselineStep", "DomainEnergy", "Flag", "Meter", "WindowEnergy", "WindowHandle"]
 
 
 @dataclass
@@ -76,25 +71,6 @@ class WindowEnergy:
         return sum(vals) if vals else None
 
 
-@dataclass
-class Baseline:
-    duration_s: float
-    gpu_power_w: Optional[float]
-    cpu_power_w: Optional[float]
-    dram_power_w: Optional[float]
-    reason: Optional[str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "duration_s": self.duration_s,
-            "gpu_power_w": self.gpu_power_w,
-            "cpu_power_w": self.cpu_power_w,
-            "dram_power_w": self.dram_power_w,
-            "when": "after model load, before warm-up; GPU idle",
-            "reason": self.reason,
-        }
-
-
 class Meter:
     def __init__(self, cfg: MeasurementCfg, sync: Optional[Callable[[], None]] = None,
                  nvml_module: Any = "auto", rapl_root: str = DEFAULT_ROOT, clock: Optional[Clock] = None,
@@ -128,6 +104,7 @@ class Meter:
         self.sampler: Optional[PowerSampler] = None
         self.t_origin = self.clock.now()
         self.phases: list[dict[str, Any]] = []
+        self._nvml_env: Optional[dict[str, Any]] = None
 
     @property
     def has_gpu(self) -> bool:
@@ -137,6 +114,8 @@ class Meter:
         if self.has_gpu:
             assert self.session is not None
             self.notes.extend(self.session.notes)
+            # machine state (P-state, clocks, ECC, limits) as the measurement starts: after model load, before the baseline
+            self._nvml_env = self.session.environment()
             self.update_period_s = self.session.probe_update_period(self.clock, self.probe_s)
             if self.update_period_s is not None and self.update_period_s > self.interval_s:
                 self.notes.append(
@@ -277,27 +256,107 @@ class Meter:
         return WindowEnergy(h.name, h.t0, t1, gpu, cpu, dram, per_gpu, cross, summary, flags)
 
     def idle_baseline(self, seconds: float, stop: threading.Event) -> Optional[Baseline]:
+        """Idle power before the warm-up, gated on stability.
+
+        Measures `seconds`; when the power series of that step is unstable (CV above
+        measurement.baseline_max_cv, |drift| above measurement.baseline_max_drift, or its mean more
+        than baseline_max_drift above an earlier step's: power rose, the device is not idling), it
+        measures another step of `seconds`, up to floor(idle_baseline_max_s / seconds) steps in all. The
+        baseline power is that of the last step; earlier steps are recorded and their timeline
+        phases renamed idle_baseline_discarded. The series judged is the sampled power of each
+        measured GPU (the least stable one decides) or, without a GPU, RAPL package power read
+        in chunks during the wait."""
         if seconds <= 0:
             return None
+        cfg = self.cfg
+        max_s = max(cfg.idle_baseline_max_s, seconds)
         if not self.has_gpu and not self.rapl.available:
-            return Baseline(0.0, None, None, None, "not run: no NVML GPU and no RAPL to measure")
-        log(f"idle baseline: {seconds:.1f}s")
-        h = self.begin("idle_baseline")
-        if self.threaded:
-            stop.wait(seconds)
-        else:
-            end_t = self.clock.now() + seconds
-            while self.clock.now() < end_t and not stop.is_set():
-                self.clock.sleep(min(self.interval_s, end_t - self.clock.now()))
+            return Baseline(0.0, None, None, None, "not run: no NVML GPU and no RAPL to measure",
+                            cv_max=cfg.baseline_max_cv, drift_max=cfg.baseline_max_drift, max_s=max_s,
+                            skip_reason="no power source (no NVML GPU and no RAPL): baseline not measured")
+        max_steps = max(1, int(math.floor(max_s / seconds + 1e-9)))  # counted, so edge overheads never cost a step
+        steps: list[BaselineStep] = []
+        phase_idx: list[int] = []
+        spent = 0.0
+        while True:
+            log(f"idle baseline: {seconds:.1f}s" + (f" (extension {len(steps)})" if steps else ""))
+            h = self.begin("idle_baseline")
+            rapl_points = self._idle_wait(seconds, stop)
+            w = self.end(h)
+            phase_idx.append(len(self.phases) - 1)
+            step = self._baseline_step(w, rapl_points, steps)
+            steps.append(step)
+            spent += step.duration_s
+            if stop.is_set() or step.stable is not False:
+                break
+            if len(steps) >= max_steps:
+                log(f"idle baseline unstable after {spent:.1f}s (max {max_s:g}s): {step.reason}")
+                break
+            log(f"idle baseline unstable ({step.reason}): extending by {seconds:.1f}s")
+        for i in phase_idx[:-1]:
+            self.phases[i]["name"] = "idle_baseline_discarded"
+        if len(steps) > 1:
+            self.notes.append(f"idle baseline extended {len(steps) - 1} time(s) "
+                              f"({'settled' if steps[-1].stable else 'did not settle'}); "
+                              f"the baseline power is that of the last {steps[-1].duration_s:.1f} s")
+        f = steps[-1]
+        return Baseline(f.duration_s, f.gpu_power_w, f.cpu_power_w, f.dram_power_w, None, steps=steps,
+                        cv_max=cfg.baseline_max_cv, drift_max=cfg.baseline_max_drift, max_s=max_s)
+
+    def _idle_wait(self, seconds: float, stop: threading.Event) -> list[tuple[float, float]]:
+        """Wait `seconds` (or until stopped); without a GPU, return RAPL package power in chunks."""
+        rapl_series = not self.has_gpu and self.rapl.available
+        chunk = max(self.interval_s, 0.25) if rapl_series else seconds
+        points: list[tuple[float, float]] = []
+        last_t = self.clock.now()
+        last_uj = self.rapl.snapshot().get("cpu") if rapl_series else None
+        end_t = last_t + seconds
+        while not stop.is_set():
+            left = end_t - self.clock.now()
+            if left <= 1e-9:
+                break
+            step = min(chunk, left)
+            if self.threaded:
+                stop.wait(step)
+            else:
+                self.clock.sleep(min(self.interval_s, step))
                 if self.sampler is not None:
                     self.sampler.poll_once()
-        w = self.end(h)
+            if rapl_series:
+                t = self.clock.now()
+                uj = self.rapl.snapshot().get("cpu")
+                if last_uj is not None and uj is not None and t > last_t:
+                    points.append(((t + last_t) / 2, (uj - last_uj) / 1e6 / (t - last_t)))
+                last_t, last_uj = t, uj
+        return points
+
+    def _baseline_step(self, w: WindowEnergy, rapl_points: list[tuple[float, float]],
+                       earlier: list[BaselineStep]) -> BaselineStep:
         d = w.duration_s
 
         def p(x: DomainEnergy) -> Optional[float]:
             return None if x.joules is None or d <= 0 else x.joules / d
 
-        return Baseline(d, p(w.gpu), p(w.cpu), p(w.dram), None)
+        cfg = self.cfg
+        series: list[tuple[str, list[tuple[float, float]], list[float]]] = []
+        if self.session is not None and self.sampler is not None:
+            snap = self.sampler.snapshot()
+            for g in self.session.gpus:
+                s_in = in_window(snap.get(g.uuid, []), w.t0, w.t1)
+                pts = [(s.t, pw) for s in s_in for pw in [power_of(s)] if pw is not None]
+                series.append((f"gpu {g.uuid}", pts, [s.temp_c for s in s_in if s.temp_c is not None]))
+        elif self.session is None and rapl_points:
+            series.append(("rapl cpu package", rapl_points, []))
+        step = BaselineStep(w.t0 - self.t_origin, d, p(w.gpu), p(w.cpu), p(w.dram), None, 0, None, None, None,
+                            [], None, None)
+        if not series:
+            step.reason = ("no power series to judge (the sampler is off)" if self.session is not None
+                           else "no power series to judge (RAPL gave no readings during the baseline)")
+            return step
+        level = step.gpu_power_w if self.session is not None else step.cpu_power_w
+        lows = [e.gpu_power_w if self.session is not None else e.cpu_power_w for e in earlier]
+        judge_step(step, series, level, lows, self.cfg)
+        return step
 
     # -- result blocks ----------------------------------------------------------------------
     def timeline(self) -> Optional[dict[str, Any]]:
@@ -318,5 +377,7 @@ class Meter:
     def environment(self) -> dict[str, Any]:
         env: dict[str, Any] = {"nvml": None, "nvml_reason": self.gpu_reason, "rapl_available": self.rapl.available}
         if self.session is not None:
-            env["nvml"] = self.session.environment()
+            env["nvml"] = self._nvml_env if self._nvml_env is not None else self.session.environment()
+            env["nvml"]["read_at"] = ("meter start: after model load, before the idle baseline"
+                                      if self._nvml_env is not None else "end of run")
         return env

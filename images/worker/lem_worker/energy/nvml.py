@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from lem_worker.energy.clock import Clock
+from lem_worker.energy.gpu_state import machine_state
 
 FI_DEV_POWER_AVERAGE = 185
 FI_DEV_POWER_INSTANT = 186
@@ -292,6 +293,7 @@ class NvmlSession:
             h = g.handle
             limit = _safe(lambda: nv.nvmlDeviceGetPowerManagementLimit(h))
             mig = _safe(lambda: nv.nvmlDeviceGetMigMode(h))
+            state, unavailable = machine_state(nv, h)
             env["gpus"].append({
                 "logical_index": g.logical_index,
                 "nvml_index": g.nvml_index,
@@ -305,6 +307,8 @@ class NvmlSession:
                 "mem_clock_max_mhz": _safe(lambda: nv.nvmlDeviceGetMaxClockInfo(h, getattr(nv, "NVML_CLOCK_MEM", 2))),
                 "has_energy_counter": g.has_energy_counter,
                 "has_instant_power": g.has_instant_power,
+                **state,
+                "unavailable": unavailable,
                 "notes": g.notes,
             })
         return env
