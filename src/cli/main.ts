@@ -93,6 +93,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--all', 'every metric, not only the main ones')
     .option('--json', 'machine-readable output')
     .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsShow(ctx(), id, o)));
+  results
+    .command('import <paths...>')
+    .description('import results other tools measured (optimum-benchmark reports, AI Energy Score files, ai_energy_benchmarks CSVs, LLenergyMeasure v1/v2 results; files, directories or globs) as a campaign')
+    .option('--name <name>', 'campaign name (default import-<tool>)')
+    .option('--json', 'machine-readable output')
+    .action((paths: string[], o: { name?: string; json?: boolean }) => later(async () => (await import('./commands/results-import.js')).resultsImport(ctx(), paths, o)));
   statOptions(results.command('export <campaign>').description('write results for other tools'))
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark']).default('csv'))
     .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
