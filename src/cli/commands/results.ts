@@ -1,10 +1,11 @@
 /** `lem results show | export | compare` and `lem report`: late aggregation over the manifest. */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { aggregate, type AggregateOptions, type ExperimentRecord, type RunRecord } from '../../results/aggregate.js';
 import { compareRunSets, type Comparison } from '../../results/compare.js';
 import { aiEnergyScoreFilesForRuns, writeAiEnergyScoreFiles } from '../../results/compat/ai-energy-score.js';
-import { readAiEnergyBenchmarksCsv, readOptimumBenchmarkReport } from '../../results/compat/import.js';
+import { assemble, assembledRecords } from '../../results/import/assemble.js';
+import { readImportSources } from '../../results/import/read.js';
 import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
@@ -137,17 +138,21 @@ function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
 }
 
 /**
- * One side of a comparison: a campaign id (all its runs), `CAMPAIGN/EXPERIMENT` (one experiment,
- * by id prefix or exact name), or a file another tool wrote (optimum-benchmark benchmark_report.json,
- * ai_energy_benchmarks results .csv).
+ * One side of a comparison: a campaign id (all its runs, an imported campaign too), `CAMPAIGN/EXPERIMENT`
+ * (one experiment, by id prefix or exact name), or files another tool wrote (anything `lem results
+ * import` reads: a file, a directory or a glob), read on the fly without recording them.
  */
+/** A side that names files (it exists, has a glob, a file extension or a path prefix): never taken for a campaign. */
+function looksLikePath(ref: string): boolean {
+  return existsSync(ref) || /[*?]/.test(ref) || /\.(json|csv|txt)$/i.test(ref) || /^(\.{0,2}\/|~)/.test(ref);
+}
+
 async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
-  if (existsSync(ref) && /\.(json|csv)$/i.test(ref)) {
-    const imported = ref.toLowerCase().endsWith('.csv')
-      ? await readAiEnergyBenchmarksCsv(ref)
-      : await readOptimumBenchmarkReport(ref, { runId: `import:${basename(ref)}`, experimentId: `import-${basename(ref, extname(ref))}` });
-    for (const w of imported.warnings) ctx.err(`note: ${ref}: ${w}`);
-    return { label: ref, runs: imported.runs, experiments: imported.experiments };
+  if (looksLikePath(ref)) {
+    // Read as `lem results import` reads (directories, globs, repetitions as runs), without recording.
+    const read = readImportSources([ref]);
+    for (const f of read.files) for (const w of f.warnings) ctx.err(`note: ${f.path}: ${w}`);
+    return { label: ref, ...assembledRecords(assemble(read.files)) };
   }
   const slash = ref.indexOf('/');
   const rec = load(ctx, slash < 0 ? ref : ref.slice(0, slash));

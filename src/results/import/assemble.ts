@@ -38,6 +38,10 @@ export function assemble(files: readonly ImportedFile[]): Assembled {
       runs.push({ ...r, experimentId: id, cycle, file: f });
     }
   }
+  // Two configs under one name (e.g. the same model, another batch size): names stay distinguishable.
+  const byName = new Map<string, number>();
+  for (const e of experiments) byName.set(e.name, (byName.get(e.name) ?? 0) + 1);
+  for (const e of experiments) if ((byName.get(e.name) ?? 0) > 1) e.name = `${e.name} #${e.id.slice(0, 6)}`;
   return { experiments, runs };
 }
 

@@ -44,6 +44,9 @@ export function sniffJson(data: unknown): Sniffed {
   }
   if ('report' in o) return { ok: false, looksLike: 'an optimum-benchmark benchmark.json', why: 'its report has no phase with memory, latency, throughput, energy or efficiency' };
   if (o.schema_version === 3 && 'run_id' in o) return { ok: false, looksLike: "lem's own result file", why: 'lem records its own results when it runs them; there is nothing to import' };
+  if ('study_name' in o && Array.isArray(o.runs)) {
+    return { ok: false, looksLike: 'an LLenergyMeasure v2 study manifest.json', why: 'it lists the study\'s runs and their status; the measurements are in each run\'s result.json (import the study directory)' };
+  }
   if ('campaign_name' in o || 'sweep' in o || 'experiments' in o) {
     return { ok: false, looksLike: 'a campaign or study config', why: 'it describes experiments to run and holds no measurement; convert it with `lem config import`' };
   }
