@@ -78,6 +78,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configValidate(ctx(), file, o)));
   config
+    .command('import <files...>')
+    .description('convert LLenergyMeasure v1/v2, optimum-benchmark (Hydra) and ai_energy_benchmarks configs into a lem campaign YAML')
+    .option('-o, --out <file>', 'write the campaign here (default: stdout)')
+    .option('--check', "validate the result with lem's loader and print how many experiments it expands to")
+    .action((files: string[], o: { out?: string; check?: boolean }) => later(async () => (await import('./commands/config-import.js')).configImport(ctx(), files, o)));
+  config
     .command('generate-grid <campaign>')
     .description('print the experiments a campaign expands to')
     .option('--json', 'machine-readable output')
