@@ -295,6 +295,12 @@ describe('results commands on an imported campaign', () => {
     expect(list).toHaveLength(2);
   });
 
+  it('resume refuses an imported campaign: there is nothing lem can run', () => {
+    const r = lem(['--state', state, 'campaign', 'resume', a]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/holds results imported from other tools/);
+  });
+
   it('exports and the report work on it', () => {
     const csv = lem(['--state', state, 'results', 'export', a, '--format', 'csv']);
     expect(csv.code, csv.stderr).toBe(0);
