@@ -17,7 +17,10 @@ export function readAebCsv(text: string): AebRead {
   const rows = delimiter === ';' ? raw.map((r) => r.map((c) => (/^\s*[+-]?\d+,\d+\s*$/.test(c) ? c.replace(',', '.') : c))) : raw;
   if (rows.length === 0) return { ok: false, looksLike: 'an empty CSV', why: 'it has no header and no rows' };
   const header = rows[0] as string[];
-  const known = header.filter((h) => /^(summary_|energy_)/.test(h));
+  if (header[0] === 'run_id' && header.includes('experiment_id')) {
+    return { ok: false, looksLike: "lem's own CSV export (`lem results export`)", why: 'its runs are already in a lem manifest; compare or show that campaign instead' };
+  }
+  const known = header.filter((h) => /^summary_/.test(h) || /^energy_.+_energy_k?wh$/.test(h));
   if (known.length === 0) {
     const cols = header.slice(0, 6).join(', ') + (header.length > 6 ? ', …' : '');
     return {
