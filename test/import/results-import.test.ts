@@ -270,6 +270,10 @@ describe('results commands on an imported campaign', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/5 run\(s\) used of 5/);
     expect(r.stdout).toMatch(/energy_star_tiny/);
+    expect(r.stdout).toContain(`imported from optimum-benchmark 0.5.0: ${fx('ob', 'run-a', 'benchmark_report.json')}`);
+    const j = JSON.parse(lem(['--state', state, 'results', 'show', a, '--json']).stdout) as { imported_from: Array<{ source_tool: string; sha256: string }> };
+    expect(j.imported_from.map((x) => x.source_tool)).toEqual(['optimum-benchmark']);
+    expect(j.imported_from[0]?.sha256).toBe(sha(fx('ob', 'run-a', 'benchmark_report.json')));
   });
 
   it('compare takes imported campaigns, with intervals on both sides', () => {

@@ -1,4 +1,5 @@
 /** `lem results import PATH… [--name NAME] [--json]`: other tools' results as an imported campaign. */
+import { importsOf } from '../../manifest/imports.js';
 import { importResults } from '../../campaign/import.js';
 import { displayPath } from '../../results/import/paths.js';
 import { systemClock } from '../../util/clock.js';
@@ -32,6 +33,16 @@ export function resultsImport(ctx: CliContext, paths: readonly string[], o: { na
     if (r.campaignId === null) ctx.out('nothing new to import.');
     else ctx.out(`campaign ${r.campaignId}: ${r.experiments} experiment(s), ${r.runs} run(s)${r.flaggedRuns ? `, ${r.flaggedRuns} flagged` : ''}. Next: lem results show ${r.campaignId}`);
     return EXIT_OK;
+  } finally {
+    m.close();
+  }
+}
+
+/** The provenance of an imported campaign (empty for a campaign lem ran), snake_case for --json. */
+export function importSources(ctx: CliContext, campaignId: string): Array<{ source_tool: string; source_version: string | null; path: string; format: string; sha256: string; runs: number; imported_at: string }> {
+  const m = ctx.openManifest();
+  try {
+    return importsOf(m, campaignId).map((s) => ({ source_tool: s.tool, source_version: s.version, path: s.path, format: s.format, sha256: s.sha256, runs: s.runs, imported_at: s.importedAt }));
   } finally {
     m.close();
   }

@@ -14,6 +14,7 @@ import { renderReport, reportChoices } from '../../results/report/html.js';
 import { mainMetrics } from '../../results/summary.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
+import { importSources } from './results-import.js';
 import { num, pct, table } from '../format.js';
 
 export interface StatOptions {
@@ -42,8 +43,9 @@ function load(ctx: CliContext, id: string, withResults = false): CampaignRecords
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
   const rec = load(ctx, id);
   const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const sources = importSources(ctx, rec.campaignId);
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, ...aggregationToJson(agg) });
+    printJson(ctx, { campaign: rec.campaignId, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
@@ -65,6 +67,8 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     }
   }
   ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${agg.totals.flagged} flagged${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
+  for (const src of sources.slice(0, 5)) ctx.out(`imported from ${src.source_tool}${src.source_version ? ` ${src.source_version}` : ''}: ${src.path} (${src.format}, sha256 ${src.sha256.slice(0, 12)}…, ${src.runs} run(s))`);
+  if (sources.length > 5) ctx.out(`… and ${sources.length - 5} more source file(s) (--json lists them all)`);
   ctx.out(table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 't 95% CI', `${agg.options.method} 95% CI`, 'outliers'], rows, [2, 3, 4, 5, 8]));
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
   return EXIT_OK;
