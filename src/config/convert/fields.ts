@@ -27,7 +27,8 @@ export function mapPrecision(v: unknown): string | null {
   return null;
 }
 
-const SECTION_KEYS: Record<LemBackend, Set<string>> = {
+/** The keys of lem's backend sections (from the zod schemas). */
+export const SECTION_KEYS: Record<LemBackend, Set<string>> = {
   pytorch: new Set(Object.keys(PytorchSection.shape)),
   vllm: new Set(Object.keys(VllmSection.shape)),
   tensorrt: new Set(Object.keys(TensorrtSection.shape)),
@@ -42,7 +43,8 @@ export interface Mapped {
   warnings: string[];
 }
 
-function gpuIds(v: unknown): number[] | null {
+/** GPU indices from 0, "0,1" or [0, 1]; null when it is not that. */
+export function gpuIds(v: unknown): number[] | null {
   if (typeof v === 'number' && Number.isInteger(v)) return [v];
   if (typeof v === 'string' && /^\s*\d+(\s*,\s*\d+)*\s*$/.test(v)) return v.split(',').map((x) => Number(x.trim()));
   if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v as number[];

@@ -14,22 +14,8 @@
  * ai_energy_benchmarks: name → campaign_name; backend {type, model, device_ids}; scenario as above;
  *   backend.endpoint (lem starts its own engine), metrics: and reporter: become comments.
  */
-import { mapBackend, mapPrecision, type LemBackend } from './fields.js';
-import { PytorchSection, VllmSection, TensorrtSection } from '../experiment.js';
+import { gpuIds, mapBackend, mapPrecision, SECTION_KEYS, type LemBackend } from './fields.js';
 import { campaignName, emptyConversion, isRecord, setPath, type Conversion } from './types.js';
-
-const SECTION_KEYS: Record<LemBackend, Set<string>> = {
-  pytorch: new Set(Object.keys(PytorchSection.shape)),
-  vllm: new Set(Object.keys(VllmSection.shape)),
-  tensorrt: new Set(Object.keys(TensorrtSection.shape)),
-};
-
-function gpuIds(v: unknown): number[] | null {
-  if (typeof v === 'number' && Number.isInteger(v)) return [v];
-  if (typeof v === 'string' && /^\s*\d+(\s*,\s*\d+)*\s*$/.test(v)) return v.split(',').map((x) => Number(x.trim()));
-  if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v as number[];
-  return null;
-}
 
 function defaultsOf(src: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
