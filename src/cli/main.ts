@@ -113,7 +113,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   statOptions(
     results
       .command('compare <a> <b>')
-      .description('B against A per metric, with a bootstrap CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
+      .description('B against A per metric, with a bootstrap CI and a tolerance verdict; a side is CAMPAIGN (an imported one too), CAMPAIGN/EXPERIMENT, or files `results import` reads (file, directory, glob)'),
   )
     .option('--json', 'machine-readable output')
     .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
