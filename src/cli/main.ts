@@ -78,6 +78,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configValidate(ctx(), file, o)));
   config
+    .command('import <files...>')
+    .description('convert LLenergyMeasure v1/v2, optimum-benchmark (Hydra) and ai_energy_benchmarks configs into a lem campaign YAML')
+    .option('-o, --out <file>', 'write the campaign here (default: stdout)')
+    .option('--check', "validate the result with lem's loader and print how many experiments it expands to")
+    .action((files: string[], o: { out?: string; check?: boolean }) => later(async () => (await import('./commands/config-import.js')).configImport(ctx(), files, o)));
+  config
     .command('generate-grid <campaign>')
     .description('print the experiments a campaign expands to')
     .option('--json', 'machine-readable output')
@@ -93,6 +99,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--all', 'every metric, not only the main ones')
     .option('--json', 'machine-readable output')
     .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsShow(ctx(), id, o)));
+  results
+    .command('import <paths...>')
+    .description('import results other tools measured (optimum-benchmark reports, AI Energy Score files, ai_energy_benchmarks CSVs, LLenergyMeasure v1/v2 results; files, directories or globs) as a campaign')
+    .option('--name <name>', 'campaign name (default import-<tool>)')
+    .option('--json', 'machine-readable output')
+    .action((paths: string[], o: { name?: string; json?: boolean }) => later(async () => (await import('./commands/results-import.js')).resultsImport(ctx(), paths, o)));
   statOptions(results.command('export <campaign>').description('write results for other tools'))
     .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark']).default('csv'))
     .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
@@ -101,7 +113,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   statOptions(
     results
       .command('compare <a> <b>')
-      .description('B against A per metric, with a Welch t / Fieller 95 % CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
+      .description('B against A per metric, with a Welch t / Fieller 95 % CI and a tolerance verdict; a side is CAMPAIGN (an imported one too), CAMPAIGN/EXPERIMENT, or files `results import` reads (file, directory, glob)'),
   )
     .option('--json', 'machine-readable output')
     .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));

@@ -65,6 +65,22 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 2: validation gates that fired for a succeeded run (result schema v3), for late aggregation.
   `ALTER TABLE runs ADD COLUMN flags_json TEXT;`,
+  // imports (branch imports): provenance of results imported from other tools, one row per source
+  // file (keyed by its SHA-256, so importing the same file twice is a no-op); see manifest/imports.ts.
+  `
+  CREATE TABLE imports (
+    sha256          TEXT PRIMARY KEY,
+    campaign_id     TEXT NOT NULL REFERENCES campaigns(id),
+    source_tool     TEXT NOT NULL,
+    source_version  TEXT,
+    path            TEXT NOT NULL,
+    format          TEXT NOT NULL,
+    companions_json TEXT NOT NULL DEFAULT '[]',
+    runs            INTEGER NOT NULL,
+    imported_at     TEXT NOT NULL
+  );
+  CREATE INDEX imports_by_campaign ON imports (campaign_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

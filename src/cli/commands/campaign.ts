@@ -6,12 +6,13 @@ import { loadCampaign } from '../../config/load.js';
 import { planRuns } from '../../campaign/planner.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
+import { isImportedCampaign } from '../../manifest/imports.js';
 import { campaignRecords } from '../../results/records.js';
 import { CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
-import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
+import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { duration, flaggedSummary, num, pct, table } from '../format.js';
 
@@ -61,6 +62,9 @@ export async function campaignResume(ctx: CliContext, id: string, opts: RunOptio
   const manifest = ctx.openManifest();
   try {
     const c = manifest.findCampaign(id);
+    if (isImportedCampaign(c.settings)) {
+      throw new LemError(`campaign ${c.id} holds results imported from other tools (\`lem results import\`); lem cannot run them. Read them with \`lem results show ${c.id}\`, or convert their configs with \`lem config import\` and run that campaign.`);
+    }
     const counts = manifest.counts(c.id);
     ctx.err(`resuming ${c.id}: ${counts.succeeded} succeeded (kept), ${counts.pending + counts.failed + counts.interrupted + counts.running} to run`);
     return await execute(ctx, manifest, c.id, opts);

@@ -1,10 +1,11 @@
 /** `lem results show | export | compare` and `lem report`: late aggregation over the manifest. */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { aggregate, type AggregateOptions, type ExperimentRecord, type RunRecord } from '../../results/aggregate.js';
 import { compareRunSets, type Comparison } from '../../results/compare.js';
 import { aiEnergyScoreFilesForRuns, writeAiEnergyScoreFiles } from '../../results/compat/ai-energy-score.js';
-import { readAiEnergyBenchmarksCsv, readOptimumBenchmarkReport } from '../../results/compat/import.js';
+import { assemble, assembledRecords } from '../../results/import/assemble.js';
+import { readImportSources } from '../../results/import/read.js';
 import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
@@ -14,6 +15,7 @@ import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from 
 import { fewCyclesNote, type Description } from '../../results/stats.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
+import { importSources } from './results-import.js';
 import { flaggedSummary, num, pct, table } from '../format.js';
 
 export interface StatOptions {
@@ -42,8 +44,9 @@ function load(ctx: CliContext, id: string, withResults = false): CampaignRecords
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
   const rec = load(ctx, id);
   const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const sources = importSources(ctx, rec.campaignId);
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, ...aggregationToJson(agg) });
+    printJson(ctx, { campaign: rec.campaignId, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
@@ -72,6 +75,8 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const header = ['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL[agg.options.ci_method]})`, `95% CI (${CI_METHOD_LABEL[agg.options.method]})`, 'outliers'];
   const keep = (r: string[]): string[] => (withBoot ? r : r.filter((_, i) => i !== 7));
   ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${flaggedSummary(agg.totals.flagged, agg.totals.flaggedByGate)}${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
+  for (const src of sources.slice(0, 5)) ctx.out(`imported from ${src.source_tool}${src.source_version ? ` ${src.source_version}` : ''}: ${src.path} (${src.format}, sha256 ${src.sha256.slice(0, 12)}…, ${src.runs} run(s))`);
+  if (sources.length > 5) ctx.out(`… and ${sources.length - 5} more source file(s) (--json lists them all)`);
   ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
   for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
@@ -147,17 +152,21 @@ function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
 }
 
 /**
- * One side of a comparison: a campaign id (all its runs), `CAMPAIGN/EXPERIMENT` (one experiment,
- * by id prefix or exact name), or a file another tool wrote (optimum-benchmark benchmark_report.json,
- * ai_energy_benchmarks results .csv).
+ * One side of a comparison: a campaign id (all its runs, an imported campaign too), `CAMPAIGN/EXPERIMENT`
+ * (one experiment, by id prefix or exact name), or files another tool wrote (anything `lem results
+ * import` reads: a file, a directory or a glob), read on the fly without recording them.
  */
+/** A side that names files (it exists, has a glob, a file extension or a path prefix): never taken for a campaign. */
+function looksLikePath(ref: string): boolean {
+  return existsSync(ref) || /[*?]/.test(ref) || /\.(json|csv|txt)$/i.test(ref) || /^(\.{0,2}\/|~)/.test(ref);
+}
+
 async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
-  if (existsSync(ref) && /\.(json|csv)$/i.test(ref)) {
-    const imported = ref.toLowerCase().endsWith('.csv')
-      ? await readAiEnergyBenchmarksCsv(ref)
-      : await readOptimumBenchmarkReport(ref, { runId: `import:${basename(ref)}`, experimentId: `import-${basename(ref, extname(ref))}` });
-    for (const w of imported.warnings) ctx.err(`note: ${ref}: ${w}`);
-    return { label: ref, runs: imported.runs, experiments: imported.experiments };
+  if (looksLikePath(ref)) {
+    // Read as `lem results import` reads (directories, globs, repetitions as runs), without recording.
+    const read = readImportSources([ref]);
+    for (const f of read.files) for (const w of f.warnings) ctx.err(`note: ${f.path}: ${w}`);
+    return { label: ref, ...assembledRecords(assemble(read.files)) };
   }
   const slash = ref.indexOf('/');
   const rec = load(ctx, slash < 0 ? ref : ref.slice(0, slash));

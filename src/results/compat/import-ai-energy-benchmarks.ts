@@ -1,7 +1,7 @@
 /**
  * Importer: an ai_energy_benchmarks results CSV as lem runs (lem metric names and units).
  *
- * ai_energy_benchmarks results CSV (nested result dict flattened with "_", one row per benchmark
+ * ai_energy_benchmarks results CSV (parsed with csv-parse, ',' or ';' detected; nested result dict flattened with "_", one row per benchmark
  * run, `timestamp` last) → one run per row; rows with the same config_name/config_backend/config_model
  * form one experiment (ids `<prefix>1`, `<prefix>2`, … in order of first appearance; cycles 1, 2, … in
  * row order). Columns:
@@ -29,7 +29,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ExperimentRecord, RunRecord } from '../aggregate.js';
-import { parseCsv, parseNumber } from './csv.js';
+import { parseCsvStrict, parseNumber } from './csv.js';
 import type { ImportedRuns } from './import.js';
 
 const AEB_DIRECT: Readonly<Record<string, string>> = {
@@ -62,8 +62,13 @@ export interface AebImportOptions {
 
 /** Imports an ai_energy_benchmarks results CSV (one run per row). */
 export function importAiEnergyBenchmarksCsv(text: string, opts: AebImportOptions = {}): ImportedRuns {
+  return importAiEnergyBenchmarksRows(parseCsvStrict(text).rows, opts);
+}
+
+/** The same from parsed rows (header first); a malformed CSV fails in parseCsvStrict with its line. */
+export function importAiEnergyBenchmarksRows(parsedRows: readonly string[][], opts: AebImportOptions = {}): ImportedRuns {
   const prefix = opts.experimentPrefix ?? 'aeb-';
-  const rows = parseCsv(text).filter((r) => !(r.length === 1 && r[0] === ''));
+  const rows = parsedRows.filter((r) => !(r.length === 1 && r[0] === ''));
   const warnings: string[] = [];
   if (rows.length === 0) return { experiments: [], runs: [], warnings: ['empty CSV'], ignoredColumns: [] };
   const header = rows[0] as string[];

@@ -7,12 +7,14 @@
  * - CSV parsing shared by the importers (and used by tests): csv.ts
  *
  * This module is the entry point: it holds the common result type and re-exports the importers.
+ * `lem results import` and `results compare FILE` read through src/results/import/ (file discovery,
+ * format detection, repetitions as runs, provenance), which uses these per-format mappings.
  */
 import type { ExperimentRecord, RunRecord } from '../aggregate.js';
 
-export { parseCsv, parseNumber } from './csv.js';
+export { parseCsv, parseCsvStrict, parseNumber } from './csv.js';
 export { importOptimumBenchmarkReport, readOptimumBenchmarkReport, type ObImportIds } from './import-optimum-benchmark.js';
-export { importAiEnergyBenchmarksCsv, readAiEnergyBenchmarksCsv, type AebImportOptions } from './import-ai-energy-benchmarks.js';
+export { importAiEnergyBenchmarksCsv, importAiEnergyBenchmarksRows, readAiEnergyBenchmarksCsv, type AebImportOptions } from './import-ai-energy-benchmarks.js';
 
 export interface ImportedRuns {
   experiments: ExperimentRecord[];
