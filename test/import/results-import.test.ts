@@ -23,7 +23,7 @@ interface RunJson {
 }
 interface ShowJson {
   totals: { total: number; flagged: number };
-  experiments: Array<{ experimentId: string; name: string; counts: { total: number; used: number; flagged: number }; metrics: Record<string, { description: { n: number; mean: number | null; ci95_bootstrap: { low: number; high: number } | null } | null }> }>;
+  experiments: Array<{ experimentId: string; name: string; counts: { total: number; used: number; flagged: number }; metrics: Record<string, { description: { n: number; mean: number | null; ci95: { low: number; high: number } | null } | null }> }>;
 }
 interface ImportJson {
   campaign: string | null;
@@ -84,7 +84,7 @@ describe('optimum-benchmark reports', () => {
   it('gives intervals after import (repetitions are samples)', () => {
     const m = show(state, id).experiments[0]?.metrics ?? {};
     for (const metric of ['ttft_mean_s', 'latency_decode_mean_s', 'energy_gpu_prefill_j', 'decode_tokens_per_s']) {
-      const ci = m[metric]?.description?.ci95_bootstrap;
+      const ci = m[metric]?.description?.ci95;
       expect(ci, metric).not.toBeNull();
       expect((ci as { low: number }).low).toBeLessThan((ci as { high: number }).high);
     }
@@ -182,7 +182,7 @@ describe('ai_energy_benchmarks CSV', () => {
     const small = s.experiments.find((e) => e.name === 'small');
     expect(small?.counts.used).toBe(3);
     expect(small?.metrics.energy_gpu_j?.description?.mean).toBeCloseTo(((2.5 + 2.6 + 2.45) / 3) * 3600, 6);
-    expect(small?.metrics.energy_gpu_j?.description?.ci95_bootstrap).not.toBeNull();
+    expect(small?.metrics.energy_gpu_j?.description?.ci95).not.toBeNull();
   });
 
   it('detects a ;-separated file and reads its decimal commas', () => {
@@ -251,7 +251,7 @@ describe('AI Energy Score outputs and LLenergyMeasure results', () => {
     expect(counts).toEqual([1, 3]);
     const three = s.experiments.find((e) => e.counts.used === 3);
     expect(three?.metrics.energy_total_j?.description?.mean).toBe((900 + 930 + 915) / 3);
-    expect(three?.metrics.energy_total_j?.description?.ci95_bootstrap).not.toBeNull();
+    expect(three?.metrics.energy_total_j?.description?.ci95).not.toBeNull();
   });
 });
 
