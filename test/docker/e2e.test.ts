@@ -5,7 +5,8 @@
  * fails its run while the campaign goes on, a timeout kills the exec'd process, and after kill -9
  * of the orchestrator `lem campaign resume` re-adopts the still-running service.
  *
- * Each test uses its own compose project (LEM_COMPOSE_FILE), so it sees only its own containers.
+ * Each test uses its own base compose project (LEM_COMPOSE_FILE; label lem.project), so it sees only its own
+ * containers (each campaign is a compose project of its own below that base).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -49,7 +50,7 @@ interface EngineEvent {
 /** Records the engine's container events for one compose project until stopped. */
 async function recordEvents(project: string): Promise<{ events: EngineEvent[]; stop: () => Promise<EngineEvent[]> }> {
   const events: EngineEvent[] = [];
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`com.docker.compose.project=${project}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`lem.project=${project}`] } })) as NodeJS.ReadableStream & { destroy(): void };
   let buf = '';
   stream.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
@@ -95,7 +96,7 @@ describe.skipIf(!runDockerTests)('campaigns on the docker runtime through the CL
 
   afterAll(async () => {
     for (const p of projects) {
-      for (const c of await containersWithLabel(`com.docker.compose.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await containersWithLabel(`lem.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
   });
 
@@ -139,7 +140,7 @@ retries: 0
     const containerIds = new Set(events.map((e) => e.Actor.ID));
     expect(containerIds.size).toBe(1);
     expect(count(events, (e) => e.Action === 'destroy')).toBe(1);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
     // Handles recorded in the manifest name that container.
     const id = /campaign (dock-\S+):/.exec(r.stderr)?.[1] ?? '';
     for (const run of runsOf(s.state, id)) {
@@ -166,7 +167,7 @@ retries: 0
         killed = true;
         void (async () => {
           await sleep(700);
-          const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
           if (c) await docker.getContainer(c.Id).kill();
         })();
       }
@@ -182,7 +183,7 @@ retries: 0
     expect(count(events, (e) => e.Action === 'create')).toBe(1);
     expect(count(events, (e) => e.Action === 'start')).toBe(2);
     expect(count(events, isWorkerExec)).toBe(3);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
   });
 
   it('a run past its timeout_s is failed and its exec\'d process killed inside the container', async () => {
@@ -214,7 +215,7 @@ keep_services: true
     expect(failed[0]?.error).toMatch(/timed out after 1s/);
     expect(runs.filter((x) => x.status === 'succeeded')).toHaveLength(1);
     // keep_services left the service up: no worker process is left inside it.
-    const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
     expect(c).toBeDefined();
     const ps = await execCapture(docker, c?.Id ?? '', ['ps', '-eo', 'pid,args']);
     expect(ps.stdout).not.toContain('lem_worker run');
@@ -245,7 +246,7 @@ retries: 0
     expect(first.code).toBeNull(); // killed
     const id = /campaign (dockresume-\S+):/.exec(first.stderr)?.[1] ?? '';
     // The service outlived the orchestrator, with the orphaned worker still inside.
-    const [svc] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    const [svc] = await containersWithLabel(`lem.project=${s.project}`, false);
     expect(svc?.Labels['lem.campaign']).toBe(id);
     const before = await execCapture(docker, svc?.Id ?? '', ['ps', '-eo', 'args']);
     expect(before.stdout).toContain('lem_worker run');
@@ -268,6 +269,6 @@ retries: 0
     db.close();
     expect(recovered + interrupted).toBe(1);
     expect(count(events, isWorkerExec)).toBe(recovered === 1 ? 3 : 4);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
   });
 });

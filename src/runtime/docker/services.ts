@@ -8,9 +8,16 @@
  *  - lifecycle.ts: find, create and start, adopt, start again, restart, remove.
  *
  * Here: the options, the engine and compose project (loaded on first use), the worker's user and
- * environment, and HF_TOKEN handling: it goes only into each exec's environment, never into the
+ * environment, the Hugging Face cache's access, and HF_TOKEN handling: it goes only into the
+ * environment of execs whose backend loads from the hub (never calibration), never into the
  * container config, labels, logs, handles or error messages.
+ *
+ * The worker's user (`uid:gid`, the container's `User` and every exec's): $LEM_WORKER_USER
+ * (`image` keeps the image's user); else lem's own uid:gid when lem is not root; else (lem as
+ * root) SUDO_UID:SUDO_GID, or the owner of the state directory, or 65534:65534 (nobody) when
+ * those are root too. Files it writes in the run directory are then the user's, not root's.
  */
+import { chownSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -21,10 +28,18 @@ import { packageRoot, workerDir } from '../../util/paths.js';
 import type { RuntimeContext } from '../types.js';
 import { defaultComposeFiles, loadCompose, type ComposeProject } from './compose.js';
 import { connectEngine, engineVersion, type Engine } from './engine.js';
+import { hfCacheAccess, type HfCacheAccess } from './hf-cache.js';
 import { createLifecycle, type LifecycleHost } from './lifecycle.js';
 import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
 
-export { DEFAULT_SERVICES, LABELS, type ServiceState } from './service-spec.js';
+export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
+export { ServicesLostError, isGoneError } from './lifecycle.js';
+
+/** Backends whose worker loads models from the Hugging Face hub and so may need HF_TOKEN. */
+const HUB_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['pytorch', 'vllm', 'tensorrt']);
+
+/** The unprivileged user of last resort (nobody:nogroup on Debian). */
+const NOBODY = '65534:65534';
 
 /** The options of the docker runtime that shape its service containers. */
 export interface ServiceOptions {
@@ -46,8 +61,14 @@ export interface ServiceOptions {
   gpus?: GpuChoice;
   /** Run docker-init as PID 1 (reaps orphans, forwards signals). Default true. */
   init?: boolean;
-  /** User for the worker exec (`uid:gid`); default the host user when the engine is local and lem is not root. */
+  /** User of the containers and worker execs (`uid:gid`); null: the image's. Default: see the file comment. */
   user?: string | null;
+  /** More host binds for every service container (`src:dst[:opts]`). */
+  extraBinds?: string[];
+  /** Recreations of a removed service container per session before the campaign stops. Default 3. */
+  maxRecreations?: number;
+  /** Pause before the first recreation, doubled each time. Default 1000 ms. */
+  recreateBackoffMs?: number;
   /** Bind-mount this checkout's images/worker over the image's copy (worker development). */
   mountWorker?: boolean;
   /** Wait this long for `lem_worker health` after a service starts. Default 180 s. */
@@ -67,16 +88,18 @@ export interface Services {
   fail(message: string): LemError;
   /** The user a worker exec runs as (undefined: the image's). */
   execUser(): string | undefined;
-  /** The environment of a worker exec; HF_TOKEN only when withToken. */
-  workerEnv(withToken: boolean): string[];
+  /** The environment of a worker exec; HF_TOKEN only when withToken is a backend that loads from the hub. */
+  workerEnv(withToken: boolean | BackendName): string[];
+  /** Before a run: make its output directory writable by the worker's user (lem as root chowns it). */
+  grantRunDir(dir: string): void;
   /** Checks the engine, then starts or adopts the service container of each backend. */
   prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
   /** Before a run: the backend's service must be up (restart it when it died), and cold when asked. */
   readyForRun(backend: BackendName): Promise<ServiceState>;
   /** The service containers this session holds: service → container id. */
   containers(): Record<string, string>;
-  /** Removes the service containers (or, with keepServices, leaves them running) and forgets them. */
-  release(opts: { keepServices: boolean }): Promise<void>;
+  /** Removes the service containers (or, with keepServices, leaves them running) and forgets them; with campaignId, also its leftovers. */
+  release(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
 }
 
 export function createServices(opts: ServiceOptions = {}): Services {
@@ -91,6 +114,8 @@ export function createServices(opts: ServiceOptions = {}): Services {
   let engine: Engine | null = opts.engine ?? null;
   let compose: ComposeProject | null = null;
   let ctx: RuntimeContext | null = null;
+  let user: string | null | undefined;
+  let hfAccess: HfCacheAccess | null = null;
 
   /** Never let the token reach a message. */
   const redact = (s: string): string => (hfToken.length >= 4 ? s.split(hfToken).join('***') : s);
@@ -112,20 +137,59 @@ export function createServices(opts: ServiceOptions = {}): Services {
     return compose;
   }
 
-  function execUser(): string | undefined {
-    if (opts.user !== undefined) return opts.user ?? undefined;
+  function resolveUser(workspaceRoot: string | null): string | null {
+    if (opts.user !== undefined) return opts.user;
+    const fromEnv = env['LEM_WORKER_USER']?.trim();
+    if (fromEnv) {
+      if (fromEnv === 'image') return null;
+      if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(fromEnv)) throw fail(`LEM_WORKER_USER must be uid:gid (or a user name inside the image, or \`image\`), not ${JSON.stringify(fromEnv)}`);
+      return fromEnv;
+    }
     const uid = process.getuid?.();
     const gid = process.getgid?.();
-    if (getEngine().endpoint.local && uid !== undefined && uid !== 0 && gid !== undefined) return `${uid}:${gid}`;
-    return undefined;
+    if (uid === undefined || gid === undefined) return NOBODY;
+    if (uid !== 0) return `${uid}:${gid}`;
+    const sudoUid = Number(env['SUDO_UID']);
+    const sudoGid = Number(env['SUDO_GID']);
+    if (Number.isInteger(sudoUid) && sudoUid > 0 && Number.isInteger(sudoGid) && sudoGid >= 0) return `${sudoUid}:${sudoGid}`;
+    if (workspaceRoot !== null) {
+      try {
+        const st = statSync(workspaceRoot);
+        if (st.uid !== 0) return `${st.uid}:${st.gid}`;
+      } catch {
+        // not there yet: fall through
+      }
+    }
+    return NOBODY;
   }
 
-  function workerEnv(withToken: boolean): string[] {
+  /** The user of the containers and execs; decided once per session (at prepare, from the state directory). */
+  function workerUser(): string | null {
+    user ??= resolveUser(ctx?.workspaceRoot ?? null);
+    return user;
+  }
+
+  function execUser(): string | undefined {
+    return workerUser() ?? undefined;
+  }
+
+  function workerEnv(withToken: boolean | BackendName): string[] {
     const e = ['PYTHONUNBUFFERED=1'];
     if (opts.mountWorker) e.push(`PYTHONPATH=${WORKER_MOUNT}`);
-    if (execUser() !== undefined) e.push('HOME=/tmp');
-    if (withToken && hfToken) e.push(`HF_TOKEN=${hfToken}`);
+    const token = typeof withToken === 'boolean' ? withToken : HUB_BACKENDS.has(withToken);
+    if (token && hfToken) e.push(`HF_TOKEN=${hfToken}`);
     return e;
+  }
+
+  function grantRunDir(dir: string): void {
+    const u = workerUser();
+    const m = u === null ? null : /^(\d+):(\d+)$/.exec(u);
+    if (!m || process.getuid?.() !== 0 || m[1] === '0') return;
+    try {
+      chownSync(dir, Number(m[1]), Number(m[2]));
+    } catch {
+      // A remote engine's path that is not on this machine: nothing to grant here.
+    }
   }
 
   function hfHome(): string {
@@ -146,6 +210,11 @@ export function createServices(opts: ServiceOptions = {}): Services {
     gpus: opts.gpus ?? 'compose',
     init: opts.init ?? true,
     workerMount: opts.mountWorker ? workerDir() : null,
+    user: workerUser,
+    hfWritable: () => hfAccess?.writable ?? false,
+    extraBinds: opts.extraBinds ?? [],
+    maxRecreations: opts.maxRecreations ?? 3,
+    recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
   };
   const lifecycle = createLifecycle(host);
 
@@ -155,6 +224,7 @@ export function createServices(opts: ServiceOptions = {}): Services {
     fail,
     execUser,
     workerEnv,
+    grantRunDir,
 
     async readyForRun(backend: BackendName): Promise<ServiceState> {
       if (!ctx) throw new Error('docker runtime: dispatch() before prepare()');
@@ -163,7 +233,11 @@ export function createServices(opts: ServiceOptions = {}): Services {
 
     async prepare(backends: readonly BackendName[], c: RuntimeContext): Promise<void> {
       ctx = c;
+      user = undefined;
       await engineVersion(getEngine());
+      const hf = hfHome();
+      hfAccess = hfCacheAccess(env['HF_HUB_CACHE'] ?? join(hf, 'hub'), c.hub);
+      host.log(`Hugging Face cache ${hf} mounted ${hfAccess.writable ? 'read-write' : 'read-only'}: ${hfAccess.reason}`);
       const wanted = new Map<string, Set<BackendName>>();
       for (const b of backends) {
         const svc = serviceMap[b];
