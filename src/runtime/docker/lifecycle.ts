@@ -15,10 +15,10 @@
 import { mkdirSync } from 'node:fs';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../results/schema.js';
-import { EXIT_FAILED_RUNS, LemError } from '../../util/errors.js';
 import type { RuntimeContext } from '../types.js';
 import type { ComposeProject, ComposeService } from './compose.js';
 import { describeError, statusCode, type Engine } from './engine.js';
+import { isGoneError, ServicesLostError, startError } from './service-errors.js';
 import { waitHealthy, type HealthCheck, type ReadinessHost } from './readiness.js';
 import { campaignProjectName, campaignRunsDir, COMPOSE, containerSpec, LABELS, type GpuChoice, type ServiceDef, type ServiceState } from './service-spec.js';
 
@@ -43,20 +43,7 @@ export interface LifecycleHost extends ReadinessHost {
   recreateBackoffMs: number;
 }
 
-/** The service containers keep disappearing: the campaign stops (exit 1) rather than burn its runs. */
-export class ServicesLostError extends LemError {
-  constructor(message: string) {
-    super(message, EXIT_FAILED_RUNS);
-    this.name = 'ServicesLostError';
-  }
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The engine's answers for a container that is being removed or is already gone. */
-export function isGoneError(err: unknown): boolean {
-  return statusCode(err) === 404 || /marked for removal|removal in progress|no such container|is dead/i.test(describeError(err));
-}
 
 export interface Lifecycle {
   /** Start or adopt the container for one service. */
@@ -70,18 +57,6 @@ export interface Lifecycle {
    * with campaignId, also every container labelled for that campaign (leftovers of a killed session).
    */
   release(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
-}
-
-/** Messages from a failed start, rephrased where the cause is known. */
-export function startError(host: Pick<ReadinessHost, 'fail'>, state: Pick<ServiceState, 'name' | 'def'>, err: unknown): LemError {
-  const msg = describeError(err);
-  if (/could not select device driver|nvidia/i.test(msg)) {
-    return host.fail(
-      `service ${state.name} reserves GPUs but the Docker engine cannot provide them (${msg}). Install the NVIDIA Container Toolkit on the engine's host ` +
-        '(`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd) or run without GPUs via LEM_COMPOSE_FILE=docker-compose.yml:compose/cpu-only.yml; `lem doctor` checks this.',
-    );
-  }
-  return host.fail(`cannot start service ${state.name} (${state.def.image}): ${msg}`);
 }
 
 export function createLifecycle(host: LifecycleHost): Lifecycle {

@@ -5,7 +5,8 @@
  *
  *  - service-spec.ts: compose service → Engine API create options (labels, mounts, GPUs); pure.
  *  - readiness.ts: waiting for the worker's health check.
- *  - lifecycle.ts: find, create and start, adopt, start again, restart, remove.
+ *  - lifecycle.ts: find, create and start, adopt, start again, recreate, restart, remove
+ *    (service-errors.ts: what it says when that fails).
  *
  * Here: the options, the engine and compose project (loaded on first use), the worker's user and
  * environment, the Hugging Face cache's access, and HF_TOKEN handling: it goes only into the
@@ -33,7 +34,7 @@ import { createLifecycle, type LifecycleHost } from './lifecycle.js';
 import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
 
 export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
-export { ServicesLostError, isGoneError } from './lifecycle.js';
+export { ServicesLostError, isGoneError } from './service-errors.js';
 
 /** Backends whose worker loads models from the Hugging Face hub and so may need HF_TOKEN. */
 const HUB_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['pytorch', 'vllm', 'tensorrt']);
