@@ -25,12 +25,16 @@ function cacheWith(models: { id: string; snapshot: string; ref?: string }[]): st
 }
 
 describe('HF cache access', () => {
-  it('read-only when every model is cached (by snapshot, branch ref or commit); read-write when one is missing', () => {
+  it('read-only when every model is cached (by branch ref or commit; unpinned = refs/main); read-write when one is missing', () => {
     const hub = cacheWith([{ id: 'org/a', snapshot: 'abc123', ref: 'main' }]);
     expect(modelCached(hub, 'org/a', null)).toBe(true);
     expect(modelCached(hub, 'org/a', 'main')).toBe(true);
     expect(modelCached(hub, 'org/a', 'abc123')).toBe(true);
     expect(modelCached(hub, 'org/a', 'v2')).toBe(false);
+    // A snapshot without refs/main (fetched by commit only) does not serve an unpinned offline load.
+    const byCommit = cacheWith([{ id: 'org/p', snapshot: 'def456' }]);
+    expect(modelCached(byCommit, 'org/p', 'def456')).toBe(true);
+    expect(modelCached(byCommit, 'org/p', null)).toBe(false);
     expect(hfCacheAccess(hub, { models: [{ id: 'org/a', revision: null }], datasets: [] })).toMatchObject({ writable: false });
     expect(hfCacheAccess(hub, { models: [{ id: 'org/a', revision: null }, { id: 'org/b', revision: null }], datasets: [] })).toEqual({
       writable: true,

@@ -1,10 +1,10 @@
 /**
  * Whether the Hugging Face cache must be mounted read-write: only when the campaign needs a
- * download. A model is cached when `<hub cache>/models--<org>--<name>/snapshots/` holds a snapshot
- * (for a revision: `refs/<revision>` or `snapshots/<revision>` exists). Datasets always need a
+ * download. A model is cached when `<hub cache>/models--<org>--<name>/` has `refs/<revision>` or
+ * `snapshots/<revision>` (no revision: `main`, as huggingface_hub resolves it offline). Datasets always need a
  * writable cache (the datasets library writes its processed files under HF_HOME).
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HubNeeds } from '../types.js';
 
@@ -20,9 +20,10 @@ function repoDir(hubCache: string, kind: 'models' | 'datasets', id: string): str
 
 export function modelCached(hubCache: string, id: string, revision: string | null): boolean {
   const dir = repoDir(hubCache, 'models', id);
+  // No revision means `main`, which offline loading resolves through refs/main.
+  const rev = revision ?? 'main';
   try {
-    if (revision !== null) return existsSync(join(dir, 'refs', revision)) || existsSync(join(dir, 'snapshots', revision));
-    return readdirSync(join(dir, 'snapshots')).length > 0;
+    return existsSync(join(dir, 'refs', rev)) || existsSync(join(dir, 'snapshots', rev));
   } catch {
     return false;
   }
