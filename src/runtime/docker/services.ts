@@ -115,7 +115,7 @@ export function createServices(opts: ServiceOptions = {}): Services {
   let engine: Engine | null = opts.engine ?? null;
   let compose: ComposeProject | null = null;
   let ctx: RuntimeContext | null = null;
-  let user: string | null | undefined;
+  let user: { value: string | null } | undefined;
   let hfAccess: HfCacheAccess | null = null;
 
   /** Never let the token reach a message. */
@@ -166,8 +166,8 @@ export function createServices(opts: ServiceOptions = {}): Services {
 
   /** The user of the containers and execs; decided once per session (at prepare, from the state directory). */
   function workerUser(): string | null {
-    user ??= resolveUser(ctx?.workspaceRoot ?? null);
-    return user;
+    user ??= { value: resolveUser(ctx?.workspaceRoot ?? null) };
+    return user.value;
   }
 
   function execUser(): string | undefined {
