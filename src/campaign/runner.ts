@@ -3,11 +3,12 @@
  * through a Runtime, with thermal gaps, retries, resume after any crash, and clean interruption.
  * Side effects come in through RunnerDeps, so this file is testable with fakes.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import type { Runtime, RunSpec } from '../runtime/types.js';
+import type { DispatchOutcome, Runtime, RunSpec } from '../runtime/types.js';
+import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { ExperimentConfig } from '../config/experiment.js';
@@ -54,6 +55,9 @@ export interface CampaignOutcome {
   pending: number;
 }
 
+/** One mode for every run file (config.json, worker.log, result.json): owner-writable, world-readable. */
+export const RUN_FILE_MODE = 0o644;
+
 export function runDir(workspaceRoot: string, campaignId: string, run: { experimentId: string; cycle: number }, attempt: number): string {
   return join(workspaceRoot, 'runs', campaignId, run.experimentId, `c${run.cycle}-a${attempt}`);
 }
@@ -91,7 +95,8 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
 
     if (todo.length > 0) {
       const backends = [...new Set(todo.flatMap((r) => experiments.get(r.experimentId)?.config.backend ?? []))];
-      await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start });
+      const configs = [...new Set(todo.map((r) => r.experimentId))].flatMap((id) => experiments.get(id)?.config ?? []);
+      await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start, hub: hubNeeds(configs) });
     }
     let first = true;
     for (let i = 0; i < todo.length && !interrupted; i++) {
@@ -132,7 +137,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     throw e;
   } finally {
     try {
-      await runtime.shutdown({ keepServices: settings.keep_services });
+      await runtime.shutdown({ keepServices: settings.keep_services, campaignId: campaign.id });
     } finally {
       manifest.release(campaign.id, status);
     }
@@ -183,8 +188,16 @@ async function executeAttempt(
     spec.configPath,
     JSON.stringify({ run: { run_id: id, experiment_id: run.experimentId, cycle: run.cycle, attempt }, experiment: config }, null, 2),
   );
+  chmodSync(spec.configPath, RUN_FILE_MODE);
   manifest.markRunning(campaignId, run.position, attempt);
-  const outcome = await runtime.dispatch(spec, signal, (handle) => manifest.setHandle(campaignId, run.position, attempt, handle));
+  let outcome: DispatchOutcome;
+  try {
+    outcome = await runtime.dispatch(spec, signal, (handle) => manifest.setHandle(campaignId, run.position, attempt, handle));
+  } catch (e) {
+    // The runtime cannot go on (its services keep disappearing): this run failed, the campaign stops.
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e) });
+    throw e;
+  }
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';

@@ -6,7 +6,7 @@
  * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, readFileSync } from 'node:fs';
 import { workerDir } from '../util/paths.js';
 import type { DispatchOutcome, Runtime, RunSpec } from './types.js';
 
@@ -30,7 +30,8 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
     },
 
     dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
-      const log = openSync(spec.logPath, 'a');
+      const log = openSync(spec.logPath, 'a', 0o644);
+      fchmodSync(log, 0o644); // one mode for all run files, whatever the umask
       return new Promise<DispatchOutcome>((resolve) => {
         let stopReason: { reason: string; timedOut: boolean } | null = null;
         let killTimer: NodeJS.Timeout | undefined;

@@ -11,6 +11,18 @@ export interface RuntimeContext {
   workspaceRoot: string;
   /** Restart the backend's service between runs. */
   forceColdStart: boolean;
+  /**
+   * What the campaign's experiments fetch from the Hugging Face hub (absent: nothing). A container
+   * runtime mounts the model cache read-only when all of it is already cached.
+   */
+  hub?: HubNeeds;
+}
+
+export interface HubNeeds {
+  /** Models loaded by hub id (not no_weights, not a local path), with the revision asked for. */
+  models: { id: string; revision: string | null }[];
+  /** Datasets used as prompts (the datasets library writes its own cache under HF_HOME). */
+  datasets: string[];
 }
 
 export interface RunSpec {
@@ -48,6 +60,9 @@ export interface Runtime {
   dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome>;
   /** Stop a worker left behind by a killed orchestrator, given the handle it recorded. */
   reap(handle: string): Promise<void>;
-  /** Tear down what prepare started (unless asked to keep it). */
-  shutdown(opts: { keepServices: boolean }): Promise<void>;
+  /**
+   * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
+   * earlier session of that campaign left behind (a container runtime removes them by label).
+   */
+  shutdown(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
 }

@@ -13,6 +13,6 @@ describe.skipIf(!runDockerTests)('bench/docker-overhead (real engine)', () => {
     expect(r.execMedianMs).toBeGreaterThan(0);
     expect(r.runRmMedianMs).toBeGreaterThan(0);
     expect(r.cliRunRmMedianMs).toBeNull();
-    expect((await containersWithLabel('com.docker.compose.project=lembench')).length).toBe(0);
+    expect((await containersWithLabel('lem.project=lembench')).length).toBe(0);
   });
 });

@@ -5,10 +5,11 @@
  * fails its run while the campaign goes on, a timeout kills the exec'd process, and after kill -9
  * of the orchestrator `lem campaign resume` re-adopts the still-running service.
  *
- * Each test uses its own compose project (LEM_COMPOSE_FILE), so it sees only its own containers.
+ * Each test uses its own base compose project (LEM_COMPOSE_FILE; label lem.project), so it sees only its own
+ * containers (each campaign is a compose project of its own below that base).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,7 +50,7 @@ interface EngineEvent {
 /** Records the engine's container events for one compose project until stopped. */
 async function recordEvents(project: string): Promise<{ events: EngineEvent[]; stop: () => Promise<EngineEvent[]> }> {
   const events: EngineEvent[] = [];
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`com.docker.compose.project=${project}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`lem.project=${project}`] } })) as NodeJS.ReadableStream & { destroy(): void };
   let buf = '';
   stream.on('data', (d: Buffer) => {
     buf += d.toString('utf8');
@@ -95,7 +96,7 @@ describe.skipIf(!runDockerTests)('campaigns on the docker runtime through the CL
 
   afterAll(async () => {
     for (const p of projects) {
-      for (const c of await containersWithLabel(`com.docker.compose.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await containersWithLabel(`lem.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
   });
 
@@ -139,13 +140,26 @@ retries: 0
     const containerIds = new Set(events.map((e) => e.Actor.ID));
     expect(containerIds.size).toBe(1);
     expect(count(events, (e) => e.Action === 'destroy')).toBe(1);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
     // Handles recorded in the manifest name that container.
     const id = /campaign (dock-\S+):/.exec(r.stderr)?.[1] ?? '';
     for (const run of runsOf(s.state, id)) {
       expect(run.status).toBe('succeeded');
       expect(run.handle).toMatch(new RegExp(`^docker:${[...containerIds][0]}:\\d+:\\d+$`));
     }
+    // Every run file (config.json by lem, worker.log by lem, result.json by the worker) has one mode.
+    const modes = new Set<number>();
+    let files = 0;
+    for (const exp of readdirSync(join(s.state, 'runs', id), { withFileTypes: true }).filter((d) => d.isDirectory())) {
+      for (const attempt of readdirSync(join(s.state, 'runs', id, exp.name))) {
+        for (const f of ['config.json', 'worker.log', 'result.json']) {
+          modes.add(statSync(join(s.state, 'runs', id, exp.name, attempt, f)).mode & 0o777);
+          files++;
+        }
+      }
+    }
+    expect(files).toBe(18);
+    expect([...modes]).toEqual([0o644]);
   });
 
   it('a docker kill of the service mid-run fails that run with the reason; the campaign continues', async () => {
@@ -166,7 +180,7 @@ retries: 0
         killed = true;
         void (async () => {
           await sleep(700);
-          const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
           if (c) await docker.getContainer(c.Id).kill();
         })();
       }
@@ -182,7 +196,7 @@ retries: 0
     expect(count(events, (e) => e.Action === 'create')).toBe(1);
     expect(count(events, (e) => e.Action === 'start')).toBe(2);
     expect(count(events, isWorkerExec)).toBe(3);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
   });
 
   it('a run past its timeout_s is failed and its exec\'d process killed inside the container', async () => {
@@ -214,7 +228,7 @@ keep_services: true
     expect(failed[0]?.error).toMatch(/timed out after 1s/);
     expect(runs.filter((x) => x.status === 'succeeded')).toHaveLength(1);
     // keep_services left the service up: no worker process is left inside it.
-    const [c] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
     expect(c).toBeDefined();
     const ps = await execCapture(docker, c?.Id ?? '', ['ps', '-eo', 'pid,args']);
     expect(ps.stdout).not.toContain('lem_worker run');
@@ -239,13 +253,18 @@ retries: 0
     const first = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all, kill) => {
       if (!sent && /^\[2\/3\]/m.test(all)) {
         sent = true;
-        setTimeout(() => kill('SIGKILL'), 400);
+        // Kill once the in-flight run's handle is recorded (a loaded machine can take a while).
+        const cid = /campaign (dockresume-\S+):/.exec(all)?.[1] ?? '';
+        void (async () => {
+          for (let i = 0; i < 100 && !runsOf(s.state, cid).some((x) => x.status === 'running' && x.handle); i++) await sleep(50);
+          kill('SIGKILL');
+        })();
       }
     });
     expect(first.code).toBeNull(); // killed
     const id = /campaign (dockresume-\S+):/.exec(first.stderr)?.[1] ?? '';
     // The service outlived the orchestrator, with the orphaned worker still inside.
-    const [svc] = await containersWithLabel(`com.docker.compose.project=${s.project}`, false);
+    const [svc] = await containersWithLabel(`lem.project=${s.project}`, false);
     expect(svc?.Labels['lem.campaign']).toBe(id);
     const before = await execCapture(docker, svc?.Id ?? '', ['ps', '-eo', 'args']);
     expect(before.stdout).toContain('lem_worker run');
@@ -268,6 +287,84 @@ retries: 0
     db.close();
     expect(recovered + interrupted).toBe(1);
     expect(count(events, isWorkerExec)).toBe(recovered === 1 ? 3 : 4);
-    expect(await containersWithLabel(`com.docker.compose.project=${s.project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
+  });
+  it('kill -9 during the last run, then a resume that only recovers it: no container is left', async () => {
+    const s = setup(`campaign_name: docklast
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 1, matrix_size: 32 }
+cycles: 1
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    let sent = false;
+    const first = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all, kill) => {
+      if (!sent && /^\[1\/1\]/m.test(all)) {
+        sent = true;
+        setTimeout(() => kill('SIGKILL'), 300);
+      }
+    });
+    expect(first.code).toBeNull();
+    const id = /campaign (docklast-\S+):/.exec(first.stderr)?.[1] ?? '';
+    // The orphaned worker finishes its run inside the surviving service.
+    const resultFile = (): string | undefined => {
+      const root = join(s.state, 'runs', id);
+      for (const exp of existsSync(root) ? readdirSync(root) : []) {
+        const f = join(root, exp, 'c1-a1', 'result.json');
+        if (existsSync(f)) return f;
+      }
+      return undefined;
+    };
+    for (let i = 0; i < 150 && !resultFile(); i++) await sleep(100);
+    expect(resultFile()).toBeDefined();
+    expect(await containersWithLabel(`lem.campaign=${id}`)).toHaveLength(1);
+
+    const resumed = await lem(['--state', s.state, 'campaign', 'resume', id], s.env);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/recovered 1 run/);
+    expect(resumed.stdout).toMatch(/completed — 1 succeeded/);
+    expect(await containersWithLabel(`lem.campaign=${id}`)).toEqual([]);
+    // A resume with nothing to run at all also leaves nothing behind.
+    const again = await lem(['--state', s.state, 'campaign', 'resume', id], s.env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await containersWithLabel(`lem.campaign=${id}`)).toEqual([]);
+  });
+
+  it('docker rm -f of the service mid-run: that run fails, the service is recreated and the campaign completes the rest', async () => {
+    const s = setup(`campaign_name: dockrm
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 2, matrix_size: 32 }
+cycles: 3
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    const rec = await recordEvents(s.project);
+    let removed = false;
+    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all) => {
+      if (!removed && /^\[1\/3\]/m.test(all)) {
+        removed = true;
+        void (async () => {
+          await sleep(700);
+          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
+          if (c) await docker.getContainer(c.Id).remove({ force: true });
+        })();
+      }
+    });
+    const events = await rec.stop();
+    expect(removed).toBe(true);
+    expect(r.code, r.stderr).toBe(1); // one failed run, not three
+    const id = /campaign (dockrm-\S+):/.exec(r.stderr)?.[1] ?? '';
+    const runs = runsOf(s.state, id);
+    expect(runs.map((x) => x.status)).toEqual(['failed', 'succeeded', 'succeeded']);
+    expect(runs[0]?.error).toMatch(/cpu service container .* (was removed|stopped) during the run/);
+    expect(r.stderr).toMatch(/recreation 1 of at most 3/);
+    expect(count(events, (e) => e.Action === 'create')).toBe(2);
+    expect(await containersWithLabel(`lem.project=${s.project}`)).toEqual([]);
   });
 });

@@ -133,7 +133,7 @@ describe.skipIf(!runDockerTests)('remote transports against the local engine', (
     try {
       await rt.prepare(['calibration'], { campaignId, workspaceRoot: root, forceColdStart: false });
       const spec = (script: string, timeoutS: number | null) => {
-        const outDir = join(root, 'runs', String(Math.random()).slice(2));
+        const outDir = join(root, 'runs', campaignId, String(Math.random()).slice(2)); // only the campaign's run directory is mounted
         mkdirSync(outDir, { recursive: true });
         return { runId: script, experimentId: 'e', cycle: 1, attempt: 1, backend: 'calibration' as const, configPath: join(outDir, 'c.json'), outDir, logPath: join(outDir, 'worker.log'), timeoutS };
       };
@@ -143,7 +143,7 @@ describe.skipIf(!runDockerTests)('remote transports against the local engine', (
       const slow = await rt.dispatch(spec('trap "" TERM; sleep 300', 1), new AbortController().signal, () => undefined);
       expect(slow.timedOut).toBe(true);
     } finally {
-      await rt.shutdown({ keepServices: false });
+      await rt.shutdown({ keepServices: false, campaignId });
     }
     expect(await docker.listContainers({ all: true, filters: { label: [`lem.campaign=${campaignId}`] } })).toEqual([]);
   });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSpec, RuntimeContext } from '../../src/runtime/types.js';
 import { createDockerRuntime, decodeHandle, type DockerRuntimeOptions } from '../../src/runtime/docker/runtime.js';
+import { campaignProjectName } from '../../src/runtime/docker/services.js';
 import { execCapture } from '../../src/runtime/docker/exec.js';
 import {
   containersWithLabel,
@@ -117,22 +118,24 @@ services:
     for (const c of mine) {
       expect(c.State).toBe('running');
       expect(c.Labels).toMatchObject({
-        'com.docker.compose.project': PROJECT,
+        'com.docker.compose.project': campaignProjectName(PROJECT, id),
+        'lem.project': PROJECT,
         'com.docker.compose.oneoff': 'False',
         'lem.campaign': id,
         'lem.managed-by': 'lem',
       });
       expect(Number(c.Labels['com.docker.compose.container-number'])).toBeGreaterThanOrEqual(1);
-      expect(c.Names[0]).toMatch(new RegExp(`^/${PROJECT}-(cpu|other)-\\d+$`));
+      expect(c.Names[0]).toMatch(new RegExp(`^/${campaignProjectName(PROJECT, id)}-(cpu|other)-1$`));
     }
     const cpu = mine.find((c) => c.Labels['com.docker.compose.service'] === 'cpu');
     expect(cpu?.Labels['lem.backend']).toBe('calibration');
-    // The compose settings reach the container; the workspace is mounted at the same path.
+    // The compose settings reach the container; the campaign's run directory is mounted at the same path.
     const other = await docker.getContainer(mine.find((c) => c !== cpu)?.Id ?? '').inspect();
     expect(other.HostConfig.ShmSize).toBe(128 * 1024 * 1024);
     expect(other.HostConfig.Ulimits).toContainEqual({ Name: 'nofile', Soft: 4096, Hard: 8192 });
     expect(other.Config.Env).toContain('LEM_TEST_SERVICE=other');
-    expect(other.Mounts.some((m) => m.Source === root && m.Destination === root)).toBe(true);
+    const runs = join(root, 'runs', id);
+    expect(other.Mounts.some((m) => m.Source === runs && m.Destination === runs && m.RW)).toBe(true);
     expect(await containersWithLabel(`com.docker.compose.service=unused`).then((l) => l.filter((c) => c.Labels['lem.campaign'] === id))).toEqual([]);
 
     // A second session of the same campaign (resume) adopts the running containers.
@@ -244,7 +247,7 @@ services:
     await docker.getContainer(containerId).kill();
     const outcome = await pending;
     expect(outcome.timedOut).toBe(false);
-    expect(outcome.failureReason).toMatch(/the cpu service container \(lemtest-cpu-\d+\) stopped during the run: exit code 137/);
+    expect(outcome.failureReason).toMatch(/the cpu service container \(lemtest-kill-[a-z0-9-]+-cpu-\d+\) stopped during the run: exit code 137/);
 
     const next = await rt.dispatch(scriptSpec(id, 'echo again'), new AbortController().signal, () => undefined);
     expect(next).toEqual({ exitCode: 0, timedOut: false, failureReason: null });
@@ -300,17 +303,21 @@ services:
     await rt.shutdown({ keepServices: false });
   });
 
-  it('passes HF_TOKEN to the worker only through the exec, never into the container config', async () => {
+  it('passes HF_TOKEN only through the exec of a backend that loads from the hub, never to calibration or the container config', async () => {
     const id = uniqueId('token');
     const token = `hf_test${Math.random().toString(36).slice(2)}`;
     const rt = scriptRuntime({ env: { ...process.env, HF_TOKEN: token } });
-    await rt.prepare(['calibration'], context(id));
-    const s = scriptSpec(id, `test "$HF_TOKEN" = "${token}" && echo token-seen`);
-    expect((await rt.dispatch(s, new AbortController().signal, () => undefined)).exitCode).toBe(0);
-    const [containerId = ''] = Object.values(rt.serviceContainers());
-    const inspect = JSON.stringify(await docker.getContainer(containerId).inspect());
-    expect(inspect).not.toContain(token);
-    expect(inspect).toContain('HF_HOME=');
+    await rt.prepare(['calibration', 'pytorch'], context(id));
+    const hub = { ...scriptSpec(id, `test "$HF_TOKEN" = "${token}" && echo token-seen`), backend: 'pytorch' as const };
+    expect((await rt.dispatch(hub, new AbortController().signal, () => undefined)).exitCode).toBe(0);
+    const calib = scriptSpec(id, 'test -z "$HF_TOKEN" && echo no-token');
+    expect((await rt.dispatch(calib, new AbortController().signal, () => undefined)).exitCode).toBe(0);
+    expect(readFileSync(calib.logPath, 'utf8')).toContain('no-token');
+    for (const containerId of Object.values(rt.serviceContainers())) {
+      const inspect = JSON.stringify(await docker.getContainer(containerId).inspect());
+      expect(inspect).not.toContain(token);
+      expect(inspect).toContain('HF_HOME=');
+    }
     await rt.shutdown({ keepServices: false });
   });
 

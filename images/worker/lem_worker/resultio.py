@@ -1,4 +1,7 @@
-"""Atomic result.json writing: temp file in the same directory, fsync, os.replace."""
+"""Atomic result.json writing: temp file in the same directory, fsync, os.replace.
+
+result.json gets RUN_FILE_MODE (0644), the mode the orchestrator gives config.json and worker.log
+(mkstemp alone would leave it owner-only)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +9,8 @@ import math
 import os
 import tempfile
 from typing import Any
+
+RUN_FILE_MODE = 0o644
 
 
 def _check_finite(value: Any, path: str) -> None:
@@ -26,6 +31,7 @@ def write_result_atomic(out_dir: str, result: dict[str, Any], name: str = "resul
     fd, tmp = tempfile.mkstemp(prefix=".result.", suffix=".tmp", dir=out_dir)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), RUN_FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -1,4 +1,5 @@
-/** `lem campaign status | list`: read-only and fast; imports nothing but the manifest. */
+/** `lem campaign status | list`: read-only and fast; imports nothing but the manifest (and the owner check). */
+import { liveness } from '../../campaign/liveness.js';
 import { EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { table } from '../format.js';
@@ -17,12 +18,14 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     // Per-experiment rows only for campaigns small enough to read; the totals answer for huge grids.
     const perExperiment = opts.experiments || total <= 2_000 ? manifest.countsByExperiment(c.id) : null;
     const problems = manifest.recentProblems(c.id, 5);
+    const live = liveness(c);
     if (opts.json) {
       printJson(ctx, {
         id: c.id,
         name: c.name,
-        status: c.status,
+        status: live.status,
         owner_pid: c.ownerPid,
+        dead_owner_pid: live.deadOwnerPid,
         created_at: c.createdAt,
         updated_at: c.updatedAt,
         settings: c.settings,
@@ -32,7 +35,8 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
       });
       return EXIT_OK;
     }
-    ctx.out(`${c.id}  (${c.name}) — ${c.status}${c.ownerPid ? ` by pid ${c.ownerPid}` : ''}`);
+    const owner = live.deadOwnerPid !== null ? ` (its process ${live.deadOwnerPid} is gone; resume with: lem campaign resume ${c.id})` : c.ownerPid ? ` by pid ${c.ownerPid}` : '';
+    ctx.out(`${c.id}  (${c.name}) — ${live.status}${owner}`);
     ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
     ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
     ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
@@ -59,16 +63,16 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
 export function campaignList(ctx: CliContext, opts: { json?: boolean }): number {
   const manifest = ctx.openManifest();
   try {
-    const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id) }));
+    const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id), live: liveness(c) }));
     if (opts.json) {
-      printJson(ctx, rows.map(({ c, counts }) => ({ id: c.id, name: c.name, status: c.status, created_at: c.createdAt, runs: counts })));
+      printJson(ctx, rows.map(({ c, counts, live }) => ({ id: c.id, name: c.name, status: live.status, dead_owner_pid: live.deadOwnerPid, created_at: c.createdAt, runs: counts })));
       return EXIT_OK;
     }
     if (rows.length === 0) {
       ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
       return EXIT_OK;
     }
-    ctx.out(table(['id', 'status', 'succeeded', 'failed', 'left', 'created'], rows.map(({ c, counts }) => [c.id, c.status, String(counts.succeeded), String(counts.failed), String(counts.pending + counts.interrupted + counts.running), c.createdAt]), [2, 3, 4]));
+    ctx.out(table(['id', 'status', 'succeeded', 'failed', 'left', 'created'], rows.map(({ c, counts, live }) => [c.id, live.deadOwnerPid !== null ? `interrupted (pid ${live.deadOwnerPid} gone)` : live.status, String(counts.succeeded), String(counts.failed), String(counts.pending + counts.interrupted + counts.running), c.createdAt]), [2, 3, 4]));
     return EXIT_OK;
   } finally {
     manifest.close();

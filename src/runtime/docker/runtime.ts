@@ -13,14 +13,14 @@
  *  - A container that dies mid-run (docker kill, OOM) fails that run with the reason; the next
  *    dispatch starts the service again.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { chmodSync, createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../results/schema.js';
 import type { DispatchOutcome, Runtime, RunSpec, RuntimeContext } from '../types.js';
 import { describeError, statusCode } from './engine.js';
 import { killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit } from './exec.js';
-import { createServices, type ServiceOptions, type ServiceState } from './services.js';
+import { createServices, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
 
@@ -102,13 +102,22 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     try {
       state = await services.readyForRun(spec.backend);
     } catch (err) {
+      if (err instanceof ServicesLostError) throw err; // the campaign stops (runner marks this run failed)
       return { exitCode: null, timedOut: false, failureReason: redact(err instanceof Error ? err.message : String(err)) };
     }
     state.used = true;
+    services.grantRunDir(spec.outDir);
     const d = services.docker();
     const containerId = state.containerId;
-    const logStream = createWriteStream(spec.logPath, { flags: 'a' });
+    const logStream = createWriteStream(spec.logPath, { flags: 'a', mode: 0o644 });
     logStream.on('error', () => undefined);
+    logStream.once('open', () => {
+      try {
+        chmodSync(spec.logPath, 0o644); // one mode for all run files, whatever the umask
+      } catch {
+        // the log still works; its mode is cosmetic
+      }
+    });
     const worker = opts.workerCommand?.(spec) ?? ['python3', '-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir];
     const user = services.execUser();
 
@@ -120,7 +129,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
-        Env: services.workerEnv(true),
+        Env: services.workerEnv(spec.backend),
         WorkingDir: spec.outDir,
         ...(user ? { User: user } : {}),
       });
@@ -242,8 +251,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
       }
     },
 
-    async shutdown({ keepServices }: { keepServices: boolean }): Promise<void> {
-      await services.release({ keepServices });
+    async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
+      await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
   };
 }

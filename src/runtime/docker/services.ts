@@ -1,19 +1,24 @@
 /**
  * The service containers of the docker runtime: one long-lived, idle container per compose
- * service a campaign needs, found or created here, kept healthy, started again when it died,
- * restarted for a cold start, and removed at the end. What runs inside them is runtime.ts's job.
+ * service a campaign needs. This file is the facade runtime.ts talks to; the work is split as
+ * testcontainers-node splits it:
  *
- *  - Containers carry compose labels (project, service, oneoff=False, container-number, …), so
- *    `docker compose ps` lists them, and lem.* labels (lem.campaign, lem.backend, …). prepare()
- *    re-adopts a running container labelled for the same campaign and service, which is how a
- *    resumed campaign reuses its services.
- *  - The workspace root is bind-mounted at the same absolute path, so the runner's paths work
- *    unchanged inside; the Hugging Face cache (HF_HOME, default ~/.cache/huggingface) likewise.
- *    HF_TOKEN goes only into each exec's environment: never into the container config, labels,
- *    logs, handles or error messages.
+ *  - service-spec.ts: compose service → Engine API create options (labels, mounts, GPUs); pure.
+ *  - readiness.ts: waiting for the worker's health check.
+ *  - lifecycle.ts: find, create and start, adopt, start again, recreate, restart, remove
+ *    (service-errors.ts: what it says when that fails).
+ *
+ * Here: the options, the engine and compose project (loaded on first use), the worker's user and
+ * environment, the Hugging Face cache's access, and HF_TOKEN handling: it goes only into the
+ * environment of execs whose backend loads from the hub (never calibration), never into the
+ * container config, labels, logs, handles or error messages.
+ *
+ * The worker's user (`uid:gid`, the container's `User` and every exec's): $LEM_WORKER_USER
+ * (`image` keeps the image's user); else lem's own uid:gid when lem is not root; else (lem as
+ * root) SUDO_UID:SUDO_GID, or the owner of the state directory, or 65534:65534 (nobody) when
+ * those are root too. Files it writes in the run directory are then the user's, not root's.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chownSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -22,9 +27,20 @@ import type { BackendName } from '../../results/schema.js';
 import { LemError } from '../../util/errors.js';
 import { packageRoot, workerDir } from '../../util/paths.js';
 import type { RuntimeContext } from '../types.js';
-import { defaultComposeFiles, loadCompose, type ComposeProject, type ComposeService } from './compose.js';
-import { connectEngine, describeError, engineVersion, statusCode, type Engine } from './engine.js';
-import { execCapture } from './exec.js';
+import { defaultComposeFiles, loadCompose, type ComposeProject } from './compose.js';
+import { connectEngine, engineVersion, type Engine } from './engine.js';
+import { hfCacheAccess, type HfCacheAccess } from './hf-cache.js';
+import { createLifecycle, type LifecycleHost } from './lifecycle.js';
+import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
+
+export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
+export { ServicesLostError, isGoneError } from './service-errors.js';
+
+/** Backends whose worker loads models from the Hugging Face hub and so may need HF_TOKEN. */
+const HUB_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['pytorch', 'vllm', 'tensorrt']);
+
+/** The unprivileged user of last resort (nobody:nogroup on Debian). */
+const NOBODY = '65534:65534';
 
 /** The options of the docker runtime that shape its service containers. */
 export interface ServiceOptions {
@@ -43,11 +59,17 @@ export interface ServiceOptions {
   /** Environment read for HF_TOKEN, HF_HOME, LEM_*; default process.env. */
   env?: NodeJS.ProcessEnv;
   /** GPU request override: 'compose' (default: what the compose file reserves), 'none', 'all', or device ids. */
-  gpus?: 'compose' | 'none' | 'all' | string[];
+  gpus?: GpuChoice;
   /** Run docker-init as PID 1 (reaps orphans, forwards signals). Default true. */
   init?: boolean;
-  /** User for the worker exec (`uid:gid`); default the host user when the engine is local and lem is not root. */
+  /** User of the containers and worker execs (`uid:gid`); null: the image's. Default: see the file comment. */
   user?: string | null;
+  /** More host binds for every service container (`src:dst[:opts]`). */
+  extraBinds?: string[];
+  /** Recreations of a removed service container per session before the campaign stops. Default 3. */
+  maxRecreations?: number;
+  /** Pause before the first recreation, doubled each time. Default 1000 ms. */
+  recreateBackoffMs?: number;
   /** Bind-mount this checkout's images/worker over the image's copy (worker development). */
   mountWorker?: boolean;
   /** Wait this long for `lem_worker health` after a service starts. Default 180 s. */
@@ -58,54 +80,6 @@ export interface ServiceOptions {
   log?: (message: string) => void;
 }
 
-export const DEFAULT_SERVICES: Record<BackendName, string> = {
-  pytorch: 'pytorch',
-  vllm: 'vllm',
-  tensorrt: 'tensorrt',
-  calibration: 'cpu',
-};
-
-/** Labels lem puts on its service containers (besides compose's). */
-export const LABELS = {
-  campaign: 'lem.campaign',
-  backend: 'lem.backend',
-  service: 'lem.service',
-  workspace: 'lem.workspace',
-  managed: 'lem.managed-by',
-} as const;
-
-const COMPOSE = {
-  project: 'com.docker.compose.project',
-  service: 'com.docker.compose.service',
-  oneoff: 'com.docker.compose.oneoff',
-  number: 'com.docker.compose.container-number',
-  workingDir: 'com.docker.compose.project.working_dir',
-  configFiles: 'com.docker.compose.project.config_files',
-  configHash: 'com.docker.compose.config-hash',
-  image: 'com.docker.compose.image',
-} as const;
-
-/** PID 1 of every service container (under docker-init): idle until stopped; work comes by exec. */
-const IDLE_COMMAND = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
-
-const WORKER_MOUNT = '/opt/lem/worker';
-
-/** One service container this session holds. */
-export interface ServiceState {
-  name: string;
-  def: ComposeService;
-  backends: Set<BackendName>;
-  containerId: string;
-  containerName: string;
-  /** The container's State.StartedAt when lem last saw it healthy (detects restarts). */
-  startedAt: string;
-  /** A run has used this container since it (re)started (for forceColdStart). */
-  used: boolean;
-}
-
-/** A service before it has a container. */
-type ServiceDef = Pick<ServiceState, 'name' | 'def' | 'backends'>;
-
 export interface Services {
   /** The engine's client; connects on first use. */
   docker(): Docker;
@@ -115,23 +89,22 @@ export interface Services {
   fail(message: string): LemError;
   /** The user a worker exec runs as (undefined: the image's). */
   execUser(): string | undefined;
-  /** The environment of a worker exec; HF_TOKEN only when withToken. */
-  workerEnv(withToken: boolean): string[];
+  /** The environment of a worker exec; HF_TOKEN only when withToken is a backend that loads from the hub. */
+  workerEnv(withToken: boolean | BackendName): string[];
+  /** Before a run: make its output directory writable by the worker's user (lem as root chowns it). */
+  grantRunDir(dir: string): void;
   /** Checks the engine, then starts or adopts the service container of each backend. */
   prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
   /** Before a run: the backend's service must be up (restart it when it died), and cold when asked. */
   readyForRun(backend: BackendName): Promise<ServiceState>;
   /** The service containers this session holds: service → container id. */
   containers(): Record<string, string>;
-  /** Removes the service containers (or, with keepServices, leaves them running) and forgets them. */
-  release(opts: { keepServices: boolean }): Promise<void>;
+  /** Removes the service containers (or, with keepServices, leaves them running) and forgets them; with campaignId, also its leftovers. */
+  release(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function createServices(opts: ServiceOptions = {}): Services {
   const env = opts.env ?? process.env;
-  const healthTimeoutMs = (opts.healthTimeoutS ?? 180) * 1000;
   const hfToken = env['HF_TOKEN'] || env['HUGGING_FACE_HUB_TOKEN'] || '';
   const serviceMap: Record<BackendName, string> = {
     ...DEFAULT_SERVICES,
@@ -142,9 +115,9 @@ export function createServices(opts: ServiceOptions = {}): Services {
   let engine: Engine | null = opts.engine ?? null;
   let compose: ComposeProject | null = null;
   let ctx: RuntimeContext | null = null;
-  const services = new Map<string, ServiceState>();
+  let user: { value: string | null } | undefined;
+  let hfAccess: HfCacheAccess | null = null;
 
-  const log = (m: string): void => opts.log?.(m);
   /** Never let the token reach a message. */
   const redact = (s: string): string => (hfToken.length >= 4 ? s.split(hfToken).join('***') : s);
   const fail = (message: string): LemError => new LemError(redact(message));
@@ -165,297 +138,86 @@ export function createServices(opts: ServiceOptions = {}): Services {
     return compose;
   }
 
-  function execUser(): string | undefined {
-    if (opts.user !== undefined) return opts.user ?? undefined;
+  function resolveUser(workspaceRoot: string | null): string | null {
+    if (opts.user !== undefined) return opts.user;
+    const fromEnv = env['LEM_WORKER_USER']?.trim();
+    if (fromEnv) {
+      if (fromEnv === 'image') return null;
+      if (!/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(fromEnv)) throw fail(`LEM_WORKER_USER must be uid:gid (or a user name inside the image, or \`image\`), not ${JSON.stringify(fromEnv)}`);
+      return fromEnv;
+    }
     const uid = process.getuid?.();
     const gid = process.getgid?.();
-    if (getEngine().endpoint.local && uid !== undefined && uid !== 0 && gid !== undefined) return `${uid}:${gid}`;
-    return undefined;
+    if (uid === undefined || gid === undefined) return NOBODY;
+    if (uid !== 0) return `${uid}:${gid}`;
+    const sudoUid = Number(env['SUDO_UID']);
+    const sudoGid = Number(env['SUDO_GID']);
+    if (Number.isInteger(sudoUid) && sudoUid > 0 && Number.isInteger(sudoGid) && sudoGid >= 0) return `${sudoUid}:${sudoGid}`;
+    if (workspaceRoot !== null) {
+      try {
+        const st = statSync(workspaceRoot);
+        if (st.uid !== 0) return `${st.uid}:${st.gid}`;
+      } catch {
+        // not there yet: fall through
+      }
+    }
+    return NOBODY;
   }
 
-  function workerEnv(withToken: boolean): string[] {
+  /** The user of the containers and execs; decided once per session (at prepare, from the state directory). */
+  function workerUser(): string | null {
+    user ??= { value: resolveUser(ctx?.workspaceRoot ?? null) };
+    return user.value;
+  }
+
+  function execUser(): string | undefined {
+    return workerUser() ?? undefined;
+  }
+
+  function workerEnv(withToken: boolean | BackendName): string[] {
     const e = ['PYTHONUNBUFFERED=1'];
     if (opts.mountWorker) e.push(`PYTHONPATH=${WORKER_MOUNT}`);
-    if (execUser() !== undefined) e.push('HOME=/tmp');
-    if (withToken && hfToken) e.push(`HF_TOKEN=${hfToken}`);
+    const token = typeof withToken === 'boolean' ? withToken : HUB_BACKENDS.has(withToken);
+    if (token && hfToken) e.push(`HF_TOKEN=${hfToken}`);
     return e;
+  }
+
+  function grantRunDir(dir: string): void {
+    const u = workerUser();
+    const m = u === null ? null : /^(\d+):(\d+)$/.exec(u);
+    if (!m || process.getuid?.() !== 0 || m[1] === '0') return;
+    try {
+      chownSync(dir, Number(m[1]), Number(m[2]));
+    } catch {
+      // A remote engine's path that is not on this machine: nothing to grant here.
+    }
   }
 
   function hfHome(): string {
     return opts.hfHome ?? env['HF_HOME'] ?? join(homedir(), '.cache', 'huggingface');
   }
 
-  // --- the container spec ---------------------------------------------------------------------
-
-  function deviceRequests(def: ComposeService): Docker.DeviceRequest[] {
-    const gpus = opts.gpus ?? 'compose';
-    if (gpus === 'none') return [];
-    if (gpus === 'all') return [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }];
-    if (Array.isArray(gpus)) return [{ Driver: 'nvidia', DeviceIDs: gpus, Capabilities: [['gpu']] }];
-    return def.devices.map((d) => ({
-      Driver: d.driver,
-      ...(d.deviceIds.length > 0 ? { DeviceIDs: d.deviceIds } : { Count: d.count }),
-      Capabilities: [d.capabilities],
-      Options: d.options,
-    }));
-  }
-
-  function containerSpec(state: ServiceDef, c: RuntimeContext, imageId: string, number: number): Docker.ContainerCreateOptions {
-    const def = state.def;
-    const project = getCompose();
-    const hf = hfHome();
-    const binds = [`${c.workspaceRoot}:${c.workspaceRoot}`, `${hf}:${hf}`];
-    if (opts.mountWorker) binds.push(`${workerDir()}:${WORKER_MOUNT}:ro`);
-    const tmpfs: Record<string, string> = {};
-    for (const v of def.volumes) {
-      if (v.type === 'tmpfs') tmpfs[v.target] = '';
-      else binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
-    }
-    const envList = Object.entries({ ...def.environment, HF_HOME: hf, PYTHONUNBUFFERED: '1' }).map(([k, v]) => `${k}=${v}`);
-    const hostConfig: Docker.HostConfig = {
-      Binds: binds,
-      Init: opts.init ?? true,
-      DeviceRequests: deviceRequests(def),
-      RestartPolicy: { Name: 'no' },
-      ...(Object.keys(tmpfs).length > 0 ? { Tmpfs: tmpfs } : {}),
-      ...(def.shmSize !== null ? { ShmSize: def.shmSize } : {}),
-      ...(def.ipc !== null ? { IpcMode: def.ipc } : {}),
-      ...(def.ulimits.length > 0 ? { Ulimits: def.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
-    };
-    const config = { Image: def.image, Env: envList, HostConfig: hostConfig };
-    const configHash = createHash('sha256').update(JSON.stringify(config)).digest('hex');
-    return {
-      name: `${project.name}-${state.name}-${number}`,
-      Image: def.image,
-      Entrypoint: ['sh', '-c', IDLE_COMMAND, 'lem-idle'],
-      Cmd: [],
-      Env: envList,
-      WorkingDir: c.workspaceRoot,
-      Labels: {
-        [COMPOSE.project]: project.name,
-        [COMPOSE.service]: state.name,
-        [COMPOSE.oneoff]: 'False',
-        [COMPOSE.number]: String(number),
-        [COMPOSE.workingDir]: project.workingDir,
-        [COMPOSE.configFiles]: project.files.join(','),
-        [COMPOSE.configHash]: configHash,
-        [COMPOSE.image]: imageId,
-        [LABELS.campaign]: c.campaignId,
-        [LABELS.backend]: [...state.backends].sort().join(','),
-        [LABELS.service]: state.name,
-        [LABELS.workspace]: c.workspaceRoot,
-        [LABELS.managed]: 'lem',
-      },
-      HostConfig: hostConfig,
-    };
-  }
-
-  // --- finding, creating and starting containers ----------------------------------------------
-
-  async function findCampaignContainers(c: RuntimeContext, service: string): Promise<Docker.ContainerInfo[]> {
-    return docker().listContainers({
-      all: true,
-      filters: { label: [`${COMPOSE.project}=${getCompose().name}`, `${COMPOSE.service}=${service}`, `${LABELS.campaign}=${c.campaignId}`] },
-    });
-  }
-
-  async function nextContainerNumber(service: string): Promise<number> {
-    const all = await docker().listContainers({
-      all: true,
-      filters: { label: [`${COMPOSE.project}=${getCompose().name}`, `${COMPOSE.service}=${service}`] },
-    });
-    let max = 0;
-    for (const c of all) max = Math.max(max, Number(c.Labels[COMPOSE.number] ?? 0) || 0);
-    return max + 1;
-  }
-
-  async function imageId(def: ComposeService, backends: Set<BackendName>): Promise<string> {
-    try {
-      const info = await docker().getImage(def.image).inspect();
-      return info.Id;
-    } catch (err) {
-      if (statusCode(err) === 404) {
-        const which = [...backends].sort().join(' ');
-        throw fail(
-          `image ${def.image} (service ${def.name}, backend ${which}) is not on the Docker engine at ${getEngine().endpoint.description}; ` +
-            `build it with \`lem images build ${which}\`${def.build ? ` (or \`docker build -f ${def.build.dockerfile} -t ${def.image} ${def.build.context}\`)` : ''}`,
-        );
-      }
-      throw fail(`cannot inspect image ${def.image}: ${describeError(err)}`);
-    }
-  }
-
-  /** Messages from a failed start, rephrased where the cause is known. */
-  function startError(state: Pick<ServiceState, 'name' | 'def'>, err: unknown): LemError {
-    const msg = describeError(err);
-    if (/could not select device driver|nvidia/i.test(msg)) {
-      return fail(
-        `service ${state.name} reserves GPUs but the Docker engine cannot provide them (${msg}). Install the NVIDIA Container Toolkit on the engine's host ` +
-          '(`nvidia-ctk runtime configure --runtime=docker`, then restart dockerd) or run without GPUs via LEM_COMPOSE_FILE=docker-compose.yml:compose/cpu-only.yml; `lem doctor` checks this.',
-      );
-    }
-    return fail(`cannot start service ${state.name} (${state.def.image}): ${msg}`);
-  }
-
-  async function containerLogsTail(id: string): Promise<string> {
-    try {
-      const buf = await docker().getContainer(id).logs({ stdout: true, stderr: true, tail: 20, follow: false });
-      // Non-tty logs are multiplexed: drop the 8-byte frame headers.
-      const out: string[] = [];
-      for (let i = 0; i + 8 <= buf.length; ) {
-        const len = buf.readUInt32BE(i + 4);
-        out.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
-        i += 8 + len;
-      }
-      return redact(out.join('').trim().split('\n').slice(-5).join(' | '));
-    } catch {
-      return '';
-    }
-  }
-
-  /** Waits until the worker inside answers its health check. */
-  async function waitHealthy(state: ServiceState): Promise<void> {
-    const cmd = opts.healthCommand ?? ['python3', '-m', 'lem_worker', 'health'];
-    const deadline = Date.now() + healthTimeoutMs;
-    let last = '';
-    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
-      const info = await docker().getContainer(state.containerId).inspect();
-      if (!info.State.Running) {
-        const tail = await containerLogsTail(state.containerId);
-        throw fail(`service ${state.name} (${state.containerName}) stopped while starting: exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}${tail ? `; last output: ${tail}` : ''}`);
-      }
-      try {
-        const user = execUser();
-        const r = await execCapture(docker(), state.containerId, cmd, {
-          env: workerEnv(false),
-          timeoutMs: Math.max(1000, deadline - Date.now()),
-          ...(user ? { user } : {}),
-        });
-        if (r.exitCode === 0) return;
-        last = `exit ${r.exitCode ?? 'unknown'}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
-      } catch (err) {
-        last = describeError(err);
-      }
-      if (Date.now() >= deadline) {
-        throw fail(
-          `service ${state.name} (${state.containerName}) did not become healthy within ${Math.round(healthTimeoutMs / 1000)} s: \`${cmd.join(' ')}\` failed (${last}). ` +
-            `Is the worker in image ${state.def.image} current? Rebuild with \`lem images build ${[...state.backends].join(' ')}\`.`,
-        );
-      }
-      await sleep(delay);
-    }
-  }
-
-  async function createAndStart(state: ServiceDef, c: RuntimeContext): Promise<ServiceState> {
-    const id = await imageId(state.def, state.backends);
-    if (getEngine().endpoint.local) {
-      // Create the host directories ourselves so they belong to the user, not to root via dockerd.
-      for (const dir of [c.workspaceRoot, hfHome()]) mkdirSync(dir, { recursive: true });
-    }
-    let container: Docker.Container | null = null;
-    let number = await nextContainerNumber(state.name);
-    for (let tries = 0; !container; tries++) {
-      const spec = containerSpec(state, c, id, number);
-      try {
-        container = await docker().createContainer(spec);
-      } catch (err) {
-        if (statusCode(err) === 409 && tries < 20) {
-          number++; // a concurrent campaign took that name
-          continue;
-        }
-        throw startError(state, err);
-      }
-    }
-    try {
-      await container.start();
-    } catch (err) {
-      await container.remove({ force: true }).catch(() => undefined);
-      throw startError(state, err);
-    }
-    const info = await container.inspect();
-    const full: ServiceState = { ...state, containerId: info.Id, containerName: info.Name.replace(/^\//, ''), startedAt: info.State.StartedAt, used: false };
-    log(`started service ${state.name} (${state.def.image}) as ${full.containerName}`);
-    await waitHealthy(full);
-    return full;
-  }
-
-  /** Start or adopt the container for one service. */
-  async function ensureService(name: string, backends: Set<BackendName>, c: RuntimeContext): Promise<ServiceState> {
-    const def = getCompose().services[name];
-    if (!def) {
-      throw fail(`backend ${[...backends].join(', ')} needs compose service "${name}", which is not in ${getCompose().files.join(', ')}`);
-    }
-    const existing = services.get(name);
-    if (existing) {
-      for (const b of backends) existing.backends.add(b);
-      return existing;
-    }
-    const found = await findCampaignContainers(c, name);
-    const running = found.filter((f) => f.State === 'running');
-    for (const f of found) {
-      if (f.State !== 'running' || f !== running[0]) {
-        // A stopped leftover of this campaign (or a duplicate): replace it with a fresh one.
-        await docker().getContainer(f.Id).remove({ force: true }).catch(() => undefined);
-      }
-    }
-    const adopt = running[0];
-    if (adopt) {
-      const info = await docker().getContainer(adopt.Id).inspect();
-      const state: ServiceState = { name, def, backends: new Set(backends), containerId: info.Id, containerName: info.Name.replace(/^\//, ''), startedAt: info.State.StartedAt, used: true };
-      log(`adopted running service ${name} (${state.containerName}) for campaign ${c.campaignId}`);
-      await waitHealthy(state);
-      services.set(name, state);
-      return state;
-    }
-    const state = await createAndStart({ name, def, backends: new Set(backends) }, c);
-    services.set(name, state);
-    return state;
-  }
-
-  // --- keeping them up ------------------------------------------------------------------------
-
-  async function readyForRun(backend: BackendName): Promise<ServiceState> {
-    if (!ctx) throw new Error('docker runtime: dispatch() before prepare()');
-    const name = serviceMap[backend];
-    const state = services.get(name) ?? (await ensureService(name, new Set([backend]), ctx));
-    let info: Docker.ContainerInspectInfo | null = null;
-    try {
-      info = await docker().getContainer(state.containerId).inspect();
-    } catch (err) {
-      if (statusCode(err) !== 404) throw fail(`cannot inspect service ${name}: ${describeError(err)}`);
-    }
-    if (!info) {
-      // Removed underneath us: make a new one.
-      services.delete(name);
-      log(`service ${name} (${state.containerName}) is gone; starting a new one`);
-      return ensureService(name, state.backends, ctx);
-    }
-    if (!info.State.Running) {
-      log(`service ${name} (${state.containerName}) is not running (exit ${info.State.ExitCode}${info.State.OOMKilled ? ', OOM-killed' : ''}); starting it again`);
-      try {
-        await docker().getContainer(state.containerId).start();
-      } catch (err) {
-        if (statusCode(err) !== 304) throw startError(state, err);
-      }
-      await refreshAfterStart(state);
-      return state;
-    }
-    if (ctx.forceColdStart && state.used) {
-      log(`restarting service ${name} (${state.containerName}) for a cold start`);
-      await docker().getContainer(state.containerId).restart({ t: 5 });
-      await refreshAfterStart(state);
-    }
-    return state;
-  }
-
-  async function refreshAfterStart(state: ServiceState): Promise<void> {
-    const info = await docker().getContainer(state.containerId).inspect();
-    state.startedAt = info.State.StartedAt;
-    state.used = false;
-    await waitHealthy(state);
-  }
-
-  // --- the session's services -----------------------------------------------------------------
+  const host: LifecycleHost = {
+    docker,
+    redact,
+    fail,
+    execUser,
+    workerEnv,
+    engine: getEngine,
+    compose: getCompose,
+    log: (m) => opts.log?.(m),
+    hfHome,
+    health: { command: opts.healthCommand ?? ['python3', '-m', 'lem_worker', 'health'], timeoutMs: (opts.healthTimeoutS ?? 180) * 1000 },
+    gpus: opts.gpus ?? 'compose',
+    init: opts.init ?? true,
+    workerMount: opts.mountWorker ? workerDir() : null,
+    user: workerUser,
+    hfWritable: () => hfAccess?.writable ?? false,
+    extraBinds: opts.extraBinds ?? [],
+    maxRecreations: opts.maxRecreations ?? 3,
+    recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
+  };
+  const lifecycle = createLifecycle(host);
 
   return {
     docker,
@@ -463,11 +225,20 @@ export function createServices(opts: ServiceOptions = {}): Services {
     fail,
     execUser,
     workerEnv,
-    readyForRun,
+    grantRunDir,
+
+    async readyForRun(backend: BackendName): Promise<ServiceState> {
+      if (!ctx) throw new Error('docker runtime: dispatch() before prepare()');
+      return lifecycle.readyForRun(serviceMap[backend], backend, ctx);
+    },
 
     async prepare(backends: readonly BackendName[], c: RuntimeContext): Promise<void> {
       ctx = c;
+      user = undefined;
       await engineVersion(getEngine());
+      const hf = hfHome();
+      hfAccess = hfCacheAccess(env['HF_HUB_CACHE'] ?? join(hf, 'hub'), c.hub);
+      host.log(`Hugging Face cache ${hf} mounted ${hfAccess.writable ? 'read-write' : 'read-only'}: ${hfAccess.reason}`);
       const wanted = new Map<string, Set<BackendName>>();
       for (const b of backends) {
         const svc = serviceMap[b];
@@ -478,38 +249,12 @@ export function createServices(opts: ServiceOptions = {}): Services {
       // Services start side by side (their health waits can take minutes on GPU images), at most
       // two at a time to bound image loading on the engine; every start is awaited before failing.
       const queue = new PQueue({ concurrency: 2 });
-      const started = await Promise.allSettled([...wanted].map(([svc, bs]) => queue.add(() => ensureService(svc, bs, c))));
+      const started = await Promise.allSettled([...wanted].map(([svc, bs]) => queue.add(() => lifecycle.ensureService(svc, bs, c))));
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
     },
 
-    containers() {
-      return Object.fromEntries([...services.values()].map((s) => [s.name, s.containerId]));
-    },
-
-    async release({ keepServices }: { keepServices: boolean }): Promise<void> {
-      if (keepServices) {
-        for (const s of services.values()) log(`keeping service ${s.name} (${s.containerName}) running`);
-        services.clear();
-        return;
-      }
-      const errors: string[] = [];
-      for (const s of services.values()) {
-        const c = docker().getContainer(s.containerId);
-        try {
-          await c.stop({ t: 3 }).catch((err: unknown) => {
-            if (statusCode(err) !== 304 && statusCode(err) !== 404) throw err;
-          });
-          await c.remove({ force: true, v: true }).catch((err: unknown) => {
-            if (statusCode(err) !== 404) throw err;
-          });
-          log(`removed service ${s.name} (${s.containerName})`);
-        } catch (err) {
-          errors.push(`${s.containerName}: ${describeError(err)}`);
-        }
-      }
-      services.clear();
-      if (errors.length > 0) throw fail(`could not remove service container(s): ${errors.join('; ')}`);
-    },
+    containers: () => lifecycle.containers(),
+    release: (o) => lifecycle.release(o),
   };
 }

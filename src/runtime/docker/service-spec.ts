@@ -1,0 +1,196 @@
+/**
+ * The service spec: what a compose service becomes as Engine API create options (image, idle
+ * entrypoint, labels, mounts, GPUs through device requests, shm/ipc/ulimits). Pure: no engine
+ * calls; lifecycle.ts creates containers from it.
+ *
+ *  - Each campaign is a compose project of its own (`<project>-<campaign id>`, see
+ *    campaignProjectName), so `docker compose down` in the repository (project `lem`) never touches
+ *    a running campaign; `docker compose -p <that name> ps` lists its services. lem.* labels carry
+ *    the campaign id, the base project and the configuration hash used to decide adoption.
+ *  - Only the campaign's run directory (<workspace>/runs/<campaign id>) is bind-mounted read-write,
+ *    at the same absolute path so the runner's paths work unchanged inside; the Hugging Face cache
+ *    (HF_HOME) is mounted at its path, read-only unless the campaign needs a download.
+ *  - The container runs as a non-root user (`User: uid:gid`), never privileged, with no added
+ *    capabilities, no Docker socket, on the default bridge network; GPUs only as device requests.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import type { BackendName } from '../../results/schema.js';
+import type { RuntimeContext } from '../types.js';
+import type { ComposeProject, ComposeService } from './compose.js';
+
+export const DEFAULT_SERVICES: Record<BackendName, string> = {
+  pytorch: 'pytorch',
+  vllm: 'vllm',
+  tensorrt: 'tensorrt',
+  calibration: 'cpu',
+};
+
+/** Labels lem puts on its service containers (besides compose's). */
+export const LABELS = {
+  campaign: 'lem.campaign',
+  backend: 'lem.backend',
+  service: 'lem.service',
+  workspace: 'lem.workspace',
+  managed: 'lem.managed-by',
+  /** The base compose project (the files' `name:`, e.g. lem) the campaign's own project derives from. */
+  project: 'lem.project',
+  /** sha256 of the image id and the resolved container spec: adopt only a container whose hash matches. */
+  configHash: 'lem.config-hash',
+} as const;
+
+export const COMPOSE = {
+  project: 'com.docker.compose.project',
+  service: 'com.docker.compose.service',
+  oneoff: 'com.docker.compose.oneoff',
+  number: 'com.docker.compose.container-number',
+  workingDir: 'com.docker.compose.project.working_dir',
+  configFiles: 'com.docker.compose.project.config_files',
+  configHash: 'com.docker.compose.config-hash',
+  image: 'com.docker.compose.image',
+} as const;
+
+/** PID 1 of every service container (under docker-init): idle until stopped; work comes by exec. */
+export const IDLE_COMMAND = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
+
+export const WORKER_MOUNT = '/opt/lem/worker';
+
+/** One service container this session holds. */
+export interface ServiceState {
+  name: string;
+  def: ComposeService;
+  backends: Set<BackendName>;
+  containerId: string;
+  containerName: string;
+  /** The container's State.StartedAt when lem last saw it healthy (detects restarts). */
+  startedAt: string;
+  /** A run has used this container since it (re)started (for forceColdStart). */
+  used: boolean;
+}
+
+/** A service before it has a container. */
+export type ServiceDef = Pick<ServiceState, 'name' | 'def' | 'backends'>;
+
+/** Where a campaign's run directories live; the only host directory mounted read-write. */
+export function campaignRunsDir(ctx: Pick<RuntimeContext, 'workspaceRoot' | 'campaignId'>): string {
+  return join(ctx.workspaceRoot, 'runs', ctx.campaignId);
+}
+
+/**
+ * The compose project of one campaign's services: `<base>-<campaign id>` in compose's alphabet
+ * (lowercase letters, digits, `-`, `_`). An id that had to be changed to fit, or a long one, is
+ * shortened and suffixed with 8 hex of its sha256, so two campaigns never share a project.
+ */
+export function campaignProjectName(base: string, campaignId: string): string {
+  const lower = campaignId.toLowerCase();
+  const slug = lower.replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+/, '');
+  if (slug === campaignId && slug.length <= 40) return `${base}-${slug}`;
+  const hash = createHash('sha256').update(campaignId).digest('hex').slice(0, 8);
+  return `${base}-${slug.slice(0, 31).replace(/[-_]+$/, '')}-${hash}`;
+}
+
+/** GPU request override: 'compose' (what the compose file reserves), 'none', 'all', or device ids. */
+export type GpuChoice = 'compose' | 'none' | 'all' | string[];
+
+export function deviceRequests(def: ComposeService, gpus: GpuChoice): Docker.DeviceRequest[] {
+  if (gpus === 'none') return [];
+  if (gpus === 'all') return [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu']] }];
+  if (Array.isArray(gpus)) return [{ Driver: 'nvidia', DeviceIDs: gpus, Capabilities: [['gpu']] }];
+  return def.devices.map((d) => ({
+    Driver: d.driver,
+    ...(d.deviceIds.length > 0 ? { DeviceIDs: d.deviceIds } : { Count: d.count }),
+    Capabilities: [d.capabilities],
+    Options: d.options,
+  }));
+}
+
+/** Everything a container spec depends on besides the service itself. */
+export interface SpecInput {
+  /** The base project (the files' `name:`); the container's project is campaignProjectName of it. */
+  project: ComposeProject;
+  ctx: RuntimeContext;
+  imageId: string;
+  number: number;
+  hfHome: string;
+  gpus: GpuChoice;
+  init: boolean;
+  /** Host path of images/worker to mount over the image's copy, or null. */
+  workerMount: string | null;
+  /** `uid:gid` the container (and every exec in it) runs as; null: the image's user. */
+  user: string | null;
+  /** Mount the Hugging Face cache read-write (a download is needed); otherwise read-only and offline. */
+  hfWritable: boolean;
+  /** The image sets no HOME: give the container HOME=/tmp so a uid without a passwd entry has one. */
+  needsHome: boolean;
+  /** Further host binds (`src:dst[:opts]`) every service container gets, e.g. a device-lock directory. */
+  extraBinds: readonly string[];
+}
+
+/** The configuration hash: the image id and everything in the spec but its name and labels. */
+export function configHash(imageId: string, spec: Docker.ContainerCreateOptions): string {
+  const { name: _name, Labels: _labels, ...rest } = spec;
+  return createHash('sha256').update(JSON.stringify({ imageId, ...rest })).digest('hex');
+}
+
+export function containerSpec(state: ServiceDef, input: SpecInput): Docker.ContainerCreateOptions {
+  const { def } = state;
+  const { project, ctx: c, imageId, number, hfHome: hf } = input;
+  const runs = campaignRunsDir(c);
+  const binds = [`${runs}:${runs}`, `${hf}:${hf}${input.hfWritable ? '' : ':ro'}`, ...input.extraBinds];
+  if (input.workerMount) binds.push(`${input.workerMount}:${WORKER_MOUNT}:ro`);
+  const tmpfs: Record<string, string> = {};
+  for (const v of def.volumes) {
+    if (v.type === 'tmpfs') tmpfs[v.target] = '';
+    else binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
+  }
+  const envList = Object.entries({
+    ...def.environment,
+    HF_HOME: hf,
+    ...(input.hfWritable ? {} : { HF_HUB_OFFLINE: '1' }),
+    ...(input.needsHome ? { HOME: '/tmp' } : {}),
+    PYTHONUNBUFFERED: '1',
+  }).map(([k, v]) => `${k}=${v}`);
+  const hostConfig: Docker.HostConfig = {
+    Binds: binds,
+    Init: input.init,
+    DeviceRequests: deviceRequests(def, input.gpus),
+    RestartPolicy: { Name: 'no' },
+    NetworkMode: 'bridge',
+    Privileged: false,
+    ...(Object.keys(tmpfs).length > 0 ? { Tmpfs: tmpfs } : {}),
+    ...(def.shmSize !== null ? { ShmSize: def.shmSize } : {}),
+    ...(def.ipc !== null ? { IpcMode: def.ipc } : {}),
+    ...(def.ulimits.length > 0 ? { Ulimits: def.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
+  };
+  const projectName = campaignProjectName(project.name, c.campaignId);
+  const spec: Docker.ContainerCreateOptions = {
+    name: `${projectName}-${state.name}-${number}`,
+    Image: def.image,
+    Entrypoint: ['sh', '-c', IDLE_COMMAND, 'lem-idle'],
+    Cmd: [],
+    Env: envList,
+    WorkingDir: runs,
+    ...(input.user ? { User: input.user } : {}),
+    HostConfig: hostConfig,
+  };
+  const hash = configHash(imageId, spec);
+  spec.Labels = {
+    [COMPOSE.project]: projectName,
+    [COMPOSE.service]: state.name,
+    [COMPOSE.oneoff]: 'False',
+    [COMPOSE.number]: String(number),
+    [COMPOSE.workingDir]: project.workingDir,
+    [COMPOSE.configFiles]: project.files.join(','),
+    [COMPOSE.configHash]: hash,
+    [COMPOSE.image]: imageId,
+    [LABELS.campaign]: c.campaignId,
+    [LABELS.backend]: [...state.backends].sort().join(','),
+    [LABELS.service]: state.name,
+    [LABELS.workspace]: c.workspaceRoot,
+    [LABELS.managed]: 'lem',
+    [LABELS.project]: project.name,
+    [LABELS.configHash]: hash,
+  };
+  return spec;
+}
