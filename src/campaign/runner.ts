@@ -9,7 +9,8 @@ import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
 import type { Runtime, RunSpec } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
-import { LemError } from '../util/errors.js';
+import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
+import { freeBytes, minFreeBytes } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 
 export interface RunEvent {
@@ -128,15 +129,43 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     status = interrupted ? 'interrupted' : counts.succeeded === total ? 'completed' : 'failed';
     return { status, succeeded: counts.succeeded, failed: counts.failed, interrupted: counts.interrupted, pending: counts.pending + counts.running };
   } catch (e) {
-    status = 'failed';
-    throw e;
+    if (!isDiskFull(e)) {
+      status = 'failed';
+      throw e;
+    }
+    // A full disk stops the campaign cleanly: the run in flight is interrupted (re-run on resume).
+    status = 'interrupted';
+    const path = e instanceof DiskFullError ? e.path : typeof (e as { path?: unknown }).path === 'string' ? ((e as { path: string }).path) : deps.workspaceRoot;
+    interruptInFlight(campaign.id, manifest, `disk full at ${path}`);
+    throw e instanceof DiskFullError ? e : new DiskFullError(path, (e as Error).message);
   } finally {
     try {
       await runtime.shutdown({ keepServices: settings.keep_services });
     } finally {
-      manifest.release(campaign.id, status);
+      try {
+        manifest.release(campaign.id, status);
+      } catch (e) {
+        // With the disk full, the release may not be writable either; resume recovers the claim.
+        if (!isDiskFull(e)) throw e;
+      }
     }
   }
+}
+
+/** Marks this campaign's running runs interrupted; best effort (the disk may be too full to write). */
+function interruptInFlight(campaignId: string, manifest: Manifest, error: string): void {
+  try {
+    for (const r of manifest.runs(campaignId, ['running'])) manifest.markEnded(campaignId, r.position, r.attempt, { status: 'interrupted', exitCode: null, error });
+  } catch (e) {
+    if (!isDiskFull(e)) throw e;
+  }
+}
+
+/** Stops before a run when the filesystem of the run directories has less than the minimum free. */
+function ensureSpace(root: string): void {
+  const min = minFreeBytes();
+  const free = min > 0 ? freeBytes(root) : null;
+  if (free !== null && free < min) throw new DiskFullError(root, `${free} bytes free, less than the ${min} a run needs`);
 }
 
 /** A config recorded by this or an earlier lem; one this lem cannot read is a clear error, not a crash. */
@@ -166,6 +195,7 @@ async function executeAttempt(
 ): Promise<AttemptResult> {
   const { manifest, runtime } = deps;
   const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
+  ensureSpace(deps.workspaceRoot);
   mkdirSync(dir, { recursive: true });
   const id = runId(campaignId, run.position);
   const spec: RunSpec = {
@@ -199,6 +229,8 @@ async function executeAttempt(
         metrics: ingested.result.metrics,
         flags: ingested.flags,
         exitCode: 0,
+        sha256: ingested.sha256,
+        bytes: ingested.bytes,
       });
       return { status: 'succeeded', error: null };
     }
@@ -206,6 +238,13 @@ async function executeAttempt(
     return { status: 'failed', error: ingested.reason };
   }
   const error = outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${lastLogLine(spec.logPath)}`;
+  // A worker that failed because the disk filled up is interrupted, not failed: it is re-run on resume.
+  const min = minFreeBytes();
+  const free = min > 0 ? freeBytes(dir) : null;
+  if (free !== null && free < min) {
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error: `disk full at ${dir}: ${error}` });
+    throw new DiskFullError(dir, `${free} bytes free after the run failed: ${error}`);
+  }
   manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error });
   return { status: 'failed', error };
 }
@@ -234,7 +273,7 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
     const resultPath = join(dir, 'result.json');
     if (existsSync(resultPath)) {
       const ingested = ingestResultFile(resultPath, { runId: runId(campaignId, run.position), experimentId: run.experimentId, cycle: run.cycle, attempt: run.attempt });
-      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true })) {
+      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true, sha256: ingested.sha256, bytes: ingested.bytes })) {
         recovered++;
         continue;
       }
