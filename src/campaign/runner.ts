@@ -135,7 +135,8 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     }
     // A full disk stops the campaign cleanly: the run in flight is interrupted (re-run on resume).
     status = 'interrupted';
-    const path = e instanceof DiskFullError ? e.path : typeof (e as { path?: unknown }).path === 'string' ? ((e as { path: string }).path) : deps.workspaceRoot;
+    const errPath = (e as { path?: unknown }).path;
+    const path = e instanceof DiskFullError ? e.path : typeof errPath === 'string' ? errPath : (e as { code?: unknown }).code === 'SQLITE_FULL' ? manifest.db.name : deps.workspaceRoot;
     interruptInFlight(campaign.id, manifest, `disk full at ${path}`);
     throw e instanceof DiskFullError ? e : new DiskFullError(path, (e as Error).message);
   } finally {

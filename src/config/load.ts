@@ -76,7 +76,7 @@ function tooManyRuns(src: SourceDoc, at: readonly PathKey[], what: string, exper
   return new ConfigError(
     src.locate(at),
     null,
-    `${what} ${fmt(experiments)} experiment(s) × ${fmt(cycles)} cycle(s) = ${fmt(experiments * cycles)} runs, more than the limit of ${fmt(limit)}; vary fewer values, or raise the limit with max_runs: in the campaign file (or --max-runs N) if you mean it.`,
+    `${what} ${fmt(experiments)} experiment(s) × ${fmt(cycles)} cycle(s) = ${fmt(experiments * cycles)} runs, more than the limit of ${fmt(limit)}; plan fewer (fewer configs, vary values or cycles), or raise the limit with max_runs: in the campaign file (or --max-runs N) if you mean it.`,
   );
 }
 

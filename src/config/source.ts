@@ -131,7 +131,7 @@ export function parseSource(file: string, text: string): SourceDoc {
       column: pos.column,
       field: null,
       message: bomb
-        ? `the aliases in this file (${aliases} of them, from here on) expand to too much data; lem allows at most ${MAX_YAML_ALIASES} alias expansions per file.`
+        ? `the ${aliases} aliases in this file (the first is here) expand to too much data (an alias bomb?); lem allows at most ${MAX_YAML_ALIASES} alias expansions per file.`
         : `this YAML cannot be read: ${(e as Error).message}.`,
     });
     fail();
@@ -223,7 +223,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'too_small':
       return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${issue.origin === 'array' ? ' items' : issue.origin === 'string' ? ' characters' : ''}.`;
     case 'too_big':
-      return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}.`;
+      return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${issue.origin === 'array' ? ' items' : issue.origin === 'string' ? ' characters' : ''}.`;
     default:
       return issue.message.endsWith('.') ? issue.message : `${issue.message}.`;
   }

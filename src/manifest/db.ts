@@ -137,7 +137,7 @@ export function quickCheck(db: Db, path: string, full = false): void {
   } catch (e) {
     throw asDamaged(e, path) ?? e;
   }
-  const msgs = rows.map((r) => String(Object.values(r)[0]));
+  const msgs = rows.map((r) => String(Object.values(r)[0]).replace(/\s+/g, ' '));
   if (msgs.length !== 1 || msgs[0] !== 'ok') throw damagedManifest(path, `integrity check: ${msgs.slice(0, 3).join('; ')}`);
 }
 
@@ -151,6 +151,7 @@ export function asDamaged(e: unknown, path: string): LemError | null {
 export function openDb(path: string, opts: OpenOptions = {}): Db {
   if (path === ':memory:') return configure(new Database(path), path, false);
   const dir = dirname(path);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new LemError(`cannot mkdir ${dir}: ENOTDIR (a file is in the way of the state directory; use --state DIR or --db PATH).`, EXIT_USAGE);
   const exists = existsSync(path);
   if (exists) checkHeader(path);
   const canWrite = writable(exists ? path : dir) && (!existsSync(dir) || writable(dir));

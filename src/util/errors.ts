@@ -86,7 +86,7 @@ export class DiskFullError extends LemError {
     detail?: string,
   ) {
     super(
-      `disk full at ${path}${detail ? ` (${detail})` : ''}: lem stopped cleanly; the run in flight is recorded as interrupted. Free some space, then \`lem campaign resume\` continues where it stopped.`,
+      `disk full at ${path}${detail ? ` (${detail})` : ''}: lem stopped cleanly (a run in flight is recorded as interrupted). Free some space, then \`lem campaign resume\` continues where it stopped.`,
       EXIT_DISK_FULL,
     );
     this.name = 'DiskFullError';
