@@ -51,7 +51,8 @@ export function didYouMean(key: string, candidates: readonly string[] = knownFie
   for (const c of candidates) {
     if (c === key) continue;
     const dist = editDistance(key.toLowerCase(), c.toLowerCase());
-    if (dist < bestD) {
+    // On a tie, a name of the same length (a transposition, `modle`) beats one letter added or dropped.
+    if (dist < bestD || (dist === bestD && best !== null && c.length === key.length && best.length !== key.length)) {
       best = c;
       bestD = dist;
     }

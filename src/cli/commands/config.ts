@@ -49,6 +49,7 @@ export function loadOptions(ctx: CliContext, maxRuns: string | undefined): LoadO
  * field, message); --json prints {valid, errors[]} for an invalid file too.
  */
 export function configValidate(ctx: CliContext, file: string, opts: GridCliOptions): number {
+  parseMaxRuns(opts.maxRuns);
   try {
     const src = readSource(file);
     if (looksLikeCampaign(src.data)) {
