@@ -10,7 +10,7 @@ import { ingestResultFile } from '../results/ingest.js';
 import type { Runtime, RunSpec } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
-import { freeBytes, minFreeBytes } from '../util/disk.js';
+import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 
 export interface RunEvent {
@@ -69,6 +69,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
   const settings = campaign.settings;
   const experiments = new Map(manifest.experiments(campaign.id).map((e) => [e.id, { id: e.id, name: e.name, config: storedConfig(campaign.id, e.id, e.config) }]));
   manifest.claim(campaign.id);
+  const releaseReserve = reserveSpace(join(deps.workspaceRoot, 'runs', campaign.id));
 
   let interrupted = false;
   let status: CampaignOutcome['status'] = 'completed';
@@ -135,6 +136,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     }
     // A full disk stops the campaign cleanly: the run in flight is interrupted (re-run on resume).
     status = 'interrupted';
+    releaseReserve();
     const errPath = (e as { path?: unknown }).path;
     const path = e instanceof DiskFullError ? e.path : typeof errPath === 'string' ? errPath : (e as { code?: unknown }).code === 'SQLITE_FULL' ? manifest.db.name : deps.workspaceRoot;
     interruptInFlight(campaign.id, manifest, `disk full at ${path}`);
@@ -144,6 +146,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       await runtime.shutdown({ keepServices: settings.keep_services });
     } finally {
       try {
+        releaseReserve();
         manifest.release(campaign.id, status);
       } catch (e) {
         // With the disk full, the release may not be writable either; resume recovers the claim.
@@ -215,7 +218,27 @@ async function executeAttempt(
     JSON.stringify({ run: { run_id: id, experiment_id: run.experimentId, cycle: run.cycle, attempt }, experiment: config }, null, 2),
   );
   manifest.markRunning(campaignId, run.position, attempt);
-  const outcome = await runtime.dispatch(spec, signal, (handle) => manifest.setHandle(campaignId, run.position, attempt, handle));
+  // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
+  // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
+  const local = new AbortController();
+  const forward = (): void => local.abort();
+  if (signal.aborted) local.abort();
+  else signal.addEventListener('abort', forward, { once: true });
+  let handleError: unknown = null;
+  let outcome: Awaited<ReturnType<Runtime['dispatch']>>;
+  try {
+    outcome = await runtime.dispatch(spec, local.signal, (handle) => {
+      try {
+        manifest.setHandle(campaignId, run.position, attempt, handle);
+      } catch (e) {
+        handleError ??= e;
+        local.abort();
+      }
+    });
+  } finally {
+    signal.removeEventListener('abort', forward);
+  }
+  if (handleError !== null) throw handleError;
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
