@@ -113,7 +113,9 @@ function writable(path: string): boolean {
 const MAGIC = 'SQLite format 3\0';
 
 function checkHeader(path: string): void {
-  const size = statSync(path).size;
+  const st = statSync(path);
+  if (!st.isFile()) throw new LemError(`the manifest path ${path} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}; --db takes the database file (default <state>/lem.db).`, EXIT_USAGE);
+  const size = st.size;
   if (size === 0) return; // a new, empty file: SQLite initialises it
   const buf = Buffer.alloc(100);
   const fd = openSync(path, 'r');

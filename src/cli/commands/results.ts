@@ -159,9 +159,17 @@ function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
  */
 async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
   if (existsSync(ref) && /\.(json|csv)$/i.test(ref)) {
-    const imported = ref.toLowerCase().endsWith('.csv')
-      ? await readAiEnergyBenchmarksCsv(ref)
-      : await readOptimumBenchmarkReport(ref, { runId: `import:${basename(ref)}`, experimentId: `import-${basename(ref, extname(ref))}` });
+    const csv = ref.toLowerCase().endsWith('.csv');
+    let imported: Awaited<ReturnType<typeof readAiEnergyBenchmarksCsv>>;
+    try {
+      imported = csv
+        ? await readAiEnergyBenchmarksCsv(ref)
+        : await readOptimumBenchmarkReport(ref, { runId: `import:${basename(ref)}`, experimentId: `import-${basename(ref, extname(ref))}` });
+    } catch (e) {
+      // A file the user named that does not read as the format: theirs to fix, not a crash.
+      if (e instanceof LemError || !(e instanceof SyntaxError || e instanceof TypeError || (e instanceof Error && 'code' in e))) throw e;
+      throw new LemError(`cannot read ${ref} as ${csv ? 'an ai_energy_benchmarks results CSV' : 'an optimum-benchmark benchmark_report.json'}: ${e.message.split('\n')[0] ?? ''}.`);
+    }
     for (const w of imported.warnings) ctx.err(`note: ${ref}: ${w}`);
     return { label: ref, runs: imported.runs, experiments: imported.experiments };
   }
