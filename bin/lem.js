@@ -12,8 +12,8 @@ main(process.argv).then(
     process.exitCode = code;
   },
   (err) => {
-    // main() turns every expected failure into an exit code; reaching here is a bug in lem.
-    console.error('lem: internal error:', err instanceof Error ? err.stack ?? err.message : String(err));
+    // main() reports every failure itself (a crash log for bugs); reaching here is a bug in that.
+    console.error(`lem: internal error: ${err instanceof Error ? err.message : String(err)} — this is a bug; please report it (see README.md, 'Reporting a bug').`);
     process.exitCode = 70;
   },
 );

@@ -10,7 +10,8 @@ import { ingestResultFile } from '../results/ingest.js';
 import type { DispatchOutcome, Runtime, RunSpec } from '../runtime/types.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
-import { LemError } from '../util/errors.js';
+import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
+import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 
 export interface RunEvent {
@@ -72,6 +73,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
   const settings = campaign.settings;
   const experiments = new Map(manifest.experiments(campaign.id).map((e) => [e.id, { id: e.id, name: e.name, config: storedConfig(campaign.id, e.id, e.config) }]));
   manifest.claim(campaign.id);
+  const releaseReserve = reserveSpace(join(deps.workspaceRoot, 'runs', campaign.id));
 
   let interrupted = false;
   let status: CampaignOutcome['status'] = 'completed';
@@ -133,15 +135,46 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     status = interrupted ? 'interrupted' : counts.succeeded === total ? 'completed' : 'failed';
     return { status, succeeded: counts.succeeded, failed: counts.failed, interrupted: counts.interrupted, pending: counts.pending + counts.running };
   } catch (e) {
-    status = 'failed';
-    throw e;
+    if (!isDiskFull(e)) {
+      status = 'failed';
+      throw e;
+    }
+    // A full disk stops the campaign cleanly: the run in flight is interrupted (re-run on resume).
+    status = 'interrupted';
+    releaseReserve();
+    const errPath = (e as { path?: unknown }).path;
+    const path = e instanceof DiskFullError ? e.path : typeof errPath === 'string' ? errPath : (e as { code?: unknown }).code === 'SQLITE_FULL' ? manifest.db.name : deps.workspaceRoot;
+    interruptInFlight(campaign.id, manifest, `disk full at ${path}`);
+    throw e instanceof DiskFullError ? e : new DiskFullError(path, (e as Error).message);
   } finally {
     try {
       await runtime.shutdown({ keepServices: settings.keep_services, campaignId: campaign.id });
     } finally {
-      manifest.release(campaign.id, status);
+      try {
+        releaseReserve();
+        manifest.release(campaign.id, status);
+      } catch (e) {
+        // With the disk full, the release may not be writable either; resume recovers the claim.
+        if (!isDiskFull(e)) throw e;
+      }
     }
   }
+}
+
+/** Marks this campaign's running runs interrupted; best effort (the disk may be too full to write). */
+function interruptInFlight(campaignId: string, manifest: Manifest, error: string): void {
+  try {
+    for (const r of manifest.runs(campaignId, ['running'])) manifest.markEnded(campaignId, r.position, r.attempt, { status: 'interrupted', exitCode: null, error });
+  } catch (e) {
+    if (!isDiskFull(e)) throw e;
+  }
+}
+
+/** Stops before a run when the filesystem of the run directories has less than the minimum free. */
+function ensureSpace(root: string): void {
+  const min = minFreeBytes();
+  const free = min > 0 ? freeBytes(root) : null;
+  if (free !== null && free < min) throw new DiskFullError(root, `${free} bytes free, less than the ${min} a run needs`);
 }
 
 /** A config recorded by this or an earlier lem; one this lem cannot read is a clear error, not a crash. */
@@ -171,6 +204,7 @@ async function executeAttempt(
 ): Promise<AttemptResult> {
   const { manifest, runtime } = deps;
   const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
+  ensureSpace(deps.workspaceRoot);
   mkdirSync(dir, { recursive: true });
   const id = runId(campaignId, run.position);
   const spec: RunSpec = {
@@ -190,14 +224,31 @@ async function executeAttempt(
   );
   chmodSync(spec.configPath, RUN_FILE_MODE);
   manifest.markRunning(campaignId, run.position, attempt);
+  // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
+  // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
+  const local = new AbortController();
+  const forward = (): void => local.abort();
+  if (signal.aborted) local.abort();
+  else signal.addEventListener('abort', forward, { once: true });
+  let handleError: unknown = null;
   let outcome: DispatchOutcome;
   try {
-    outcome = await runtime.dispatch(spec, signal, (handle) => manifest.setHandle(campaignId, run.position, attempt, handle));
+    outcome = await runtime.dispatch(spec, local.signal, (handle) => {
+      try {
+        manifest.setHandle(campaignId, run.position, attempt, handle);
+      } catch (e) {
+        handleError ??= e;
+        local.abort();
+      }
+    });
   } catch (e) {
     // The runtime cannot go on (its services keep disappearing): this run failed, the campaign stops.
     manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e) });
     throw e;
+  } finally {
+    signal.removeEventListener('abort', forward);
   }
+  if (handleError !== null) throw handleError;
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
@@ -212,6 +263,8 @@ async function executeAttempt(
         metrics: ingested.result.metrics,
         flags: ingested.flags,
         exitCode: 0,
+        sha256: ingested.sha256,
+        bytes: ingested.bytes,
       });
       return { status: 'succeeded', error: null };
     }
@@ -219,6 +272,13 @@ async function executeAttempt(
     return { status: 'failed', error: ingested.reason };
   }
   const error = outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${lastLogLine(spec.logPath)}`;
+  // A worker that failed because the disk filled up is interrupted, not failed: it is re-run on resume.
+  const min = minFreeBytes();
+  const free = min > 0 ? freeBytes(dir) : null;
+  if (free !== null && free < min) {
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error: `disk full at ${dir}: ${error}` });
+    throw new DiskFullError(dir, `${free} bytes free after the run failed: ${error}`);
+  }
   manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error });
   return { status: 'failed', error };
 }
@@ -247,7 +307,7 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
     const resultPath = join(dir, 'result.json');
     if (existsSync(resultPath)) {
       const ingested = ingestResultFile(resultPath, { runId: runId(campaignId, run.position), experimentId: run.experimentId, cycle: run.cycle, attempt: run.attempt });
-      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true })) {
+      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true, sha256: ingested.sha256, bytes: ingested.bytes })) {
         recovered++;
         continue;
       }

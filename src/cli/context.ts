@@ -13,7 +13,8 @@ export interface CliContext {
   dbPath: string;
   out: (line: string) => void;
   err: (line: string) => void;
-  openManifest(): Manifest;
+  /** 'read' for commands that only read (opened read-only where the state directory is not writable). */
+  openManifest(mode?: 'read' | 'write'): Manifest;
 }
 
 export function makeContext(g: GlobalOptions): CliContext {
@@ -24,7 +25,7 @@ export function makeContext(g: GlobalOptions): CliContext {
     dbPath,
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
-    openManifest: () => Manifest.open(dbPath, systemClock),
+    openManifest: (mode = 'write') => Manifest.open(dbPath, systemClock, { mode }),
   };
 }
 

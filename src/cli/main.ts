@@ -3,9 +3,11 @@
  * Every command returns an exit code; expected failures (bad input,
  * failed runs) are LemErrors printed as one paragraph, never a stack trace.
  */
+import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_USAGE, LemError } from '../util/errors.js';
 import { makeContext, type GlobalOptions } from './context.js';
+import { explain, reportCrash } from './crash.js';
 
 type Action = () => number | Promise<number>;
 type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark';
@@ -48,8 +50,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(runtimeOpt())
     .option('--keep-services', 'leave backend containers running at the end')
     .option('--dry-run', 'print the planned run order and exit')
+    .option('--max-runs <n>', 'refuse to plan more runs than this (overrides max_runs:, default 100000)')
     .option('--json', 'print the outcome and summary as JSON on stdout')
-    .action((file: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; dryRun?: boolean; json?: boolean }) =>
+    .action((file: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; dryRun?: boolean; json?: boolean; maxRuns?: string }) =>
       later(async () => (await import('./commands/campaign.js')).campaignRun(ctx(), file, o)),
     );
   campaign
@@ -74,9 +77,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const config = program.command('config').description('check experiment configs and campaign files');
   config
     .command('validate <file>')
-    .description('validate an experiment config or a campaign file')
-    .option('--json', 'machine-readable output')
-    .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configValidate(ctx(), file, o)));
+    .description('validate an experiment config or a campaign file; lists every problem found')
+    .option('--max-runs <n>', 'the run limit to check a campaign against (overrides max_runs:)')
+    .option('--json', 'machine-readable output: {valid, errors[]} (also for an invalid file)')
+    .action((file: string, o: { json?: boolean; maxRuns?: string }) => later(async () => (await import('./commands/config.js')).configValidate(ctx(), file, o)));
   config
     .command('import <files...>')
     .description('convert LLenergyMeasure v1/v2, optimum-benchmark (Hydra) and ai_energy_benchmarks configs into a lem campaign YAML')
@@ -86,8 +90,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   config
     .command('generate-grid <campaign>')
     .description('print the experiments a campaign expands to')
+    .option('--max-runs <n>', 'the run limit to check the campaign against (overrides max_runs:)')
     .option('--json', 'machine-readable output')
-    .action((file: string, o: { json?: boolean }) => later(async () => (await import('./commands/config.js')).configGenerateGrid(ctx(), file, o)));
+    .action((file: string, o: { json?: boolean; maxRuns?: string }) => later(async () => (await import('./commands/config.js')).configGenerateGrid(ctx(), file, o)));
 
   const statOptions = (c: Command): Command =>
     c
@@ -154,6 +159,19 @@ export async function main(argv: readonly string[]): Promise<number> {
       later(async () => (await import('./commands/doctor.js')).doctor({ json: o.json ?? false, ...(backends.length ? { backends } : {}) })),
     );
 
+  const state = program.command('state').description('check and back up the state directory (manifest and run files)');
+  state
+    .command('check')
+    .description('integrity of the manifest, and whether every recorded result file is there and unchanged')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => later(async () => (await import('./commands/state.js')).stateCheck(ctx(), o)));
+  state
+    .command('backup')
+    .description('a consistent copy of the manifest (SQLite online backup), safe while a campaign runs')
+    .option('--out <path>', 'the backup file (default <state>/backups/lem-<time>.db)')
+    .option('--json', 'machine-readable output')
+    .action((o: { out?: string; json?: boolean }) => later(async () => (await import('./commands/state.js')).stateBackup(ctx(), o)));
+
   try {
     await program.parseAsync(argv as string[]);
     const action: Action | null = pending;
@@ -166,16 +184,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    if (e instanceof LemError) {
-      process.stderr.write(`lem: ${e.message}\n`);
-      return e.exitCode;
+    let where = { stateDir: resolve('state'), dbPath: resolve('state', 'lem.db') };
+    try {
+      const c = ctx();
+      where = { stateDir: c.stateDir, dbPath: c.dbPath };
+    } catch {
+      // options unreadable: the defaults above
     }
-    // A file lem was told to read or write is not usable: the user's to fix, not a crash.
-    const fsError = e as NodeJS.ErrnoException;
-    if (typeof fsError.code === 'string' && typeof fsError.path === 'string') {
-      process.stderr.write(`lem: cannot ${fsError.syscall ?? 'use'} ${fsError.path}: ${fsError.code} (${fsError.message.replace(/^[A-Z]+: /, '').split(',')[0]}).\n`);
-      return EXIT_USAGE;
+    const known: LemError | null = explain(e, where);
+    if (known) {
+      process.stderr.write(`lem: ${known.message}\n`);
+      return known.exitCode;
     }
-    throw e;
+    return reportCrash(e, where.stateDir, argv.slice(2), (line) => process.stderr.write(`${line}\n`));
   }
 }

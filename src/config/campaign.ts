@@ -6,6 +6,11 @@ export type Structure = z.infer<typeof Structure>;
 export const RuntimeName = z.enum(['local', 'docker']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
 
+/** The longest campaign name: its id (name + 21 characters) names a directory, which paths cap at 255 bytes. */
+export const MAX_CAMPAIGN_NAME = 100;
+/** Default ceiling on experiments × cycles (overridable with `max_runs:` or `--max-runs`). */
+export const DEFAULT_MAX_RUNS = 100_000;
+
 const ConfigRef = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);
 
 export const CampaignFile = z
@@ -13,11 +18,12 @@ export const CampaignFile = z
     campaign_name: z
       .string()
       .min(1)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, dot, dash and underscore only'),
+      .max(MAX_CAMPAIGN_NAME)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, dot, dash and underscore only, starting with a letter or digit'),
     configs: z.array(ConfigRef).min(1).optional().describe('experiment config files (paths relative to this file) or inline configs'),
     base_config: ConfigRef.optional().describe('a config file or inline config the grid starts from'),
     vary: z
-      .record(z.string().min(1), z.array(z.unknown()).min(1))
+      .record(z.string().min(1, 'a key under vary is empty; each key is a dotted field path such as batching.batch_size'), z.array(z.unknown()).min(1))
       .optional()
       .describe('dotted field path → values; expanded as a backend-aware cartesian product'),
     cycles: z.number().int().min(1).max(10_000).default(3),
@@ -28,6 +34,7 @@ export const CampaignFile = z
     force_cold_start: z.boolean().default(false),
     retries: z.number().int().min(0).max(10).default(1),
     keep_services: z.boolean().default(false),
+    max_runs: z.number().int().min(1).optional().describe(`refuse to plan more runs (experiments × cycles) than this; default ${DEFAULT_MAX_RUNS}`),
   })
   .superRefine((c, ctx) => {
     if (c.configs && c.base_config) {

@@ -10,8 +10,27 @@ const posInt = z.number().int().positive();
 
 export const Precision = z.enum(['fp32', 'fp16', 'bf16', 'fp8']);
 
+/** The model id rule, in words (the error message and the README say the same). */
+export const MODEL_ID_RULE =
+  "a model id is a Hugging Face id ('name' or 'org/name': letters, digits, '.', '_' and '-', each part 1 to 96 characters, not starting or ending with '.' or '-', no '--' or '..') or the absolute path of a local model directory (no '..' parts, no control characters, no '$' or '`')";
+const HF_PART = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$/;
+
+/** True when `id` follows MODEL_ID_RULE; whether a local path exists is checked when the file is loaded. */
+export function isValidModelId(id: string): boolean {
+  if (id.startsWith('/')) {
+    if (id.length > 4096 || /[\u0000-\u001f\u007f$`]/.test(id)) return false;
+    return !id.split('/').some((part) => part === '..');
+  }
+  const parts = id.split('/');
+  return parts.length <= 2 && parts.every((p) => HF_PART.test(p) && !p.includes('--') && !p.includes('..'));
+}
+
 export const Model = strict({
-  id: z.string().min(1).describe('Hugging Face model id or a local path'),
+  id: z
+    .string()
+    .min(1)
+    .refine(isValidModelId, { message: MODEL_ID_RULE })
+    .describe('Hugging Face model id (org/name) or the absolute path of a local model directory'),
   revision: z.string().min(1).optional(),
   no_weights: z.boolean().default(false).describe('random-initialise from the architecture config: no weights downloaded'),
   architecture: z.string().min(1).optional().describe('shipped architecture config name used with no_weights'),

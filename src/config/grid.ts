@@ -50,15 +50,33 @@ function appliesTo(key: string, backend: string): boolean {
   return true;
 }
 
-function product(keys: readonly string[], vary: Record<string, readonly unknown[]>): Array<Array<[string, number]>> {
-  let out: Array<Array<[string, number]>> = [[]];
-  for (const k of keys) {
-    const n = (vary[k] ?? []).length;
-    const next: Array<Array<[string, number]>> = [];
-    for (const partial of out) for (let i = 0; i < n; i++) next.push([...partial, [k, i]]);
-    out = next;
+/** The combinations one at a time (an odometer over the value indices), never all at once in memory. */
+function* product(keys: readonly string[], vary: Record<string, readonly unknown[]>): Generator<Array<[string, number]>> {
+  const sizes = keys.map((k) => (vary[k] ?? []).length);
+  if (sizes.some((n) => n === 0)) return;
+  const idx = keys.map(() => 0);
+  for (;;) {
+    yield keys.map((k, j) => [k, idx[j] as number]);
+    let j = keys.length - 1;
+    while (j >= 0 && (idx[j] as number) + 1 >= (sizes[j] as number)) idx[j--] = 0;
+    if (j < 0) return;
+    idx[j] = (idx[j] as number) + 1;
   }
-  return out;
+}
+
+/**
+ * How many combinations the grid expands to, counted arithmetically (nothing is built), before
+ * dropping invalid ones and duplicates: an upper bound on the experiments.
+ */
+export function countGrid(base: Record<string, unknown>, vary: Record<string, readonly unknown[]>): number {
+  const backendValues = vary['backend'] ?? [base['backend']];
+  const otherKeys = Object.keys(vary).filter((k) => k !== 'backend');
+  let total = 0;
+  for (const backend of backendValues) {
+    const b = String(backend);
+    total += otherKeys.filter((k) => appliesTo(k, b)).reduce((acc, k) => acc * (vary[k] ?? []).length, 1);
+  }
+  return total;
 }
 
 /**
@@ -69,7 +87,10 @@ export function expandGrid(
   base: Record<string, unknown>,
   vary: Record<string, readonly unknown[]>,
   fail: (f: GridFailure) => never,
+  /** Called every 1000 combinations with how many were built so far. */
+  onProgress?: (built: number) => void,
 ): GridExpansion {
+  let built = 0;
   const notes: string[] = [];
   const backendValues = vary['backend'] ?? [base['backend']];
   const otherKeys = Object.keys(vary).filter((k) => k !== 'backend');
@@ -104,6 +125,7 @@ export function expandGrid(
         assignment[k] = value;
       }
       const parsed = ExperimentConfig.safeParse(raw, { reportInput: true });
+      if (++built % 1000 === 0) onProgress?.(built);
       if (parsed.success) {
         combos.push({ config: parsed.data, assignment });
         continue;

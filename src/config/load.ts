@@ -5,9 +5,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
-import { CampaignFile, CampaignSettings } from './campaign.js';
+import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS } from './campaign.js';
 import { ExperimentConfig } from './experiment.js';
-import { expandGrid, formatAssignment, type GridFailure } from './grid.js';
+import { countGrid, expandGrid, formatAssignment, type GridFailure } from './grid.js';
 import { experimentId } from './identity.js';
 import { readSource, resolveFrom, schemaError, type PathKey, type SourceDoc } from './source.js';
 
@@ -16,6 +16,13 @@ export interface ResolvedExperiment {
   name: string;
   backend: ExperimentConfig['backend'];
   config: ExperimentConfig;
+}
+
+export interface LoadOptions {
+  /** Overrides the campaign's `max_runs:` (from `--max-runs`). */
+  maxRuns?: number;
+  /** Called while a large grid is being expanded: combinations built so far, and the total. */
+  onProgress?: (built: number, total: number) => void;
 }
 
 export interface LoadedCampaign {
@@ -52,7 +59,25 @@ export function loadExperimentFile(file: string): ExperimentConfig {
 function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefix: readonly PathKey[]): ExperimentConfig {
   const parsed = ExperimentConfig.safeParse(data, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error, prefix);
+  checkModelPath(src, parsed.data, [...prefix, 'model', 'id']);
   return parsed.data;
+}
+
+/** A model given as a local path must be an existing directory (or file) on this host. */
+function checkModelPath(src: SourceDoc, cfg: ExperimentConfig, at: readonly PathKey[]): void {
+  if (cfg.backend === 'calibration' || !cfg.model.id.startsWith('/')) return;
+  if (!existsSync(cfg.model.id)) {
+    throw new ConfigError(src.locate(at), 'model.id', `the local model path ${cfg.model.id} does not exist; give an existing absolute path or a Hugging Face id (org/name).`);
+  }
+}
+
+function tooManyRuns(src: SourceDoc, at: readonly PathKey[], what: string, experiments: number, cycles: number, limit: number): ConfigError {
+  const fmt = (n: number): string => n.toLocaleString('en-US');
+  return new ConfigError(
+    src.locate(at),
+    null,
+    `${what} ${fmt(experiments)} experiment(s) × ${fmt(cycles)} cycle(s) = ${fmt(experiments * cycles)} runs, more than the limit of ${fmt(limit)}; plan fewer (fewer configs, vary values or cycles), or raise the limit with max_runs: in the campaign file (or --max-runs N) if you mean it.`,
+  );
 }
 
 function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExperiment {
@@ -64,9 +89,14 @@ function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExper
   };
 }
 
-export function loadCampaign(file: string): LoadedCampaign {
+export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampaign {
   const src = readSource(file);
   const raw = mustBeMapping(src, src.data, [], 'a campaign file');
+  const vary = raw['vary'];
+  if (vary === null) throw new ConfigError(src.locate(['vary']), 'vary', 'vary is empty: list at least one dotted field path with its values (e.g. batching.batch_size: [1, 8]), or remove vary.');
+  if (isRecord(vary) && '' in vary) {
+    throw new ConfigError(src.locate(['vary']), 'vary', 'a key under vary is empty; each key is a dotted field path with a list of values, such as batching.batch_size: [1, 8].');
+  }
   if (!('campaign_name' in raw) && 'backend' in raw) {
     throw new ConfigError(
       src.locate([]),
@@ -79,17 +109,27 @@ export function loadCampaign(file: string): LoadedCampaign {
   const c = parsed.data;
   const notes: string[] = [];
   const list: ResolvedExperiment[] = [];
+  const maxRuns = opts.maxRuns ?? c.max_runs ?? DEFAULT_MAX_RUNS;
 
   if (c.configs) {
+    if (c.configs.length * c.cycles > maxRuns) throw tooManyRuns(src, ['configs'], 'the campaign lists', c.configs.length, c.cycles, maxRuns);
+    // Every config is checked, so that one pass reports the problems of all of them.
+    const errors: ConfigError[] = [];
     c.configs.forEach((ref, i) => {
-      if (typeof ref === 'string') {
-        const path = resolveFrom(file, ref);
-        mustExist(src, ['configs', i], path);
-        list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
-      } else {
-        list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
+      try {
+        if (typeof ref === 'string') {
+          const path = resolveFrom(file, ref);
+          mustExist(src, ['configs', i], path);
+          list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
+        } else {
+          list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
+        }
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        errors.push(e);
       }
     });
+    if (errors.length > 0) throw ConfigError.merge(errors);
   } else if (c.base_config !== undefined) {
     let baseSrc = src;
     let basePrefix: PathKey[] = ['base_config'];
@@ -110,9 +150,15 @@ export function loadCampaign(file: string): LoadedCampaign {
       }
       throw schemaError(baseSrc, f.error, basePrefix);
     };
-    const grid = expandGrid(base, c.vary ?? {}, fail);
+    const combos = countGrid(base, c.vary ?? {});
+    if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);
+    const progress = opts.onProgress;
+    const grid = expandGrid(base, c.vary ?? {}, fail, progress ? (built) => progress(built, combos) : undefined);
     notes.push(...grid.notes);
+    const modelVaried = c.vary?.['model.id'] !== undefined;
     for (const combo of grid.combos) {
+      if (modelVaried) checkModelPath(src, combo.config, ['vary', 'model.id']);
+      else checkModelPath(baseSrc, combo.config, [...basePrefix, 'model', 'id']);
       const { backend: _backend, ...assigned } = combo.assignment;
       // In a label, a key of the backend's own section reads without its prefix: `pytorch batch_size=8`.
       const varied = Object.fromEntries(Object.entries(assigned).map(([k, v]) => [k.replace(`${combo.config.backend}.`, ''), v]));
@@ -135,6 +181,6 @@ export function loadCampaign(file: string): LoadedCampaign {
   if (experiments.length === 0) {
     throw new ConfigError(src.locate(c.vary ? ['vary'] : []), null, `the campaign expands to no valid experiment. ${notes.join('; ')}.`);
   }
-  const { campaign_name, configs: _c, base_config: _b, vary: _v, ...settings } = c;
+  const { campaign_name, configs: _c, base_config: _b, vary: _v, max_runs: _m, ...settings } = c;
   return { file, name: campaign_name, settings, experiments, notes };
 }

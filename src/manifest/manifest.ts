@@ -8,7 +8,7 @@ import type { ResolvedExperiment } from '../config/load.js';
 import type { PlannedRun } from '../campaign/planner.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
-import { openDb, type Db } from './db.js';
+import { openDb, type Db, type OpenOptions } from './db.js';
 
 export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -51,6 +51,9 @@ export interface RunRow {
   metrics: Record<string, number | null> | null;
   /** Validation gates that fired (kept and marked, never dropped); null until succeeded. */
   flags: string[] | null;
+  /** SHA-256 (hex) and size of result.json as ingested; null for runs recorded before checksums. */
+  resultSha256: string | null;
+  resultBytes: number | null;
 }
 
 /** A run's id everywhere outside the manifest (worker config, result files, exports). */
@@ -87,6 +90,8 @@ interface RawRun {
   result_path: string | null;
   metrics_json: string | null;
   flags_json: string | null;
+  result_sha256?: string | null;
+  result_bytes?: number | null;
 }
 
 const toCampaign = (r: RawCampaign): CampaignRow => ({
@@ -116,6 +121,8 @@ const toRun = (r: RawRun): RunRow => ({
   resultPath: r.result_path,
   metrics: r.metrics_json === null ? null : (JSON.parse(r.metrics_json) as Record<string, number | null>),
   flags: r.flags_json === null ? null : (JSON.parse(r.flags_json) as string[]),
+  resultSha256: r.result_sha256 ?? null,
+  resultBytes: r.result_bytes ?? null,
 });
 
 function isAlive(pid: number): boolean {
@@ -155,8 +162,8 @@ export class Manifest {
     };
   }
 
-  static open(path: string, clock: Clock): Manifest {
-    return new Manifest(openDb(path), clock);
+  static open(path: string, clock: Clock, opts: OpenOptions = {}): Manifest {
+    return new Manifest(openDb(path, opts), clock);
   }
 
   close(): void {
@@ -345,15 +352,24 @@ export class Manifest {
     campaignId: string,
     position: number,
     attempt: number,
-    r: { resultPath: string; metrics: Record<string, number | null>; flags: readonly string[]; exitCode: number | null; recovered?: boolean },
+    r: {
+      resultPath: string;
+      metrics: Record<string, number | null>;
+      flags: readonly string[];
+      exitCode: number | null;
+      recovered?: boolean;
+      /** Checksum and size of the result file as ingested (checked again whenever results are read). */
+      sha256?: string;
+      bytes?: number;
+    },
   ): boolean {
     return this.db
       .transaction(() => {
         const changed = this.db
           .prepare(
-            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
+            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, result_sha256 = ?, result_bytes = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
           )
-          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), JSON.stringify(r.flags), campaignId, position, attempt).changes;
+          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), JSON.stringify(r.flags), r.sha256 ?? null, r.bytes ?? null, campaignId, position, attempt).changes;
         if (changed === 1) this.logEvent(campaignId, position, r.recovered ? 'run_recovered' : 'run_succeeded', { attempt, result_path: r.resultPath });
         return changed === 1;
       })

@@ -2,6 +2,7 @@
  * Ingesting a worker's result file: read, decode, validate against the result schema and check it
  * belongs to the run that was dispatched. Never throws; a bad file is a reason, not a crash.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseResult, type Result } from './schema.js';
 
@@ -12,17 +13,21 @@ export interface ExpectedRun {
   attempt: number;
 }
 
-/** `flags`: the validation gates that fired (the run is kept and marked, never dropped). */
-export type Ingested = { ok: true; result: Result; flags: string[] } | { ok: false; reason: string };
+/**
+ * `flags`: the validation gates that fired (the run is kept and marked, never dropped);
+ * `sha256`/`bytes`: of the file as read, recorded so that a later change or deletion is noticed.
+ */
+export type Ingested = { ok: true; result: Result; flags: string[]; sha256: string; bytes: number } | { ok: false; reason: string };
 
 export function ingestResultFile(path: string, expected: ExpectedRun): Ingested {
-  let text: string;
+  let raw: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    raw = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, reason: code === 'ENOENT' ? `the worker exited 0 but wrote no ${path}` : `cannot read ${path}: ${(e as Error).message}` };
   }
+  const text = raw.toString('utf8');
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -43,5 +48,5 @@ export function ingestResultFile(path: string, expected: ExpectedRun): Ingested 
   if (mismatch) {
     return { ok: false, reason: `${path} belongs to another run: ${mismatch[0]} is ${String(mismatch[1])}, expected ${String(mismatch[2])}` };
   }
-  return { ok: true, result: r, flags: [...new Set(r.validation.flags.map((f) => f.gate))] };
+  return { ok: true, result: r, flags: [...new Set(r.validation.flags.map((f) => f.gate))], sha256: createHash('sha256').update(raw).digest('hex'), bytes: raw.length };
 }

@@ -8,7 +8,18 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
-export function fileLogger(path: string): Logger {
+/**
+ * A log line that cannot be written (a full disk) must not crash the campaign: the error is
+ * reported once on stderr and later lines are dropped until writing works again.
+ */
+export function fileLogger(path: string, onError: (message: string) => void = (m) => process.stderr.write(`${m}\n`)): Logger {
   mkdirSync(dirname(path), { recursive: true });
-  return pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: path, sync: true, append: true }));
+  const dest = pino.destination({ dest: path, sync: true, append: true });
+  let told = false;
+  dest.on('error', (e: NodeJS.ErrnoException) => {
+    if (told) return;
+    told = true;
+    onError(`lem: cannot write the log ${path}: ${e.code ?? e.message}; the campaign goes on without it`);
+  });
+  return pino({ base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }

@@ -5,7 +5,7 @@ import { printJson, type CliContext } from '../context.js';
 import { table } from '../format.js';
 
 export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { json?: boolean; experiments?: boolean }): number {
-  const manifest = ctx.openManifest();
+  const manifest = ctx.openManifest('read');
   try {
     const c = id ? manifest.findCampaign(id) : manifest.latestCampaign();
     if (!c) {
@@ -61,7 +61,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
 }
 
 export function campaignList(ctx: CliContext, opts: { json?: boolean }): number {
-  const manifest = ctx.openManifest();
+  const manifest = ctx.openManifest('read');
   try {
     const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id), live: liveness(c) }));
     if (opts.json) {

@@ -14,10 +14,12 @@ import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
 import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
+import { loadOptions } from './config.js';
 import { duration, flaggedSummary, num, pct, table } from '../format.js';
 
 export interface RunOptions {
   json?: boolean;
+  maxRuns?: string;
   runtime?: 'local' | 'docker';
   keepServices?: boolean;
   dryRun?: boolean;
@@ -35,7 +37,9 @@ export function recordCampaign(manifest: Manifest, c: LoadedCampaign, id: string
 }
 
 export async function campaignRun(ctx: CliContext, file: string, opts: RunOptions): Promise<number> {
-  const loaded = loadCampaign(file);
+  const loaded = loadCampaign(file, loadOptions(ctx, opts.maxRuns));
+  const planned = loaded.experiments.length * loaded.settings.cycles;
+  if (planned >= 20_000) ctx.err(`planning ${planned.toLocaleString('en-US')} runs (${loaded.experiments.length} experiments × ${loaded.settings.cycles} cycles)…`);
   if (opts.runtime) loaded.settings.runtime = opts.runtime;
   if (opts.keepServices) loaded.settings.keep_services = true;
   for (const n of loaded.notes) ctx.err(`note: ${n}`);
@@ -121,7 +125,11 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
     outcome = await executeCampaign(campaign.id, { manifest, runtime, clock: systemClock, workspaceRoot: ctx.stateDir, progress: consoleProgress(ctx, log) }, controller.signal);
     log.info({ event: 'campaign_ended', outcome });
   } catch (e) {
-    log.error({ event: 'campaign_error', err: e });
+    try {
+      log.error({ event: 'campaign_error', err: e });
+    } catch {
+      // the log may be on the full disk; the error itself is what matters
+    }
     throw e;
   } finally {
     process.off('SIGINT', onSignal);

@@ -8,6 +8,7 @@ import { assemble, assembledRecords } from '../../results/import/assemble.js';
 import { readImportSources } from '../../results/import/read.js';
 import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
+import { checkResultFiles, describeResultFileCheck, type ResultFileCheck } from '../../manifest/integrity.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
 import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
@@ -32,13 +33,28 @@ function aggOptions(seed: number, o: StatOptions): AggregateOptions {
   return { seed, includeFlagged: !o.excludeFlagged, ...(o.method ? { method: o.method } : {}), ...(resamples ? { resamples } : {}) };
 }
 
+/** Result files behind the manifest that are gone or changed since ingest (said on stderr and in reports). */
+const fileChecks = new WeakMap<CampaignRecords, ResultFileCheck>();
+
 function load(ctx: CliContext, id: string, withResults = false): CampaignRecords {
-  const m = ctx.openManifest();
+  const m = ctx.openManifest('read');
   try {
-    return campaignRecords(m, id, { withResults });
+    const rec = campaignRecords(m, id, { withResults });
+    // Results that are read anyway are hashed; otherwise existence and size are checked (cheap).
+    const check = checkResultFiles(m.runs(rec.campaignId, ['succeeded']), { full: withResults });
+    fileChecks.set(rec, check);
+    const said = describeResultFileCheck(check);
+    if (said) ctx.err(`warning: ${said}`);
+    return rec;
   } finally {
     m.close();
   }
+}
+
+function fileCheckJson(rec: CampaignRecords): Record<string, unknown> {
+  const c = fileChecks.get(rec);
+  const rows = (xs: ResultFileCheck['missing']) => xs.map((x) => ({ position: x.position, experiment_id: x.experimentId, cycle: x.cycle, path: x.path }));
+  return { checked: c?.checked ?? 0, missing: rows(c?.missing ?? []), changed: rows(c?.changed ?? []) };
 }
 
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
@@ -46,7 +62,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
   const sources = importSources(ctx, rec.campaignId);
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg) });
+    printJson(ctx, { campaign: rec.campaignId, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
@@ -242,6 +258,7 @@ export function report(ctx: CliContext, id: string, o: StatOptions & { out?: str
     notes: [
       `campaign ${rec.campaignId}, seed ${rec.seed}`,
       samples ? `power timeline: run ${chosen?.runId}` : 'power timeline: no run of this campaign recorded power samples (no NVML on the host)',
+      ...(fileChecks.get(rec) ? [describeResultFileCheck(fileChecks.get(rec) as ResultFileCheck, 20)].filter((x): x is string => x !== null) : []),
     ],
   });
   const path = resolve(o.out ?? join(ctx.stateDir, 'reports', `${rec.campaignId}.html`));
