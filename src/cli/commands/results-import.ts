@@ -40,7 +40,7 @@ export function resultsImport(ctx: CliContext, paths: readonly string[], o: { na
 
 /** The provenance of an imported campaign (empty for a campaign lem ran), snake_case for --json. */
 export function importSources(ctx: CliContext, campaignId: string): Array<{ source_tool: string; source_version: string | null; path: string; format: string; sha256: string; runs: number; imported_at: string }> {
-  const m = ctx.openManifest();
+  const m = ctx.openManifest('read');
   try {
     return importsOf(m, campaignId).map((s) => ({ source_tool: s.tool, source_version: s.version, path: s.path, format: s.format, sha256: s.sha256, runs: s.runs, imported_at: s.importedAt }));
   } finally {
