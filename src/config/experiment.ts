@@ -74,6 +74,11 @@ export const Measurement = strict({
   cross_check_threshold: z.number().positive().default(0.05),
   gpu_ids: z.array(z.number().int().min(0)).optional(),
   timeout_s: z.number().positive().optional().describe('kill the run after this long'),
+  device_lock_timeout_s: z
+    .number()
+    .positive()
+    .optional()
+    .describe('how long a run waits for another measurement to release its devices before failing (worker default 3600 s)'),
 });
 
 const common = {

@@ -65,6 +65,22 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 2: validation gates that fired for a succeeded run (result schema v3), for late aggregation.
   `ALTER TABLE runs ADD COLUMN flags_json TEXT;`,
+  // trust-lock: each attempt's token (recorded before its worker starts, so resume can find the
+  // worker), and every ingested measured window per device (recorded results and orphans'), for the
+  // overlapping_window flag.
+  `
+  ALTER TABLE runs ADD COLUMN attempt_token TEXT;
+  CREATE TABLE windows (
+    campaign_id TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    device      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, position, attempt, device)
+  );
+  CREATE INDEX windows_by_device ON windows (device, started_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -127,7 +127,7 @@ describe('campaign runner', () => {
     mkdirSync(dir0, { recursive: true });
     writeFileSync(
       join(dir0, 'result.json'),
-      JSON.stringify(v1Result({ runId: runId('camp', 0), experimentId: r0.experimentId, cycle: 1, attempt: 1, backend: 'calibration', configPath: '', outDir: dir0, logPath: '', timeoutS: null })),
+      JSON.stringify(v1Result({ runId: runId('camp', 0), experimentId: r0.experimentId, cycle: 1, attempt: 1, backend: 'calibration', configPath: '', outDir: dir0, logPath: '', timeoutS: null, attemptToken: 'lem-camp-p0-a1' })),
     );
     const { outcome, runtime } = await go(root, manifest, () => 'ok');
     expect(outcome.status).toBe('completed');

@@ -87,6 +87,7 @@ services:
       outDir,
       logPath: join(outDir, 'worker.log'),
       timeoutS,
+      attemptToken: `lem-${campaignId}-p${seq}-a1`,
     };
   }
 

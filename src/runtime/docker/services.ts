@@ -13,7 +13,7 @@
  *    logs, handles or error messages.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -89,6 +89,9 @@ const COMPOSE = {
 const IDLE_COMMAND = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
 
 const WORKER_MOUNT = '/opt/lem/worker';
+
+/** Where workers take their device locks unless LEM_LOCK_DIR says otherwise (as the worker's default). */
+const DEFAULT_LOCK_DIR = '/tmp/lem-device-locks';
 
 /** One service container this session holds. */
 export interface ServiceState {
@@ -181,6 +184,11 @@ export function createServices(opts: ServiceOptions = {}): Services {
     return e;
   }
 
+  /** The host's device-lock directory, bind-mounted at the same path so workers in every container share the locks. */
+  function lockDir(): string {
+    return env['LEM_LOCK_DIR'] || DEFAULT_LOCK_DIR;
+  }
+
   function hfHome(): string {
     return opts.hfHome ?? env['HF_HOME'] ?? join(homedir(), '.cache', 'huggingface');
   }
@@ -204,14 +212,14 @@ export function createServices(opts: ServiceOptions = {}): Services {
     const def = state.def;
     const project = getCompose();
     const hf = hfHome();
-    const binds = [`${c.workspaceRoot}:${c.workspaceRoot}`, `${hf}:${hf}`];
+    const binds = [`${c.workspaceRoot}:${c.workspaceRoot}`, `${hf}:${hf}`, `${lockDir()}:${lockDir()}`];
     if (opts.mountWorker) binds.push(`${workerDir()}:${WORKER_MOUNT}:ro`);
     const tmpfs: Record<string, string> = {};
     for (const v of def.volumes) {
       if (v.type === 'tmpfs') tmpfs[v.target] = '';
       else binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
     }
-    const envList = Object.entries({ ...def.environment, HF_HOME: hf, PYTHONUNBUFFERED: '1' }).map(([k, v]) => `${k}=${v}`);
+    const envList = Object.entries({ ...def.environment, HF_HOME: hf, PYTHONUNBUFFERED: '1', LEM_LOCK_DIR: lockDir() }).map(([k, v]) => `${k}=${v}`);
     const hostConfig: Docker.HostConfig = {
       Binds: binds,
       Init: opts.init ?? true,
@@ -351,6 +359,13 @@ export function createServices(opts: ServiceOptions = {}): Services {
     if (getEngine().endpoint.local) {
       // Create the host directories ourselves so they belong to the user, not to root via dockerd.
       for (const dir of [c.workspaceRoot, hfHome()]) mkdirSync(dir, { recursive: true });
+      // The device locks are shared by workers of any uid: a sticky, world-writable directory.
+      mkdirSync(lockDir(), { recursive: true });
+      try {
+        chmodSync(lockDir(), 0o1777);
+      } catch {
+        // someone else's directory: it is theirs to keep shareable
+      }
     }
     let container: Docker.Container | null = null;
     let number = await nextContainerNumber(state.name);
