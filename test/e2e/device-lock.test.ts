@@ -22,7 +22,7 @@ function campaignFile(dir: string, name: string, body: string): string {
 const KILLABLE = `base_config:
   backend: calibration
   measurement: { idle_baseline_s: 0.3, min_window_s: 0 }
-  calibration: { duration_s: 0.4 }
+  calibration: { duration_s: 2 }
 vary:
   calibration.matrix_size: [32, 48]
 cycles: 2
