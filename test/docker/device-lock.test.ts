@@ -8,11 +8,10 @@
  * The worker in the image must be this checkout's (LEM_TEST_IMAGE: build it as the README says).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync } from 'node:fs';
 import { workersInContainer } from '../../src/runtime/docker/exec.js';
 import { createDockerRuntime } from '../../src/runtime/docker/runtime.js';
 import { attemptToken, type RunSpec } from '../../src/runtime/types.js';
