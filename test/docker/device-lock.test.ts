@@ -126,7 +126,7 @@ describe.skipIf(!runDockerTests)('device lock on the docker runtime through the 
 base_config:
   backend: calibration
   measurement: { idle_baseline_s: 0.3, min_window_s: 0 }
-  calibration: { duration_s: 2 }
+  calibration: { duration_s: 4 }
 vary:
   calibration.matrix_size: [32, 48]
 cycles: 2
@@ -156,6 +156,12 @@ retries: 0
     const events = db.prepare('SELECT position, kind FROM events WHERE campaign_id = ? ORDER BY seq').all(id) as Array<{ position: number | null; kind: string }>;
     db.close();
     expect(events.some((e) => ['run_interrupted', 'run_recovered', 'workers_stopped'].includes(e.kind))).toBe(true);
+    // At least one kill landed in the window this is about: the attempt started, its handle was never recorded.
+    const raw = new Database(join(state, 'lem.db'), { readonly: true });
+    const attempts = raw.prepare("SELECT position, kind, json_extract(detail_json, '$.attempt') AS attempt FROM events WHERE campaign_id = ? AND kind IN ('run_started', 'run_dispatched')").all(id) as Array<{ position: number; kind: string; attempt: number }>;
+    raw.close();
+    const dispatched = new Set(attempts.filter((a) => a.kind === 'run_dispatched').map((a) => `${a.position}/${a.attempt}`));
+    expect(attempts.filter((a) => a.kind === 'run_started' && !dispatched.has(`${a.position}/${a.attempt}`)).length).toBeGreaterThan(0);
     expect(runs).toHaveLength(4);
     for (const run of runs) {
       expect(run.status).toBe('succeeded');
