@@ -87,6 +87,7 @@ export async function dockerOverhead(opts: DockerOverheadOptions = {}): Promise<
         outDir,
         logPath: join(outDir, 'worker.log'),
         timeoutS: 60,
+        attemptToken: `lem-${campaignId}-p${i}-a1`,
       };
     };
     const never = new AbortController().signal;

@@ -7,12 +7,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import type { DispatchOutcome, Runtime, RunSpec } from '../runtime/types.js';
+import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec } from '../runtime/types.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
 import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
+import { checkWindow, recordOrphanWindows } from './windows.js';
 
 export interface RunEvent {
   position: number;
@@ -35,7 +36,17 @@ export interface Progress {
 export interface ProgressSink {
   note(message: string): void;
   runStarted(e: RunEvent, p: Progress): void;
-  runEnded(e: RunEvent & { status: 'succeeded' | 'failed' | 'interrupted'; seconds: number; error: string | null; willRetry: boolean }, p: Progress): void;
+  runEnded(
+    e: RunEvent & {
+      status: 'succeeded' | 'failed' | 'interrupted';
+      seconds: number;
+      error: string | null;
+      willRetry: boolean;
+      /** Seconds the worker waited for another measurement to release the device (from its result); null when it did not. */
+      deviceWaitS?: number | null;
+    },
+    p: Progress,
+  ): void;
   waiting(seconds: number): void;
 }
 
@@ -73,6 +84,11 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
   const settings = campaign.settings;
   const experiments = new Map(manifest.experiments(campaign.id).map((e) => [e.id, { id: e.id, name: e.name, config: storedConfig(campaign.id, e.id, e.config) }]));
   manifest.claim(campaign.id);
+  for (const other of manifest.liveCampaigns(campaign.id)) {
+    progress.note(
+      `campaign ${other.id} (pid ${other.ownerPid ?? '?'} on ${other.ownerHost ?? 'another host'}) is running; runs will wait for the device lock (one measurement per device at a time)`,
+    );
+  }
   const releaseReserve = reserveSpace(join(deps.workspaceRoot, 'runs', campaign.id));
 
   let interrupted = false;
@@ -126,7 +142,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         const willRetry = r.status === 'failed' && attempt < maxAttempt;
         if (r.status === 'succeeded') done++;
         if (r.status === 'failed' && !willRetry) failed++;
-        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry }, progressNow(remaining - (willRetry ? 0 : 1)));
+        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1)));
         if (r.status === 'interrupted') interrupted = true;
         if (r.status !== 'failed') break;
       }
@@ -192,6 +208,7 @@ function storedConfig(campaignId: string, experimentId: string, config: unknown)
 interface AttemptResult {
   status: 'succeeded' | 'failed' | 'interrupted';
   error: string | null;
+  deviceWaitS?: number | null;
 }
 
 async function executeAttempt(
@@ -207,6 +224,7 @@ async function executeAttempt(
   ensureSpace(deps.workspaceRoot);
   mkdirSync(dir, { recursive: true });
   const id = runId(campaignId, run.position);
+  const token = attemptToken(campaignId, run.position, attempt);
   const spec: RunSpec = {
     runId: id,
     experimentId: run.experimentId,
@@ -217,13 +235,16 @@ async function executeAttempt(
     outDir: dir,
     logPath: join(dir, 'worker.log'),
     timeoutS: config.measurement.timeout_s ?? null,
+    attemptToken: token,
   };
   writeFileSync(
     spec.configPath,
     JSON.stringify({ run: { run_id: id, experiment_id: run.experimentId, cycle: run.cycle, attempt }, experiment: config }, null, 2),
   );
   chmodSync(spec.configPath, RUN_FILE_MODE);
-  manifest.markRunning(campaignId, run.position, attempt);
+  // The token is in the manifest before the worker exists: a resume finds the worker by it even
+  // when this process dies before the handle is recorded.
+  manifest.markRunning(campaignId, run.position, attempt, token);
   // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
   // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
   const local = new AbortController();
@@ -258,15 +279,17 @@ async function executeAttempt(
   if (outcome.exitCode === 0 && outcome.failureReason === null) {
     const ingested = ingestResultFile(join(dir, 'result.json'), { runId: id, experimentId: run.experimentId, cycle: run.cycle, attempt });
     if (ingested.ok) {
+      const flags = checkWindow(manifest, campaignId, run.position, attempt, ingested.result, ingested.flags);
+      const deviceWaitS = noteDeviceWait(manifest, campaignId, run.position, attempt, ingested.result.device_lock);
       manifest.markSucceeded(campaignId, run.position, attempt, {
         resultPath: join(dir, 'result.json'),
         metrics: ingested.result.metrics,
-        flags: ingested.flags,
+        flags,
         exitCode: 0,
         sha256: ingested.sha256,
         bytes: ingested.bytes,
       });
-      return { status: 'succeeded', error: null };
+      return { status: 'succeeded', error: null, deviceWaitS };
     }
     manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason });
     return { status: 'failed', error: ingested.reason };
@@ -283,6 +306,19 @@ async function executeAttempt(
   return { status: 'failed', error };
 }
 
+/** A run that waited for another measurement to release its device: an event, and the wait for the progress line. */
+function noteDeviceWait(
+  manifest: Manifest,
+  campaignId: string,
+  position: number,
+  attempt: number,
+  lock: { waited_s: number; waited_for: Record<string, unknown> | null; devices: string[] } | null | undefined,
+): number | null {
+  if (!lock || !(lock.waited_s > 0)) return null;
+  manifest.note(campaignId, position, 'device_lock_waited', { attempt, waited_s: lock.waited_s, waited_for: lock.waited_for, devices: lock.devices });
+  return lock.waited_s;
+}
+
 function lastLogLine(logPath: string): string {
   try {
     const lines = readFileSync(logPath, 'utf8').trim().split('\n');
@@ -294,20 +330,34 @@ function lastLogLine(logPath: string): string {
 }
 
 /**
- * Runs marked 'running' belong to an orchestrator that died (kill -9, power loss). Stop any worker
- * it left behind; keep a result it completed (nothing measured is lost); otherwise the run is
- * interrupted and will be run again.
+ * Runs marked 'running' belong to an orchestrator that died (kill -9, power loss). First every live
+ * worker of the campaign is stopped — found by the attempt token on its command line, so also one
+ * started after its run was marked running but before its handle was recorded — and waited for
+ * until it is gone, so nothing is dispatched beside it. Then a result it completed is kept (nothing
+ * measured is lost); otherwise the run is interrupted and will be run again. Windows of completed
+ * orphans' results are recorded, so a recorded run they overlapped is flagged.
  */
 async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<number> {
-  const { manifest, runtime } = deps;
+  const { manifest, runtime, progress } = deps;
   let recovered = 0;
+  if (manifest.runs(campaignId).some((r) => r.attempt > 0)) {
+    const stopped = await runtime.stopWorkers(campaignId);
+    if (stopped.length > 0) {
+      manifest.note(campaignId, null, 'workers_stopped', { workers: stopped.map((w) => ({ token: w.token, where: w.where })) });
+      progress.note(`stopped ${stopped.length} worker(s) left running by an earlier session: ${stopped.map((w) => `${w.token} (${w.where})`).join(', ')}`);
+    }
+    const orphans = recordOrphanWindows(manifest, campaignId, (run, attempt) => runDir(deps.workspaceRoot, campaignId, run, attempt));
+    if (orphans > 0) progress.note(`recorded the measured windows of ${orphans} unrecorded result(s) left by earlier sessions`);
+  }
   for (const run of manifest.runs(campaignId, ['running'])) {
     if (run.handle) await runtime.reap(run.handle);
     const dir = runDir(deps.workspaceRoot, campaignId, run, run.attempt);
     const resultPath = join(dir, 'result.json');
     if (existsSync(resultPath)) {
       const ingested = ingestResultFile(resultPath, { runId: runId(campaignId, run.position), experimentId: run.experimentId, cycle: run.cycle, attempt: run.attempt });
-      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags: ingested.flags, exitCode: null, recovered: true, sha256: ingested.sha256, bytes: ingested.bytes })) {
+      const flags = ingested.ok ? checkWindow(manifest, campaignId, run.position, run.attempt, ingested.result, ingested.flags) : [];
+      if (ingested.ok) noteDeviceWait(manifest, campaignId, run.position, run.attempt, ingested.result.device_lock);
+      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags, exitCode: null, recovered: true, sha256: ingested.sha256, bytes: ingested.bytes })) {
         recovered++;
         continue;
       }

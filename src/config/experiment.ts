@@ -104,6 +104,11 @@ export const Measurement = strict({
     .describe('idle baseline is unstable when |least-squares power slope x window / mean| exceeds this, or power rose by more than this'),
   gpu_ids: z.array(z.number().int().min(0)).optional(),
   timeout_s: z.number().positive().optional().describe('kill the run after this long'),
+  device_lock_timeout_s: z
+    .number()
+    .positive()
+    .optional()
+    .describe('how long a run waits for another measurement to release its devices before failing (worker default 3600 s)'),
 });
 
 const common = {

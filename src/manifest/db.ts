@@ -86,6 +86,22 @@ export const MIGRATIONS: readonly string[] = [
   // 4: result-checksum: the SHA-256 and size of a succeeded run's result.json as ingested, so that a
   // result file deleted or changed afterwards is noticed when results are read (NULL for older runs).
   `ALTER TABLE runs ADD COLUMN result_sha256 TEXT; ALTER TABLE runs ADD COLUMN result_bytes INTEGER;`,
+  // 5: trust-lock: each attempt's token (recorded before its worker starts, so resume can find the
+  // worker), and every ingested measured window per device (recorded results and orphans'), for the
+  // overlapping_window flag.
+  `
+  ALTER TABLE runs ADD COLUMN attempt_token TEXT;
+  CREATE TABLE windows (
+    campaign_id TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    device      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, position, attempt, device)
+  );
+  CREATE INDEX windows_by_device ON windows (device, started_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,6 +9,9 @@ import type { PlannedRun } from '../campaign/planner.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { openDb, type Db, type OpenOptions } from './db.js';
+import { insertWindows, overlappingWindows, windowsOf, type WindowRow } from './windows.js';
+
+export type { WindowRow } from './windows.js';
 
 export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -54,6 +57,8 @@ export interface RunRow {
   /** SHA-256 (hex) and size of result.json as ingested; null for runs recorded before checksums. */
   resultSha256: string | null;
   resultBytes: number | null;
+  /** The current attempt's token (in its worker's command line), recorded before the worker starts. */
+  attemptToken: string | null;
 }
 
 /** A run's id everywhere outside the manifest (worker config, result files, exports). */
@@ -92,6 +97,7 @@ interface RawRun {
   flags_json: string | null;
   result_sha256?: string | null;
   result_bytes?: number | null;
+  attempt_token: string | null;
 }
 
 const toCampaign = (r: RawCampaign): CampaignRow => ({
@@ -123,6 +129,7 @@ const toRun = (r: RawRun): RunRow => ({
   flags: r.flags_json === null ? null : (JSON.parse(r.flags_json) as string[]),
   resultSha256: r.result_sha256 ?? null,
   resultBytes: r.result_bytes ?? null,
+  attemptToken: r.attempt_token,
 });
 
 function isAlive(pid: number): boolean {
@@ -321,16 +328,58 @@ export class Manifest {
       .immediate();
   }
 
-  markRunning(campaignId: string, position: number, attempt: number): void {
+  /**
+   * Marks a run running with this attempt, recording the attempt's token (which its worker carries
+   * on its command line) before the worker exists, so a resume can always find the worker.
+   */
+  markRunning(campaignId: string, position: number, attempt: number, attemptToken: string | null = null): void {
     this.db
       .transaction(() => {
         const changed = this.db
           .prepare(
-            "UPDATE runs SET status = 'running', attempt = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
+            "UPDATE runs SET status = 'running', attempt = ?, attempt_token = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
           )
-          .run(attempt, this.now(), campaignId, position).changes;
+          .run(attempt, attemptToken, this.now(), campaignId, position).changes;
         if (changed !== 1) throw new LemError(`run ${position} of ${campaignId} cannot start: it already succeeded or does not exist.`, 70);
-        this.logEvent(campaignId, position, 'run_started', { attempt });
+        this.logEvent(campaignId, position, 'run_started', attemptToken ? { attempt, attempt_token: attemptToken } : { attempt });
+      })
+      .immediate();
+  }
+
+  /** Other campaigns of this manifest whose owning process is alive (or on another host, so unknown). */
+  liveCampaigns(exceptId: string, host: string = hostname()): CampaignRow[] {
+    return this.campaigns().filter((c) => c.id !== exceptId && c.ownerPid !== null && (c.ownerHost !== host || isAlive(c.ownerPid)));
+  }
+
+  /** Records a measured window of an attempt on each device it held; returns how many were new. */
+  recordWindows(campaignId: string, position: number, attempt: number, w: { devices: readonly string[]; startedAt: string; endedAt: string }): number {
+    return this.db.transaction(() => insertWindows(this.db, { campaignId, position, attempt, ...w })).immediate();
+  }
+
+  /** Recorded windows of other attempts (any campaign here) overlapping this attempt's on a device. */
+  overlappingWindows(campaignId: string, position: number, attempt: number): WindowRow[] {
+    return overlappingWindows(this.db, campaignId, position, attempt);
+  }
+
+  windows(campaignId: string): WindowRow[] {
+    return windowsOf(this.db, campaignId);
+  }
+
+  /**
+   * Adds a validation flag to a run that already succeeded with this attempt (a later ingest found
+   * its window overlapped); returns false when that run/attempt is not a recorded success.
+   */
+  addFlag(campaignId: string, position: number, attempt: number, flag: string, detail: Record<string, unknown>): boolean {
+    return this.db
+      .transaction(() => {
+        const r = this.stmts.run.get(campaignId, position);
+        if (!r || r.status !== 'succeeded' || r.attempt !== attempt) return false;
+        const flags = r.flags_json === null ? [] : (JSON.parse(r.flags_json) as string[]);
+        if (flags.includes(flag)) return true;
+        flags.push(flag);
+        this.db.prepare('UPDATE runs SET flags_json = ? WHERE campaign_id = ? AND position = ? AND attempt = ?').run(JSON.stringify(flags), campaignId, position, attempt);
+        this.logEvent(campaignId, position, 'run_flagged', { attempt, flag, ...detail });
+        return true;
       })
       .immediate();
   }

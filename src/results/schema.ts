@@ -240,6 +240,15 @@ export const PhaseV3 = z.object({
   reason: z.string().nullable(),
 });
 
+/** The worker's exclusive lock on the devices it measured (one measurement per device at a time). */
+export const DeviceLockV3 = z
+  .looseObject({
+    devices: z.array(z.string().min(1)).describe('GPU UUIDs, or `cpu` for the whole host'),
+    waited_s: num.nonnegative().describe('how long the worker waited for another measurement to release them'),
+    waited_for: z.record(z.string(), z.unknown()).nullable().describe('who held the lock when it started waiting (campaign, run, pid, host, since); null when it did not wait'),
+  })
+  .nullable();
+
 export const ResultV3 = z.object({
   schema_version: z.literal(3),
   ...RunIdentity,
@@ -252,6 +261,8 @@ export const ResultV3 = z.object({
       min_s: nnum,
       repetitions: z.number().int().nonnegative().nullable(),
       short: z.boolean().nullable(),
+      started_at: Iso.optional().describe('wall-clock start of the measured window'),
+      ended_at: Iso.optional().describe('wall-clock end of the last measured window (steady, then prefill)'),
     })
     .nullable(),
   phases: z
@@ -262,6 +273,7 @@ export const ResultV3 = z.object({
   workload: z.record(z.string(), z.unknown()),
   environment: EnvironmentV3,
   notes: z.array(z.string()),
+  device_lock: DeviceLockV3.optional().describe('the device lock the worker held over baseline, warm-up and windows; absent in older results'),
   migrated_from: z.literal(1).optional().describe('set when parseResult migrated a v1 file'),
 });
 export type ResultV3 = z.infer<typeof ResultV3>;

@@ -6,9 +6,10 @@
  * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fchmodSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
-import type { DispatchOutcome, Runtime, RunSpec } from './types.js';
+import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec } from './types.js';
 
 export interface LocalRuntimeOptions {
   /** Python interpreter; default $LEM_PYTHON or python3. */
@@ -18,6 +19,70 @@ export interface LocalRuntimeOptions {
 }
 
 const KILL_GRACE_MS = 5_000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The `--attempt-token` argument of a process, or null (gone, zombie, unreadable, not a worker). */
+function tokenOf(pid: number): string | null {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return null;
+  }
+  const i = args.indexOf('--attempt-token');
+  return i >= 0 && i + 1 < args.length ? (args[i + 1] ?? null) : null;
+}
+
+/** This host's live workers of a campaign, found by the attempt token on their command line. */
+export function scanLocalWorkers(campaignId: string): LiveWorker[] {
+  const prefix = attemptTokenPrefix(campaignId);
+  const out: LiveWorker[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    const token = tokenOf(pid);
+    if (token !== null && token.startsWith(prefix) && isCampaignToken(token, campaignId)) out.push({ token, pid, where: `pid ${pid}` });
+  }
+  return out;
+}
+
+/** Signals a worker's process group (it was started detached, as a group leader), else the process. */
+function signalWorker(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+    return;
+  } catch {
+    // not a group leader (started by something else): the process alone
+  }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** SIGTERM, then SIGKILL after the grace, then wait until every one is gone. */
+export async function stopLocalWorkers(workers: readonly LiveWorker[], graceMs: number): Promise<void> {
+  const alive = (w: LiveWorker): boolean => tokenOf(w.pid) === w.token;
+  for (const w of workers) signalWorker(w.pid, 'SIGTERM');
+  const termDeadline = Date.now() + graceMs;
+  while (workers.some(alive) && Date.now() < termDeadline) await sleep(50);
+  for (const w of workers.filter(alive)) signalWorker(w.pid, 'SIGKILL');
+  const killDeadline = Date.now() + 10_000;
+  while (workers.some(alive) && Date.now() < killDeadline) await sleep(50);
+  const left = workers.filter(alive);
+  if (left.length > 0) {
+    throw new LemError(`could not stop leftover worker(s) ${left.map((w) => `${w.token} (${w.where})`).join(', ')}; stop them by hand before resuming.`);
+  }
+}
 
 export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
   const python = opts.python ?? process.env['LEM_PYTHON'] ?? 'python3';
@@ -36,8 +101,9 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
         let stopReason: { reason: string; timedOut: boolean } | null = null;
         let killTimer: NodeJS.Timeout | undefined;
         let timeoutTimer: NodeJS.Timeout | undefined;
-        const child = spawn(python, ['-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir], {
-          env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' },
+        const child = spawn(python, ['-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir, '--attempt-token', spec.attemptToken], {
+          // LEM_LOCK_DIR (the device locks) comes through from lem's own environment.
+          env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', LEM_ATTEMPT_TOKEN: spec.attemptToken },
           stdio: ['ignore', log, log],
           // Own process group: a terminal Ctrl-C reaches lem, which then stops the worker itself.
           detached: true,
@@ -99,6 +165,16 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
       for (let i = 0; i < 100 && existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== ''; i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
+    },
+
+    async findWorkers(campaignId: string) {
+      return scanLocalWorkers(campaignId);
+    },
+
+    async stopWorkers(campaignId: string) {
+      const found = scanLocalWorkers(campaignId);
+      await stopLocalWorkers(found, KILL_GRACE_MS);
+      return found;
     },
 
     async shutdown() {

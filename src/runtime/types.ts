@@ -39,6 +39,36 @@ export interface RunSpec {
   logPath: string;
   /** Kill the worker after this many seconds; null = no limit. */
   timeoutS: number | null;
+  /**
+   * This attempt's token (attemptToken()), recorded in the manifest before dispatch; the worker
+   * carries it on its command line (`--attempt-token`) and in LEM_ATTEMPT_TOKEN, which is how
+   * findWorkers/stopWorkers find it even when no handle was ever recorded.
+   */
+  attemptToken: string;
+}
+
+/** A live worker of a campaign, found by its attempt token. */
+export interface LiveWorker {
+  token: string;
+  pid: number;
+  /** Where it runs, for messages: `pid 123`, `pid 45 in lem-cpu-1`. */
+  where: string;
+}
+
+/** The token of one attempt: `lem-<campaign id>-p<position>-a<attempt>` (unique in a manifest). */
+export function attemptToken(campaignId: string, position: number, attempt: number): string {
+  return `${attemptTokenPrefix(campaignId)}${position}-a${attempt}`;
+}
+
+/** What every attempt token of a campaign starts with. */
+export function attemptTokenPrefix(campaignId: string): string {
+  return `lem-${campaignId}-p`;
+}
+
+/** Is `token` an attempt token of exactly this campaign (not of one whose id merely extends it)? */
+export function isCampaignToken(token: string, campaignId: string): boolean {
+  const prefix = attemptTokenPrefix(campaignId);
+  return token.startsWith(prefix) && /^\d+-a\d+$/.test(token.slice(prefix.length));
 }
 
 export interface DispatchOutcome {
@@ -60,6 +90,13 @@ export interface Runtime {
   dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome>;
   /** Stop a worker left behind by a killed orchestrator, given the handle it recorded. */
   reap(handle: string): Promise<void>;
+  /** The live workers of a campaign (by attempt token) wherever this runtime runs them. */
+  findWorkers(campaignId: string): Promise<LiveWorker[]>;
+  /**
+   * Stops every live worker of a campaign (SIGTERM, then SIGKILL after a grace period) and resolves
+   * once they are gone, with what it stopped; rejects when one cannot be stopped.
+   */
+  stopWorkers(campaignId: string): Promise<LiveWorker[]>;
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

@@ -127,7 +127,7 @@ describe('campaign runner', () => {
     mkdirSync(dir0, { recursive: true });
     writeFileSync(
       join(dir0, 'result.json'),
-      JSON.stringify(v1Result({ runId: runId('camp', 0), experimentId: r0.experimentId, cycle: 1, attempt: 1, backend: 'calibration', configPath: '', outDir: dir0, logPath: '', timeoutS: null })),
+      JSON.stringify(v1Result({ runId: runId('camp', 0), experimentId: r0.experimentId, cycle: 1, attempt: 1, backend: 'calibration', configPath: '', outDir: dir0, logPath: '', timeoutS: null, attemptToken: 'lem-camp-p0-a1' })),
     );
     const { outcome, runtime } = await go(root, manifest, () => 'ok');
     expect(outcome.status).toBe('completed');
@@ -135,6 +135,34 @@ describe('campaign runner', () => {
     expect(manifest.events('camp').filter((e) => e.kind === 'run_recovered').map((e) => e.position)).toEqual([0]);
     expect(manifest.run('camp', 1)?.attempt).toBe(2);
     expect(existsSync(join(runDir(root, 'camp', manifest.run('camp', 1)!, 2), 'result.json'))).toBe(true);
+  });
+
+  it('on resume stops every live worker of the campaign (found by token, no handle recorded) before dispatching anything', async () => {
+    const { root, manifest } = setup({ thermal_gap: 0 }, 2, 1);
+    // A kill -9 between markRunning and setHandle: the run is 'running' with a token but no handle.
+    manifest.markRunning('camp', 0, 1, 'lem-camp-p0-a1');
+    const runtime = scriptedRuntime(() => 'ok');
+    runtime.live = [
+      { token: 'lem-camp-p0-a1', pid: 4242, where: 'pid 4242' },
+      { token: 'lem-other-p0-a1', pid: 4343, where: 'pid 4343' },
+    ];
+    const notes: string[] = [];
+    const outcome = await executeCampaign('camp', { manifest, runtime, clock: fakeClock(), workspaceRoot: root, progress: { ...quiet, note: (m) => notes.push(m) } }, new AbortController().signal);
+    expect(outcome.status).toBe('completed');
+    expect(runtime.calls).toEqual(['stopWorkers', 'dispatch lem-camp-p0-a2', 'dispatch lem-camp-p1-a1']);
+    expect(runtime.live.map((w) => w.token)).toEqual(['lem-other-p0-a1']);
+    expect(manifest.events('camp').find((e) => e.kind === 'workers_stopped')?.detail).toEqual({ workers: [{ token: 'lem-camp-p0-a1', where: 'pid 4242' }] });
+    expect(notes.join('\n')).toMatch(/stopped 1 worker\(s\) left running by an earlier session: lem-camp-p0-a1/);
+    expect(manifest.runs('camp').map((r) => r.attemptToken)).toEqual(['lem-camp-p0-a2', 'lem-camp-p1-a1']);
+  });
+
+  it('says so when another campaign of the manifest is running', async () => {
+    const { root, manifest } = setup({ thermal_gap: 0 }, 1, 1);
+    manifest.createCampaign({ id: 'other', name: 'other', sourcePath: 'y.yaml', settings: manifest.campaign('camp')!.settings, notes: [], experiments: [], runs: [] });
+    manifest.claim('other', process.pid, 'elsewhere');
+    const notes: string[] = [];
+    await executeCampaign('camp', { manifest, runtime: scriptedRuntime(() => 'ok'), clock: fakeClock(), workspaceRoot: root, progress: { ...quiet, note: (m) => notes.push(m) } }, new AbortController().signal);
+    expect(notes).toContainEqual(expect.stringMatching(/^campaign other \(pid \d+ on elsewhere\) is running; runs will wait for the device lock/));
   });
 
   it('refuses, without claiming the campaign, a stored config this lem cannot read', async () => {

@@ -135,7 +135,7 @@ describe.skipIf(!runDockerTests)('remote transports against the local engine', (
       const spec = (script: string, timeoutS: number | null) => {
         const outDir = join(root, 'runs', campaignId, String(Math.random()).slice(2)); // only the campaign's run directory is mounted
         mkdirSync(outDir, { recursive: true });
-        return { runId: script, experimentId: 'e', cycle: 1, attempt: 1, backend: 'calibration' as const, configPath: join(outDir, 'c.json'), outDir, logPath: join(outDir, 'worker.log'), timeoutS };
+        return { runId: script, experimentId: 'e', cycle: 1, attempt: 1, backend: 'calibration' as const, configPath: join(outDir, 'c.json'), outDir, logPath: join(outDir, 'worker.log'), timeoutS, attemptToken: 'lem-remote-p0-a1' };
       };
       const ok = spec('echo over-ssh; exit 5', null);
       expect(await rt.dispatch(ok, new AbortController().signal, () => undefined)).toEqual({ exitCode: 5, timedOut: false, failureReason: null });

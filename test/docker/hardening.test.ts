@@ -57,7 +57,7 @@ describe.skipIf(!runDockerTests)('hardened service containers (real engine)', ()
     seq++;
     const outDir = join(root, 'runs', campaignId, `exp${seq}`, 'c1-a1');
     mkdirSync(outDir, { recursive: true });
-    return { runId: `${campaignId}:${seq}`, experimentId: `exp${seq}`, cycle: 1, attempt: 1, backend, configPath: join(outDir, 'config.json'), outDir, logPath: join(outDir, 'worker.log'), timeoutS: null };
+    return { runId: `${campaignId}:${seq}`, experimentId: `exp${seq}`, cycle: 1, attempt: 1, backend, configPath: join(outDir, 'config.json'), outDir, logPath: join(outDir, 'worker.log'), timeoutS: null, attemptToken: `lem-${campaignId}-p${seq}-a1` };
   }
   const scriptRuntime = (extra: Partial<DockerRuntimeOptions> = {}, env: Record<string, string> = {}) =>
     runtime({ workerCommand: (s) => ['sh', '-c', readFileSync(s.configPath, 'utf8')], ...extra }, env);

@@ -88,6 +88,7 @@ services:
       outDir,
       logPath: join(outDir, 'worker.log'),
       timeoutS,
+      attemptToken: `lem-${campaignId}-p${seq}-a1`,
     };
   }
 

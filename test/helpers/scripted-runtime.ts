@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DispatchOutcome, Runtime, RunSpec } from '../../src/runtime/types.js';
+import type { DispatchOutcome, LiveWorker, Runtime, RunSpec } from '../../src/runtime/types.js';
 
 export type Script = (spec: RunSpec) => 'ok' | 'exit1' | 'bad-result' | 'hang';
 
@@ -38,6 +38,10 @@ export interface ScriptedRuntime extends Runtime {
   dispatched: RunSpec[];
   prepared: string[][];
   shutdowns: number;
+  /** Workers the test pretends were left running (by token); stopWorkers empties it. */
+  live: LiveWorker[];
+  /** Calls in order: 'stopWorkers' and 'dispatch <token>' (to check stop-before-dispatch). */
+  calls: string[];
 }
 
 export function scriptedRuntime(script: Script): ScriptedRuntime {
@@ -46,11 +50,23 @@ export function scriptedRuntime(script: Script): ScriptedRuntime {
     dispatched: [],
     prepared: [],
     shutdowns: 0,
+    live: [],
+    calls: [],
+    async findWorkers(campaignId) {
+      return rt.live.filter((w) => w.token.startsWith(`lem-${campaignId}-`));
+    },
+    async stopWorkers(campaignId) {
+      rt.calls.push('stopWorkers');
+      const mine = rt.live.filter((w) => w.token.startsWith(`lem-${campaignId}-`));
+      rt.live = rt.live.filter((w) => !mine.includes(w));
+      return mine;
+    },
     async prepare(backends) {
       rt.prepared.push([...backends]);
     },
     async dispatch(spec, signal, onStarted): Promise<DispatchOutcome> {
       rt.dispatched.push(spec);
+      rt.calls.push(`dispatch ${spec.attemptToken}`);
       onStarted(`scripted:${spec.runId}:${spec.attempt}`);
       const what = script(spec);
       writeFileSync(spec.logPath, `scripted ${what}\n`);

@@ -1,7 +1,7 @@
 """Command line: `python3 -m lem_worker run CONFIG.json --out DIR` and `python3 -m lem_worker health`.
 
 Exit codes: 0 success (DIR/result.json written atomically), 2 bad config, 1 runtime failure,
-143 terminated by SIGTERM/SIGINT. On failure a one-paragraph reason goes to stderr and no
+75 gave up waiting for a device lock (measurement.device_lock_timeout_s), 143 terminated by SIGTERM/SIGINT. On failure a one-paragraph reason goes to stderr and no
 result.json is written.
 """
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main(argv: list[str]) -> int:
     run_p = sub.add_parser("run", help="run one experiment and write DIR/result.json")
     run_p.add_argument("config", help="CONFIG.json written by the orchestrator")
     run_p.add_argument("--out", required=True, help="directory for result.json")
+    run_p.add_argument("--attempt-token", default=None,
+                       help="the orchestrator's id of this attempt (how `campaign resume` finds a live worker)")
     sub.add_parser("health", help="print one JSON line describing this interpreter")
     try:
         args = parser.parse_args(argv)
@@ -72,6 +74,8 @@ def main(argv: list[str]) -> int:
 
         return print_health()
 
+    if args.attempt_token:
+        os.environ["LEM_ATTEMPT_TOKEN"] = args.attempt_token
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:

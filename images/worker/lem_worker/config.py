@@ -91,6 +91,8 @@ class MeasurementCfg:
     baseline_max_drift: float = 0.05
     gpu_ids: Optional[list[int]] = None
     timeout_s: Optional[float] = None
+    #: How long to wait for another measurement to release this run's devices (see devicelock.py).
+    device_lock_timeout_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ def _measurement(obj: Mapping[str, Any]) -> MeasurementCfg:
         baseline_max_drift=_positive(_get(obj, "baseline_max_drift", p, float, 0.05), f"{p}.baseline_max_drift"),
         gpu_ids=gpu_ids,
         timeout_s=_positive(timeout, f"{p}.timeout_s") if timeout is not None else None,
+        device_lock_timeout_s=_positive(_get(obj, "device_lock_timeout_s", p, float, 3600.0), f"{p}.device_lock_timeout_s"),
     )
     if m.sample_interval_ms < 10:
         raise ConfigError(f"{p}.sample_interval_ms: must be >= 10, got {m.sample_interval_ms}")

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from lem_worker.calibration import make_burn, run_burn
 from lem_worker.config import WorkerConfig
+from lem_worker.devicelock import DeviceLock, device_keys, holder_info
 from lem_worker.energy.meter import Meter
 from lem_worker.environment import base_environment, module_version
 from lem_worker.errors import ConfigError, Terminated
@@ -45,6 +46,13 @@ def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
     return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
 
 
+def lock_for_run(cfg: WorkerConfig, meter: Meter, stop: threading.Event) -> DeviceLock:
+    """The device lock of a run: the GPUs its meter measures (by NVML UUID), or the host (`cpu`)."""
+    uuids = [g.uuid for g in meter.session.gpus] if meter.session is not None and meter.has_gpu else []
+    return DeviceLock(device_keys(uuids), cfg.experiment.measurement.device_lock_timeout_s,
+                      holder_info(cfg.run.run_id, cfg.run.attempt), stop=stop)
+
+
 def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     cal = cfg.experiment.calibration
     assert cal is not None
@@ -57,15 +65,19 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
         cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(
             exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=[0])))  # the burn runs on cuda:0
     meter = make_meter(cfg, sync=burn.sync, **meter_kwargs)
+    lock = lock_for_run(cfg, meter, stop)
     try:
+        lock.acquire()  # held over idle baseline + window: one measurement per device at a time
         meter.start()
         baseline = meter.idle_baseline(cfg.experiment.measurement.idle_baseline_s, stop)
         if stop.is_set():
             raise Terminated("stopped during the idle baseline")
         log(f"calibration: {burn.engine} matmul n={burn.n} {cal.dtype} for {cal.duration_s}s")
+        win_started = utc_now_iso()
         h = meter.begin("steady")
         stats = run_burn(burn, cal.duration_s, stop.is_set)
         win = meter.end(h)
+        win_ended = utc_now_iso()
         if stop.is_set():
             raise Terminated("stopped during the measured window")
         ms = MetricSet()
@@ -91,14 +103,18 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
             notes.append("energy_total_j sums only the measured domains: " + ", ".join(energy["total_domains"]))
         window = {"duration_s": win.duration_s, "min_s": cfg.experiment.measurement.min_window_s,
                   "repetitions": stats.iterations, "short": win.duration_s < cfg.experiment.measurement.min_window_s,
-                  "rule": "calibration runs for calibration.duration_s; flagged when shorter than measurement.min_window_s"}
+                  "rule": "calibration runs for calibration.duration_s; flagged when shorter than measurement.min_window_s",
+                  "started_at": win_started, "ended_at": win_ended}
         ended_at = utc_now_iso()
         env["ended_at"] = ended_at
-        return build_result(cfg, started_at, ended_at, ms, energy, meter, None, window, None, validation, env, notes,
-                            workload={"kind": "calibration", "engine": burn.engine, "matrix_size": burn.n,
-                                      "dtype": cal.dtype, "device": cal.device})
+        result = build_result(cfg, started_at, ended_at, ms, energy, meter, None, window, None, validation, env, notes,
+                              workload={"kind": "calibration", "engine": burn.engine, "matrix_size": burn.n,
+                                        "dtype": cal.dtype, "device": cal.device})
+        result["device_lock"] = lock.record
+        return result
     finally:
         meter.close()
+        lock.release()
 
 
 def run_experiment(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:

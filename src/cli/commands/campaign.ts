@@ -92,7 +92,7 @@ function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
       log.info({ event: 'run_ended', ...e, progress: p });
       const mark = e.status === 'succeeded' ? 'ok' : e.status === 'interrupted' ? 'INTERRUPTED' : e.willRetry ? 'FAILED (will retry)' : 'FAILED';
       ctx.err(
-        `    ${mark} in ${e.seconds.toFixed(1)}s${e.error ? ` — ${e.error}` : ''} | done ${p.done}, failed ${p.failed}, remaining ${p.remaining} | ETA ${duration(p.etaS)}`,
+        `    ${mark} in ${e.seconds.toFixed(1)}s${e.deviceWaitS ? ` (waited ${e.deviceWaitS.toFixed(1)}s for the device lock)` : ''}${e.error ? ` — ${e.error}` : ''} | done ${p.done}, failed ${p.failed}, remaining ${p.remaining} | ETA ${duration(p.etaS)}`,
       );
     },
     waiting: (s) => {

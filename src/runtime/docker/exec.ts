@@ -198,3 +198,94 @@ export function pidLineFilter(out: Writable, onPid: (pid: number, startTime: str
     },
   });
 }
+
+/**
+ * Python run inside a service container to find (and with `stop`, stop) the workers whose
+ * `--attempt-token` argument starts with a prefix: prints one `pid token` line per worker found;
+ * stop sends SIGTERM to each one's process tree, SIGKILL after the grace, and waits until they
+ * are gone (exit 3 when one is still there).
+ */
+const WORKERS_PY = `
+import os, sys, time
+prefix, mode, grace = sys.argv[1], sys.argv[2], float(sys.argv[3])
+me = os.getpid()
+def stat(p):
+    try:
+        with open('/proc/%d/stat' % p) as f:
+            return f.read().rsplit(')', 1)[1].split()
+    except (OSError, IndexError):
+        return None
+def token(p):
+    try:
+        with open('/proc/%d/cmdline' % p, 'rb') as f:
+            args = f.read().decode('utf-8', 'replace').split('\\0')
+    except OSError:
+        return None
+    if '--attempt-token' in args:
+        i = args.index('--attempt-token')
+        if i + 1 < len(args) and args[i + 1].startswith(prefix):
+            return args[i + 1]
+    return None
+def scan():
+    out = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit() and int(d) != me:
+            t = token(int(d))
+            s = stat(int(d))
+            if t is not None and s is not None and s[0] not in ('Z', 'X'):
+                out[int(d)] = (t, s[19])
+    return out
+found = scan()
+for pid, (t, _) in sorted(found.items()):
+    print('%d %s' % (pid, t), flush=True)
+if mode != 'stop' or not found:
+    sys.exit(0)
+def alive(pid):
+    s = stat(pid)
+    return s is not None and s[0] not in ('Z', 'X') and s[19] == found[pid][1]
+def kill_trees(sig):
+    kids = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            s = stat(int(d))
+            if s:
+                kids.setdefault(int(s[1]), []).append(int(d))
+    for root in [p for p in found if alive(p)]:
+        todo = [root]
+        while todo:
+            p = todo.pop()
+            todo.extend(kids.get(p, []))
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+def wait(seconds):
+    end = time.time() + seconds
+    while time.time() < end and any(alive(p) for p in found):
+        time.sleep(0.05)
+kill_trees(15)
+wait(grace)
+kill_trees(9)
+wait(5)
+sys.exit(3 if any(alive(p) for p in found) else 0)
+`;
+
+/** Workers (pid, token) in a container whose attempt token starts with `prefix`; with stop, stopped. */
+export async function workersInContainer(
+  docker: Docker,
+  containerId: string,
+  prefix: string,
+  mode: 'find' | 'stop',
+  graceS: number,
+): Promise<{ workers: Array<{ pid: number; token: string }>; result: ExecResult }> {
+  const result = await execCapture(docker, containerId, ['python3', '-c', WORKERS_PY, prefix, mode, String(graceS)], {
+    user: '0',
+    timeoutMs: (graceS + 15) * 1000,
+  });
+  const workers: Array<{ pid: number; token: string }> = [];
+  for (const line of result.stdout.split('\n')) {
+    const m = /^(\d+) (\S+)$/.exec(line.trim());
+    if (m) workers.push({ pid: Number(m[1]), token: m[2] ?? '' });
+  }
+  return { workers, result };
+}

@@ -37,6 +37,8 @@ export interface LifecycleHost extends ReadinessHost {
   /** Mount the HF cache read-write (decided per campaign at prepare). */
   hfWritable(): boolean;
   extraBinds: readonly string[];
+  /** Prepares host directories the binds need (a local engine only), e.g. the shared device-lock directory. */
+  prepareLocalHost(): void;
   /** Recreations of one service's container allowed per session (default 3). */
   maxRecreations: number;
   /** First pause before a recreation; doubles each time (default 1000 ms). */
@@ -122,6 +124,7 @@ export function createLifecycle(host: LifecycleHost): Lifecycle {
     if (host.engine().endpoint.local) {
       // Create the host directories ourselves so they belong to the user, not to root via dockerd.
       for (const dir of [campaignRunsDir(c), host.hfHome()]) mkdirSync(dir, { recursive: true });
+      host.prepareLocalHost();
     }
     let container: Docker.Container | null = null;
     let number = await nextContainerNumber(c, state.name);

@@ -17,10 +17,10 @@ import { chmodSync, createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../results/schema.js';
-import type { DispatchOutcome, Runtime, RunSpec, RuntimeContext } from '../types.js';
+import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext } from '../types.js';
 import { describeError, statusCode } from './engine.js';
-import { killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit } from './exec.js';
-import { createServices, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
+import { killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
+import { createServices, LABELS, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
 
@@ -118,7 +118,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         // the log still works; its mode is cosmetic
       }
     });
-    const worker = opts.workerCommand?.(spec) ?? ['python3', '-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir];
+    const worker = opts.workerCommand?.(spec) ?? ['python3', '-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir, '--attempt-token', spec.attemptToken];
     const user = services.execUser();
 
     let exec: Docker.Exec;
@@ -129,7 +129,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         AttachStdout: true,
         AttachStderr: true,
         Tty: false,
-        Env: services.workerEnv(spec.backend),
+        Env: [...services.workerEnv(spec.backend), `LEM_ATTEMPT_TOKEN=${spec.attemptToken}`],
         WorkingDir: spec.outDir,
         ...(user ? { User: user } : {}),
       });
@@ -221,8 +221,48 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     return { exitCode, timedOut: false, failureReason: null };
   }
 
+  /**
+   * Finds (or stops) the campaign's workers in every running container labelled for the campaign —
+   * the service containers this session holds and any left by a killed orchestrator — by the
+   * attempt token on their command line, so a worker whose handle was never recorded is found too.
+   */
+  async function campaignWorkers(campaignId: string, mode: 'find' | 'stop'): Promise<LiveWorker[]> {
+    const d = services.docker();
+    let containers: Docker.ContainerInfo[];
+    try {
+      containers = await d.listContainers({ filters: { label: [`${LABELS.campaign}=${campaignId}`], status: ['running'] } });
+    } catch (err) {
+      throw fail(`cannot list the containers of campaign ${campaignId} to look for leftover workers: ${describeError(err)}`);
+    }
+    const out: LiveWorker[] = [];
+    for (const c of containers) {
+      const name = (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, '');
+      let found: Awaited<ReturnType<typeof workersInContainer>>;
+      try {
+        found = await workersInContainer(d, c.Id, attemptTokenPrefix(campaignId), mode, killGraceMs / 1000);
+      } catch (err) {
+        if (statusCode(err) === 404 || statusCode(err) === 409) continue; // gone or stopped meanwhile
+        throw fail(`cannot look for leftover workers in ${name}: ${describeError(err)}`);
+      }
+      const mine = found.workers.filter((w) => isCampaignToken(w.token, campaignId));
+      out.push(...mine.map((w) => ({ token: w.token, pid: w.pid, where: `pid ${w.pid} in ${name}` })));
+      if (mode === 'stop' && found.result.exitCode !== 0 && found.result.exitCode !== null) {
+        throw fail(`could not stop leftover worker(s) ${mine.map((w) => w.token).join(', ')} in ${name}: ${found.result.stderr.trim() || `exit ${found.result.exitCode}`}`);
+      }
+    }
+    return out;
+  }
+
   return {
     name: 'docker',
+
+    findWorkers(campaignId: string) {
+      return campaignWorkers(campaignId, 'find');
+    },
+
+    stopWorkers(campaignId: string) {
+      return campaignWorkers(campaignId, 'stop');
+    },
 
     serviceContainers() {
       return services.containers();

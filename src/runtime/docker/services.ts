@@ -18,7 +18,7 @@
  * root) SUDO_UID:SUDO_GID, or the owner of the state directory, or 65534:65534 (nobody) when
  * those are root too. Files it writes in the run directory are then the user's, not root's.
  */
-import { chownSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -103,6 +103,9 @@ export interface Services {
   release(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
 }
 
+/** Where workers take their device locks unless LEM_LOCK_DIR says otherwise (as the worker's default). */
+const DEFAULT_LOCK_DIR = '/tmp/lem-device-locks';
+
 export function createServices(opts: ServiceOptions = {}): Services {
   const env = opts.env ?? process.env;
   const hfToken = env['HF_TOKEN'] || env['HUGGING_FACE_HUB_TOKEN'] || '';
@@ -170,12 +173,27 @@ export function createServices(opts: ServiceOptions = {}): Services {
     return user.value;
   }
 
+  /** The host's device-lock directory, bind-mounted at the same path so workers in every container share the locks. */
+  function lockDir(): string {
+    return env['LEM_LOCK_DIR'] || DEFAULT_LOCK_DIR;
+  }
+
+  /** On a local engine: the lock directory exists and is shared by workers of any uid (sticky, world-writable). */
+  function prepareLocalHost(): void {
+    mkdirSync(lockDir(), { recursive: true });
+    try {
+      chmodSync(lockDir(), 0o1777);
+    } catch {
+      // someone else's directory: it is theirs to keep shareable
+    }
+  }
+
   function execUser(): string | undefined {
     return workerUser() ?? undefined;
   }
 
   function workerEnv(withToken: boolean | BackendName): string[] {
-    const e = ['PYTHONUNBUFFERED=1'];
+    const e = ['PYTHONUNBUFFERED=1', `LEM_LOCK_DIR=${lockDir()}`];
     if (opts.mountWorker) e.push(`PYTHONPATH=${WORKER_MOUNT}`);
     const token = typeof withToken === 'boolean' ? withToken : HUB_BACKENDS.has(withToken);
     if (token && hfToken) e.push(`HF_TOKEN=${hfToken}`);
@@ -213,7 +231,8 @@ export function createServices(opts: ServiceOptions = {}): Services {
     workerMount: opts.mountWorker ? workerDir() : null,
     user: workerUser,
     hfWritable: () => hfAccess?.writable ?? false,
-    extraBinds: opts.extraBinds ?? [],
+    extraBinds: [`${lockDir()}:${lockDir()}`, ...(opts.extraBinds ?? [])],
+    prepareLocalHost,
     maxRecreations: opts.maxRecreations ?? 3,
     recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
   };

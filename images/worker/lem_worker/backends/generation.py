@@ -205,7 +205,7 @@ def _phase(win: Optional[WindowEnergy], reps: int, reason: Optional[str]) -> dic
 
 def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, started_at: str,
                    **meter_kwargs: Any) -> dict[str, Any]:
-    from lem_worker.runner import make_meter
+    from lem_worker.runner import lock_for_run, make_meter
     from lem_worker.timeutil import utc_now_iso
 
     exp = cfg.experiment
@@ -217,7 +217,9 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=list(gen.gpu_ids))))
         notes.append(gen.gpu_note or f"measuring the GPU(s) holding the model: CUDA device(s) {gen.gpu_ids}")
     meter: Meter = make_meter(cfg, sync=gen.sync, **meter_kwargs)
+    lock = lock_for_run(cfg, meter, stop)
     try:
+        lock.acquire()  # held over idle baseline + warm-up + windows: one measurement per device at a time
         meter.start()
         baseline = meter.idle_baseline(exp.measurement.idle_baseline_s, stop)
         if stop.is_set():
@@ -226,6 +228,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         warm = run_warmup(exp.warmup, gen.warm_step, stop)
         meter.end(h)
         log(f"steady window: full passes until >= {exp.measurement.min_window_s:g}s")
+        win_started = utc_now_iso()
         h = meter.begin("steady")
         stats, reps, _ = repeat_until(gen.run_pass, False, exp.measurement.min_window_s, stop, max_reps)
         win = meter.end(h)
@@ -236,6 +239,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             h = meter.begin("prefill")
             _, pre_reps, _ = repeat_until(gen.run_pass, True, exp.measurement.min_window_s, stop, max_reps)
             pre_win = meter.end(h)
+        win_ended = utc_now_iso()  # end of the last measured window (steady, then prefill)
         if stats.requests and stats.failed == stats.requests:
             raise WorkerError(f"every request failed; first error: {stats.errors[0] if stats.errors else 'unknown'}")
         ms = MetricSet()
@@ -321,7 +325,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
                   "short": d < exp.measurement.min_window_s,
                   "rule": "full passes over the prompt set, repeated until the window reaches measurement.min_window_s",
                   "prefill_repetitions": pre_reps if split else None,
-                  "prefill_duration_s": pre_win.duration_s if pre_win else None}
+                  "prefill_duration_s": pre_win.duration_s if pre_win else None,
+                  "started_at": win_started, "ended_at": win_ended}
         workload = {
             "kind": "llm_generation",
             "prompts": exp.prompts.source,
@@ -337,6 +342,10 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         workload.update(gen.workload_extra)
         ended_at = utc_now_iso()
         env["ended_at"] = ended_at
-        return build_result(cfg, started_at, ended_at, ms, energy, meter, warm, window, phases, validation, env, notes, workload)
+        result = build_result(cfg, started_at, ended_at, ms, energy, meter, warm, window, phases, validation, env, notes,
+                              workload)
+        result["device_lock"] = lock.record
+        return result
     finally:
         meter.close()
+        lock.release()
