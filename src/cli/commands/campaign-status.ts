@@ -34,7 +34,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     }
     ctx.out(`${c.id}  (${c.name}) — ${c.status}${c.ownerPid ? ` by pid ${c.ownerPid}` : ''}`);
     ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
-    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
+    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${typeof c.settings.thermal_gap === 'number' ? `${c.settings.thermal_gap}s` : JSON.stringify(c.settings.thermal_gap)}, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
     ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
     if (perExperiment) {
       ctx.out('');

@@ -17,9 +17,9 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../results/schema.js';
-import type { DispatchOutcome, Runtime, RunSpec, RuntimeContext } from '../types.js';
+import type { DispatchOutcome, Runtime, RunSpec, RuntimeContext, WorkerToolResult } from '../types.js';
 import { describeError, statusCode } from './engine.js';
-import { killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit } from './exec.js';
+import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit } from './exec.js';
 import { createServices, type ServiceOptions, type ServiceState } from './services.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
@@ -244,6 +244,17 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
 
     async shutdown({ keepServices }: { keepServices: boolean }): Promise<void> {
       await services.release({ keepServices });
+    },
+
+    /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
+    async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
+      const state = await services.readyForRun(backend);
+      const user = services.execUser();
+      return execCapture(services.docker(), state.containerId, ['python3', '-m', 'lem_worker', ...args], {
+        env: services.workerEnv(false),
+        timeoutMs: timeoutS * 1000,
+        ...(user ? { user } : {}),
+      });
     },
   };
 }
