@@ -133,6 +133,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .action((id: string | undefined, o: { json?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonStatusCommand(ctx(), id, o)));
 
+  program
+    .command('calibrate')
+    .description('measure idle temperature/power, the energy counter update period and the time back to idle after a burn; recommend thermal_gap and min_window_s')
+    .addOption(new Option('--runtime <name>', 'where the worker runs').choices(['local', 'docker']).default('local'))
+    .option('--gpus <list>', 'comma-separated GPU indices (default: all visible)')
+    .option('--out <file>', 'calibration file to write (a campaign references it as calibration_file:)', 'calibration.json')
+    .option('--burn-s <s>', 'seconds of calibration burn', '60')
+    .option('--idle-s <s>', 'seconds of idle sampling before the burn', '10')
+    .option('--settle-max-s <s>', 'stop waiting for idle after this long', '600')
+    .option('--json', 'machine-readable output')
+    .action((o: import('./commands/calibrate.js').CalibrateCli) => later(async () => (await import('./commands/calibrate.js')).calibrateCommand(ctx(), o)));
+
   const images = program.command('images').description('backend container images');
   images
     .command('build [backends...]')

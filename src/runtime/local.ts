@@ -110,7 +110,7 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
         execFile(
           python,
           ['-m', 'lem_worker', ...args],
-          { env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' }, timeout: timeoutS * 1000, maxBuffer: 4 * 1024 * 1024 },
+          { env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' }, timeout: Math.round(timeoutS * 1000), maxBuffer: 4 * 1024 * 1024 },
           (err, stdout, stderr) => {
             const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
             resolve({ exitCode: code, stdout, stderr: err && code === null ? `${stderr}${err.message}` : stderr });
