@@ -160,3 +160,28 @@ describe('daemon kill storm', () => {
     expect(workersOf(state)).toEqual([]);
   }, 180_000);
 });
+
+describe('lem daemon start / stop / status', () => {
+  it('start detaches a daemon that holds the lock; a second start is refused; stop ends it cleanly', async () => {
+    const state = tempDir();
+    const started = lem(['--state', state, 'daemon', 'start', SCHEDULED]);
+    expect(started.code, started.stderr).toBe(0);
+    const pid = Number(/daemon started: pid (\d+)/.exec(started.stdout)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    const st = JSON.parse(lem(['--state', state, 'daemon', 'status', '--json']).stdout) as { daemon: { running: boolean; pid: number }; next_fire: string | null; fires_left: number; fires_done: number };
+    expect(st.daemon).toMatchObject({ running: true, pid });
+    expect(st.next_fire).not.toBeNull();
+    expect(st.fires_done + st.fires_left).toBe(3);
+
+    const again = lem(['--state', state, 'daemon', 'start', SCHEDULED]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(new RegExp(`already has a daemon: process ${pid}`));
+
+    const stopped = lem(['--state', state, 'daemon', 'stop']);
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toMatch(/stopped/);
+    const after = JSON.parse(lem(['--state', state, 'daemon', 'status', '--json']).stdout) as { daemon: { running: boolean; end_reason: string } };
+    expect(after.daemon).toMatchObject({ running: false, end_reason: 'stopped' });
+    expect(workersOf(state)).toEqual([]);
+  }, 90_000);
+});
