@@ -172,7 +172,18 @@ export interface DaemonStatus {
   cycles_left: number;
   run_in_progress: { position: number; cycle: number; experiment_id: string; started_at: string | null } | null;
   last_error: string | null;
-  fires: Array<{ seq: number; slot: string; started_at: string; ended_at: string | null; status: string; late: boolean; cycles: number[]; error: string | null }>;
+  /** Each fire: its slot (the scheduled start), when it started, and each of its runs' actual start. */
+  fires: Array<{
+    seq: number;
+    slot: string;
+    started_at: string;
+    ended_at: string | null;
+    status: string;
+    late: boolean;
+    cycles: number[];
+    error: string | null;
+    runs: Array<{ position: number; cycle: number; status: string; scheduled_at: string; started_at: string | null }>;
+  }>;
 }
 
 /** `daemon status`: read-only, safe while a daemon writes. */
@@ -191,6 +202,7 @@ export function daemonStatus(manifest: Manifest, campaignId: string, now: Date):
   const left = ended ? 0 : max !== undefined ? Math.min(Math.max(0, max - fires.length), byCycles) : byCycles;
   const nextFire = ended || left === 0 ? null : math.next(cursor.getTime() > now.getTime() ? cursor : now);
   const running = manifest.runs(c.id, ['running'])[0];
+  const runLinks = store.runFires(c.id);
   return {
     campaign_id: c.id,
     campaign_status: c.status,
@@ -211,7 +223,17 @@ export function daemonStatus(manifest: Manifest, campaignId: string, now: Date):
     cycles_left: cyclesLeft,
     run_in_progress: running ? { position: running.position, cycle: running.cycle, experiment_id: running.experimentId, started_at: running.startedAt } : null,
     last_error: d?.lastError ?? null,
-    fires: fires.map((f) => ({ seq: f.seq, slot: f.slot, started_at: f.startedAt, ended_at: f.endedAt, status: f.status, late: f.late, cycles: f.cycles, error: f.error })),
+    fires: fires.map((f) => ({
+      seq: f.seq,
+      slot: f.slot,
+      started_at: f.startedAt,
+      ended_at: f.endedAt,
+      status: f.status,
+      late: f.late,
+      cycles: f.cycles,
+      error: f.error,
+      runs: runLinks.filter((r) => r.fireSlot === f.slot).map((r) => ({ position: r.position, cycle: r.cycle, status: r.status, scheduled_at: f.slot, started_at: r.startedAt })),
+    })),
   };
 }
 

@@ -235,12 +235,12 @@ export class FireStore {
   }
 
   /** Per run of the campaign: the fire it belongs to, with scheduled and actual start. */
-  runFires(campaignId: string): Array<{ position: number; cycle: number; status: string; fireSlot: string | null; scheduledAt: string | null; startedAt: string | null }> {
+  runFires(campaignId: string): Array<{ position: number; cycle: number; status: string; fireSlot: string | null; startedAt: string | null }> {
     return this.db
       .prepare<[string], { position: number; cycle: number; status: string; fire_slot: string | null; started_at: string | null }>(
         'SELECT position, cycle, status, fire_slot, started_at FROM runs WHERE campaign_id = ? ORDER BY position',
       )
       .all(campaignId)
-      .map((r) => ({ position: r.position, cycle: r.cycle, status: r.status, fireSlot: r.fire_slot, scheduledAt: r.fire_slot, startedAt: r.started_at }));
+      .map((r) => ({ position: r.position, cycle: r.cycle, status: r.status, fireSlot: r.fire_slot, startedAt: r.started_at }));
   }
 }

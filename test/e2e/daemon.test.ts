@@ -92,8 +92,15 @@ describe('lem daemon run (real time)', () => {
       }
     }
 
-    const after = JSON.parse(lem(['--state', state, 'daemon', 'status', '--json']).stdout) as { fires_done: number; fires_left: number; next_fire: string | null; daemon: { running: boolean; end_reason: string } };
+    const after = JSON.parse(lem(['--state', state, 'daemon', 'status', '--json']).stdout) as {
+      fires_done: number;
+      fires_left: number;
+      next_fire: string | null;
+      daemon: { running: boolean; end_reason: string };
+      fires: Array<{ slot: string; runs: Array<{ cycle: number; scheduled_at: string; started_at: string }> }>;
+    };
     expect(after).toMatchObject({ fires_done: 3, fires_left: 0, next_fire: null, daemon: { running: false, end_reason: 'max_fires_reached' } });
+    expect(after.fires.map((f) => f.runs.map((r) => [r.cycle, r.scheduled_at]))).toEqual(fires.map((f, i) => [[i + 1, f.slot]]));
     const log = readFileSync(join(state, 'daemon', `${/campaign (scheduled-\S+):/.exec(stderr)?.[1]}.log`), 'utf8').trim().split('\n');
     expect(log.map((l) => (JSON.parse(l) as { event: string }).event)).toContain('fire_started');
   }, 90_000);
