@@ -4,6 +4,7 @@
  * near the calibrated idle, never less than min_s nor more than max_s. Without a sensor the fixed
  * min_s applies and the reason says so.
  */
+import { z } from 'zod';
 import type { IdleReference, ThermalGap } from '../config/campaign.js';
 import type { ThermalReading } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
@@ -16,6 +17,23 @@ export interface GapRecord {
   reason: 'fixed' | 'reached' | 'max_reached' | 'no_sensor' | 'interrupted';
   /** Why there was no sensor reading, when reason is no_sensor. */
   detail: string | null;
+}
+
+/** What `python3 -m lem_worker thermal --json` prints (validated, never trusted as cast). */
+export const WorkerThermal = z.object({
+  gpus: z.array(z.object({ index: z.number().int(), temp_c: z.number().nullable(), power_w: z.number().nullable() })),
+  reason: z.string().nullable(),
+});
+
+/** Parses the thermal probe's last output line; a reading with the reason when it is not one. */
+export function parseThermal(stdout: string): ThermalReading {
+  try {
+    const parsed = WorkerThermal.safeParse(JSON.parse(stdout.trim().split('\n').pop() ?? ''));
+    if (parsed.success) return parsed.data;
+    return { gpus: [], reason: `the worker's thermal probe printed an unexpected reading: ${parsed.error.issues[0]?.message ?? ''}` };
+  } catch {
+    return { gpus: [], reason: `the worker's thermal probe printed no JSON: ${stdout.slice(0, 200)}` };
+  }
 }
 
 /** Reads the next run's GPUs; null when the runtime cannot (no worker tool). */

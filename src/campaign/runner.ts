@@ -11,7 +11,7 @@ import type { Runtime, RunSpec, ThermalReading } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { ExperimentConfig } from '../config/experiment.js';
-import { nominalGapS, waitThermalGap, type GapRecord } from './gap.js';
+import { nominalGapS, parseThermal, waitThermalGap, type GapRecord } from './gap.js';
 
 export interface RunEvent {
   position: number;
@@ -276,9 +276,5 @@ async function readThermal(runtime: Runtime, config: ExperimentConfig): Promise<
   const args = ['thermal', '--json', ...(gpus && gpus.length ? ['--gpus', gpus.join(',')] : [])];
   const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30);
   if (r.exitCode !== 0) return { gpus: [], reason: `the worker's thermal probe exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}` };
-  try {
-    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as ThermalReading;
-  } catch {
-    return { gpus: [], reason: `the worker's thermal probe printed no JSON: ${r.stdout.slice(0, 200)}` };
-  }
+  return parseThermal(r.stdout);
 }

@@ -85,3 +85,13 @@ describe('thermal gap', () => {
     expect(ThermalGap.safeParse({ min_s: 10, max_s: 5, until_temp_c: 40 }).success).toBe(false);
   });
 });
+
+describe('the worker thermal reading', () => {
+  it('is validated: a reading, a no-sensor reason, or the reason it is not one', async () => {
+    const { parseThermal } = await import('../../src/campaign/gap.js');
+    expect(parseThermal('noise\n{"gpus": [{"index": 0, "temp_c": 41.5, "power_w": null}], "reason": null}\n')).toEqual({ gpus: [{ index: 0, temp_c: 41.5, power_w: null }], reason: null });
+    expect(parseThermal('{"gpus": [], "reason": "no NVML"}')).toEqual({ gpus: [], reason: 'no NVML' });
+    expect(parseThermal('{"gpus": [{"index": "zero"}], "reason": null}').reason).toMatch(/unexpected reading/);
+    expect(parseThermal('Traceback').reason).toMatch(/no JSON/);
+  });
+});
