@@ -52,8 +52,9 @@ function fake(dir: string, tau: number): string {
 describe('thermal gaps through the worker (fake cooling curve)', () => {
   it('waits until the fake GPU has cooled to the target, and records each gap', () => {
     const dir = tempDir();
-    // 80 → 50 °C with a 3 s time constant: about 3.3 s after each run ends.
-    const env = { LEM_FAKE_THERMAL: fake(dir, 3) };
+    // 80 → 50 °C with a 10 s time constant: about 11 s after the run ends (still hot at the first
+    // reading even when a loaded machine needs seconds to start the probe).
+    const env = { LEM_FAKE_THERMAL: fake(dir, 10) };
     const r = lem(['--state', dir, 'campaign', 'run', campaign(dir, 'cool', '{min_s: 0.2, max_s: 60, until_temp_c: 50}')], { env });
     expect(r.code, r.stderr).toBe(0);
     const g = gaps(dir);
