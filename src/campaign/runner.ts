@@ -7,13 +7,14 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec } from '../runtime/types.js';
+import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
 import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 import { checkWindow, recordOrphanWindows } from './windows.js';
+import { nominalGapS, parseThermal, waitThermalGap, type GapRecord } from './gap.js';
 
 export interface RunEvent {
   position: number;
@@ -48,6 +49,13 @@ export interface ProgressSink {
     p: Progress,
   ): void;
   waiting(seconds: number): void;
+  /** A thermal gap ended (optional: how long it waited and why it stopped waiting). */
+  gapEnded?(gap: GapRecord): void;
+}
+
+export interface ExecuteOptions {
+  /** Only the runs of these cycles (a scheduled fire); default every cycle. */
+  cycles?: readonly number[];
 }
 
 export interface RunnerDeps {
@@ -78,7 +86,7 @@ export function runDir(workspaceRoot: string, campaignId: string, run: { experim
  * Runs (or resumes) a campaign until every run succeeded, failed after its retries, or the signal
  * aborts. Safe to call again after any crash: succeeded runs are never re-run or re-recorded.
  */
-export async function executeCampaign(campaignId: string, deps: RunnerDeps, signal: AbortSignal): Promise<CampaignOutcome> {
+export async function executeCampaign(campaignId: string, deps: RunnerDeps, signal: AbortSignal, opts: ExecuteOptions = {}): Promise<CampaignOutcome> {
   const { manifest, runtime, clock, progress } = deps;
   const campaign = manifest.findCampaign(campaignId);
   const settings = campaign.settings;
@@ -97,18 +105,25 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     const recovered = await recoverInFlight(campaign.id, deps);
     if (recovered > 0) progress.note(`recovered ${recovered} run(s) left in flight by an earlier session`);
 
-    const todo = manifest.runs(campaign.id, ['pending', 'interrupted', 'failed']);
-    const total = manifest.runs(campaign.id).length;
+    const inScope = (r: RunRow): boolean => opts.cycles === undefined || opts.cycles.includes(r.cycle);
+    const todo = manifest.runs(campaign.id, ['pending', 'interrupted', 'failed']).filter(inScope);
+    const total = manifest.runs(campaign.id).filter(inScope).length;
     let done = total - todo.length;
     let failed = 0;
-    const startedMs = clock.monotonicMs();
     let attemptsTimed = 0;
-    const progressNow = (remaining: number): Progress => ({
+    let runSeconds = 0;
+    let gapSeconds = 0;
+    let gapsTimed = 0;
+    // ETA: mean run time × runs left, plus the gaps still ahead (mean measured gap, or the nominal one before any).
+    const progressNow = (remaining: number, gapsAhead: number): Progress => ({
       done,
       failed,
       remaining,
       total,
-      etaS: attemptsTimed > 0 ? ((clock.monotonicMs() - startedMs) / 1000 / attemptsTimed) * remaining : null,
+      etaS:
+        attemptsTimed > 0
+          ? (runSeconds / attemptsTimed) * remaining + Math.max(0, gapsAhead) * (gapsTimed > 0 ? gapSeconds / gapsTimed : nominalGapS(settings.thermal_gap))
+          : null,
     });
 
     if (todo.length > 0) {
@@ -123,9 +138,14 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
       const maxAttempt = run.attempt + 1 + settings.retries;
       for (let attempt = run.attempt + 1; attempt <= maxAttempt; attempt++) {
-        if (!first && settings.thermal_gap > 0) {
-          progress.waiting(settings.thermal_gap);
-          await clock.sleep(settings.thermal_gap * 1000, signal);
+        if (!first && (typeof settings.thermal_gap !== 'number' || settings.thermal_gap > 0)) {
+          progress.waiting(nominalGapS(settings.thermal_gap));
+          const source = runtime.workerTool ? () => readThermal(runtime, exp.config) : null;
+          const gap = await waitThermalGap(settings.thermal_gap, settings.idle, source, clock, signal);
+          gapSeconds += gap.waited_s;
+          gapsTimed++;
+          manifest.note(campaign.id, run.position, 'thermal_gap', { attempt, ...gap });
+          progress.gapEnded?.(gap);
         }
         first = false;
         if (signal.aborted) {
@@ -134,21 +154,23 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         }
         const ev: RunEvent = { position: run.position, experimentId: exp.id, experimentName: exp.name, cycle: run.cycle, attempt };
         const remaining = todo.length - i;
-        progress.runStarted(ev, progressNow(remaining));
+        progress.runStarted(ev, progressNow(remaining, remaining - 1));
         const t0 = clock.monotonicMs();
         const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal);
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
+        runSeconds += seconds;
         const willRetry = r.status === 'failed' && attempt < maxAttempt;
         if (r.status === 'succeeded') done++;
         if (r.status === 'failed' && !willRetry) failed++;
-        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1)));
+        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
         if (r.status === 'interrupted') interrupted = true;
         if (r.status !== 'failed') break;
       }
     }
     const counts = manifest.counts(campaign.id);
-    status = interrupted ? 'interrupted' : counts.succeeded === total ? 'completed' : 'failed';
+    const succeededInScope = opts.cycles === undefined ? counts.succeeded : manifest.runs(campaign.id, ['succeeded']).filter(inScope).length;
+    status = interrupted ? 'interrupted' : succeededInScope === total ? 'completed' : 'failed';
     return { status, succeeded: counts.succeeded, failed: counts.failed, interrupted: counts.interrupted, pending: counts.pending + counts.running };
   } catch (e) {
     if (!isDiskFull(e)) {
@@ -369,4 +391,13 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
     });
   }
   return recovered;
+}
+
+/** The next run's GPU temperatures and power, through the worker where that run will run. */
+async function readThermal(runtime: Runtime, config: ExperimentConfig): Promise<ThermalReading> {
+  const gpus = config.measurement.gpu_ids;
+  const args = ['thermal', '--json', ...(gpus && gpus.length ? ['--gpus', gpus.join(',')] : [])];
+  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30);
+  if (r.exitCode !== 0) return { gpus: [], reason: `the worker's thermal probe exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}` };
+  return parseThermal(r.stdout);
 }

@@ -127,6 +127,41 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--run <run>', 'run whose power timeline to plot (position or run id)')
     .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).report(ctx(), id, o)));
 
+  const daemon = program.command('daemon').description("run a campaign's cycles at the times of its schedule (one daemon per campaign)");
+  daemon
+    .command('run <file>')
+    .description('run the schedule in the foreground (systemd, a container, a terminal); human lines on stderr, JSON lines in <state>/daemon/')
+    .addOption(runtimeOpt())
+    .option('--new', 'plan a new campaign even if an earlier daemon of this file left one unfinished')
+    .action((file: string, o: { runtime?: 'local' | 'docker'; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonRun(ctx(), file, o)));
+  daemon
+    .command('start <file>')
+    .description('the same daemon, detached; returns once it runs')
+    .addOption(runtimeOpt())
+    .option('--new', 'plan a new campaign even if an earlier daemon of this file left one unfinished')
+    .action((file: string, o: { runtime?: 'local' | 'docker'; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonStart(ctx(), file, o)));
+  daemon
+    .command('stop [campaign]')
+    .description('stop the daemon of a campaign (default: the one running)')
+    .action((id: string | undefined) => later(async () => (await import('./commands/daemon.js')).daemonStop(ctx(), id)));
+  daemon
+    .command('status [campaign]')
+    .description('next fire, fires done and left, the run in progress, the last error')
+    .option('--json', 'machine-readable output')
+    .action((id: string | undefined, o: { json?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonStatusCommand(ctx(), id, o)));
+
+  program
+    .command('calibrate')
+    .description('measure idle temperature/power, the energy counter update period and the time back to idle after a burn; recommend thermal_gap and min_window_s')
+    .addOption(new Option('--runtime <name>', 'where the worker runs').choices(['local', 'docker']).default('local'))
+    .option('--gpus <list>', 'comma-separated GPU indices (default: all visible)')
+    .option('--out <file>', 'calibration file to write (a campaign references it as calibration_file:)', 'calibration.json')
+    .option('--burn-s <s>', 'seconds of calibration burn', '60')
+    .option('--idle-s <s>', 'seconds of idle sampling before the burn', '10')
+    .option('--settle-max-s <s>', 'stop waiting for idle after this long', '600')
+    .option('--json', 'machine-readable output')
+    .action((o: import('./commands/calibrate.js').CalibrateCli) => later(async () => (await import('./commands/calibrate.js')).calibrateCommand(ctx(), o)));
+
   const images = program.command('images').description('backend container images');
   images
     .command('build [backends...]')

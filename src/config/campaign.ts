@@ -1,4 +1,5 @@
 /** The campaign file: which experiments to run, how many cycles, in what order, on which runtime. */
+import { Cron } from 'croner';
 import { z } from 'zod';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped']);
@@ -10,6 +11,71 @@ export type RuntimeName = z.infer<typeof RuntimeName>;
 export const MAX_CAMPAIGN_NAME = 100;
 /** Default ceiling on experiments × cycles (overridable with `max_runs:` or `--max-runs`). */
 export const DEFAULT_MAX_RUNS = 100_000;
+/**
+ * Temperature-aware thermal gap (mapping form): wait at least min_s, at most max_s, until the next
+ * run's GPU(s) are within within_c_of_idle of the calibrated idle temperature (or at or below
+ * until_temp_c), and optionally within power_within_w_of_idle of idle power.
+ */
+export const ThermalGapSpec = z
+  .strictObject({
+    min_s: z.number().min(0).default(0).describe('never wait less than this (also the fixed wait on a host without a GPU sensor)'),
+    max_s: z.number().min(0).default(600).describe('never wait more than this'),
+    within_c_of_idle: z.number().positive().optional().describe('wait until the temperature is within this many °C of the calibrated idle temperature'),
+    until_temp_c: z.number().optional().describe('wait until the temperature is at or below this (°C)'),
+    power_within_w_of_idle: z.number().positive().optional().describe('also wait until power is within this many W of the calibrated idle power'),
+  })
+  .superRefine((g, ctx) => {
+    if ((g.within_c_of_idle === undefined) === (g.until_temp_c === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of within_c_of_idle (°C above the calibrated idle) or until_temp_c (an absolute temperature)' });
+    }
+    if (g.max_s < g.min_s) ctx.addIssue({ code: 'custom', path: ['max_s'], message: `max_s (${g.max_s}) is below min_s (${g.min_s})` });
+  });
+export type ThermalGapSpec = z.infer<typeof ThermalGapSpec>;
+export const ThermalGap = z.union([z.number().min(0), ThermalGapSpec]);
+export type ThermalGap = z.infer<typeof ThermalGap>;
+
+/** When a daemon fires the campaign's next cycle(s): cron (5 or 6 fields, parsed by croner) or daily times. */
+export const Schedule = z
+  .strictObject({
+    cron: z.string().min(1).optional().describe('cron expression: five fields, or six with seconds first'),
+    at: z
+      .array(z.string().regex(/^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$/, 'use HH:MM or HH:MM:SS (24-hour)'))
+      .min(1)
+      .optional()
+      .describe('daily times, e.g. ["02:00", "14:00"]'),
+    timezone: z.string().min(1).optional().describe("IANA time zone of the schedule (default: the host's)"),
+    max_fires: z.number().int().min(1).optional().describe('end the campaign after this many fires'),
+    until: z.iso.datetime({ offset: true }).optional().describe('no fire after this date-time (ISO 8601 with offset)'),
+    cycles_per_fire: z.number().int().min(1).default(1),
+    missed: z.enum(['skip', 'run_late']).default('skip').describe('a slot missed while the daemon was down: skipped, or run late'),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.cron === undefined) === (s.at === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of cron or at' });
+    if (s.timezone !== undefined) {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: s.timezone });
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown time zone '${s.timezone}' (use an IANA name such as Europe/Berlin or UTC)` });
+        return;
+      }
+    }
+    if (s.cron !== undefined) {
+      try {
+        new Cron(s.cron, { paused: true, ...(s.timezone ? { timezone: s.timezone } : {}) });
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', path: ['cron'], message: `not a cron expression croner accepts: ${(e as Error).message}` });
+      }
+    }
+  });
+export type Schedule = z.infer<typeof Schedule>;
+
+/** Idle reference values from `lem calibrate`, copied into the campaign when it is planned. */
+export const IdleReference = z.object({
+  idle_temp_c: z.number().nullable(),
+  idle_power_w: z.number().nullable(),
+  file: z.string(),
+});
+export type IdleReference = z.infer<typeof IdleReference>;
 
 const ConfigRef = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);
 
@@ -29,12 +95,14 @@ export const CampaignFile = z
     cycles: z.number().int().min(1).max(10_000).default(3),
     structure: Structure.default('shuffled'),
     seed: z.number().int().min(0).default(42),
-    thermal_gap: z.number().min(0).default(60).describe('seconds to wait between runs'),
+    thermal_gap: ThermalGap.default(60).describe('seconds to wait between runs, or {min_s, max_s, within_c_of_idle | until_temp_c, power_within_w_of_idle}'),
     runtime: RuntimeName.default('local'),
     force_cold_start: z.boolean().default(false),
     retries: z.number().int().min(0).max(10).default(1),
     keep_services: z.boolean().default(false),
     max_runs: z.number().int().min(1).optional().describe(`refuse to plan more runs (experiments × cycles) than this; default ${DEFAULT_MAX_RUNS}`),
+    schedule: Schedule.optional().describe('run the cycles at set times with `lem daemon run`'),
+    calibration_file: z.string().min(1).optional().describe('a `lem calibrate` output (path relative to this file): idle temperature and power for thermal gaps'),
   })
   .superRefine((c, ctx) => {
     if (c.configs && c.base_config) {
@@ -54,10 +122,13 @@ export const CampaignSettings = z.object({
   cycles: z.number().int().min(1),
   structure: Structure,
   seed: z.number().int().min(0),
-  thermal_gap: z.number().min(0),
+  thermal_gap: ThermalGap,
   runtime: RuntimeName,
   force_cold_start: z.boolean(),
   retries: z.number().int().min(0),
   keep_services: z.boolean(),
+  schedule: Schedule.optional(),
+  /** Idle reference read from calibration_file when the campaign was planned. */
+  idle: IdleReference.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
 import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS } from './campaign.js';
+import { readCalibrationFile } from './calibration-file.js';
 import { ExperimentConfig } from './experiment.js';
 import { countGrid, expandGrid, formatAssignment, type GridFailure } from './grid.js';
 import { experimentId } from './identity.js';
@@ -181,6 +182,20 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
   if (experiments.length === 0) {
     throw new ConfigError(src.locate(c.vary ? ['vary'] : []), null, `the campaign expands to no valid experiment. ${notes.join('; ')}.`);
   }
-  const { campaign_name, configs: _c, base_config: _b, vary: _v, max_runs: _m, ...settings } = c;
+  const { campaign_name, configs: _c, base_config: _b, vary: _v, max_runs: _m, calibration_file, ...rest } = c;
+  const settings: CampaignSettings = { ...rest, ...idleReference(src, file, calibration_file, rest.thermal_gap) };
   return { file, name: campaign_name, settings, experiments, notes };
+}
+
+/** The idle reference of `calibration_file:`, required when a thermal gap is relative to idle. */
+function idleReference(src: SourceDoc, file: string, ref: string | undefined, gap: CampaignSettings['thermal_gap']): Pick<CampaignSettings, 'idle'> {
+  const relative = typeof gap !== 'number' && (gap.within_c_of_idle !== undefined || gap.power_within_w_of_idle !== undefined);
+  if (ref === undefined) {
+    if (relative) throw new ConfigError(src.locate(['thermal_gap']), 'thermal_gap', 'within_c_of_idle and power_within_w_of_idle need the idle reference: run `lem calibrate --out calibration.json` and add `calibration_file: calibration.json` to the campaign.');
+    return {};
+  }
+  const path = resolveFrom(file, ref);
+  mustExist(src, ['calibration_file'], path);
+  const cal = readCalibrationFile(path);
+  return { idle: { idle_temp_c: cal.idle_temp_c.value, idle_power_w: cal.idle_power_w.value, file: path } };
 }

@@ -102,6 +102,37 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX windows_by_device ON windows (device, started_at);
   `,
+  // 6: daemon: scheduled fires (one row per slot fired; UNIQUE so a slot never fires twice), the daemon
+  // lock and schedule cursor per campaign, and the run → fire link (scheduled start = the fire's slot).
+  `
+  CREATE TABLE fires (
+    campaign_id  TEXT NOT NULL REFERENCES campaigns(id),
+    slot         TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    scheduled_at TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    ended_at     TEXT,
+    status       TEXT NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted')),
+    late         INTEGER NOT NULL DEFAULT 0,
+    cycles_json  TEXT NOT NULL,
+    error        TEXT,
+    PRIMARY KEY (campaign_id, slot),
+    UNIQUE (campaign_id, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE daemons (
+    campaign_id TEXT PRIMARY KEY REFERENCES campaigns(id),
+    pid         INTEGER,
+    host        TEXT,
+    started_at  TEXT,
+    log_path    TEXT,
+    anchor_at   TEXT NOT NULL,
+    cursor_at   TEXT NOT NULL,
+    ended_at    TEXT,
+    end_reason  TEXT,
+    last_error  TEXT
+  );
+  ALTER TABLE runs ADD COLUMN fire_slot TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

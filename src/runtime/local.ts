@@ -5,11 +5,11 @@
  * The worker writes its stdout/stderr straight into the run's log file (an inherited file
  * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
-import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec } from './types.js';
+import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type WorkerToolResult } from './types.js';
 
 export interface LocalRuntimeOptions {
   /** Python interpreter; default $LEM_PYTHON or python3. */
@@ -179,6 +179,21 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
 
     async shutdown() {
       // Nothing long-running to stop.
+    },
+
+    /** A worker tool command (thermal probe, calibrate) as a subprocess. */
+    workerTool(_backend, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
+      return new Promise((resolve) => {
+        execFile(
+          python,
+          ['-m', 'lem_worker', ...args],
+          { env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' }, timeout: Math.round(timeoutS * 1000), maxBuffer: 4 * 1024 * 1024 },
+          (err, stdout, stderr) => {
+            const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+            resolve({ exitCode: code, stdout, stderr: err && code === null ? `${stderr}${err.message}` : stderr });
+          },
+        );
+      });
     },
   };
 }

@@ -78,6 +78,20 @@ export interface DispatchOutcome {
   failureReason: string | null;
 }
 
+/** GPU temperature and power as the worker reads them (`python3 -m lem_worker thermal --json`). */
+export interface ThermalReading {
+  gpus: Array<{ index: number; temp_c: number | null; power_w: number | null }>;
+  /** Why there is no reading (no NVML, no GPU), or null. */
+  reason: string | null;
+}
+
+/** A `python3 -m lem_worker …` tool command's output (thermal, calibrate). */
+export interface WorkerToolResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
 export interface Runtime {
   readonly name: 'local' | 'docker';
   /** Start (or adopt) whatever the listed backends need. Called once per campaign session. */
@@ -97,6 +111,12 @@ export interface Runtime {
    * once they are gone, with what it stopped; rejects when one cannot be stopped.
    */
   stopWorkers(campaignId: string): Promise<LiveWorker[]>;
+  /**
+   * Run a short worker tool command (`python3 -m lem_worker ARGS…`) where the backend's runs run
+   * (local: a subprocess; docker: an exec in the backend's service). Optional: thermal gaps and
+   * `lem calibrate` use it; a runtime without it has no sensor.
+   */
+  workerTool?(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult>;
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

@@ -1,4 +1,6 @@
-"""Command line: `python3 -m lem_worker run CONFIG.json --out DIR` and `python3 -m lem_worker health`.
+"""Command line: `python3 -m lem_worker run CONFIG.json --out DIR`, `python3 -m lem_worker health`,
+`python3 -m lem_worker thermal --json [--gpus 0,1]` and `python3 -m lem_worker calibrate --json --burn-s N`
+(the last two: see thermal.py).
 
 Exit codes: 0 success (DIR/result.json written atomically), 2 bad config, 1 runtime failure,
 75 gave up waiting for a device lock (measurement.device_lock_timeout_s), 143 terminated by SIGTERM/SIGINT. On failure a one-paragraph reason goes to stderr and no
@@ -52,6 +54,9 @@ def _run(config_path: str, out_dir: str) -> int:
         raise Terminated("stopped before completion, nothing written")
     path = write_result_atomic(out_dir, result)
     log(f"wrote {path}")
+    from lem_worker.thermal import fake_heat
+
+    fake_heat()  # only under the tests' fake thermal source (LEM_FAKE_THERMAL): the burn heated the fake GPU
     return 0
 
 
@@ -64,6 +69,15 @@ def main(argv: list[str]) -> int:
     run_p.add_argument("--attempt-token", default=None,
                        help="the orchestrator's id of this attempt (how `campaign resume` finds a live worker)")
     sub.add_parser("health", help="print one JSON line describing this interpreter")
+    th_p = sub.add_parser("thermal", help="print one JSON line: temperature and power per GPU, or why there is none")
+    th_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
+    th_p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: all visible)")
+    cal_p = sub.add_parser("calibrate", help="idle temperature/power, counter update period, time back to idle after a burn")
+    cal_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
+    cal_p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: all visible)")
+    cal_p.add_argument("--burn-s", type=float, default=30.0, help="seconds of calibration burn")
+    cal_p.add_argument("--idle-s", type=float, default=5.0, help="seconds of idle sampling before the burn")
+    cal_p.add_argument("--settle-max-s", type=float, default=300.0, help="give up waiting for idle after this long")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -73,6 +87,17 @@ def main(argv: list[str]) -> int:
         from lem_worker.health import print_health
 
         return print_health()
+    if args.command in ("thermal", "calibrate"):
+        import json
+
+        from lem_worker import thermal
+
+        gpus = [int(x) for x in args.gpus.split(",") if x.strip()] if args.gpus else None
+        if args.command == "thermal":
+            print(json.dumps(thermal.read_thermal(gpus)))
+        else:
+            print(json.dumps(thermal.calibrate(args.burn_s, args.idle_s, args.settle_max_s, gpus)))
+        return 0
 
     if args.attempt_token:
         os.environ["LEM_ATTEMPT_TOKEN"] = args.attempt_token

@@ -38,7 +38,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     const owner = live.deadOwnerPid !== null ? ` (its process ${live.deadOwnerPid} is gone; resume with: lem campaign resume ${c.id})` : c.ownerPid ? ` by pid ${c.ownerPid}` : '';
     ctx.out(`${c.id}  (${c.name}) — ${live.status}${owner}`);
     ctx.out(`runs: ${total} total · ${counts.succeeded} succeeded · ${counts.failed} failed · ${counts.interrupted} interrupted · ${counts.running} running · ${counts.pending} pending`);
-    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${c.settings.thermal_gap}s, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
+    ctx.out(`settings: ${c.settings.cycles} cycles, ${c.settings.structure}, seed ${c.settings.seed}, thermal gap ${typeof c.settings.thermal_gap === 'number' ? `${c.settings.thermal_gap}s` : JSON.stringify(c.settings.thermal_gap)}, runtime ${c.settings.runtime}, retries ${c.settings.retries}`);
     ctx.out(`updated ${c.updatedAt} · manifest ${ctx.dbPath}`);
     if (perExperiment) {
       ctx.out('');

@@ -25,7 +25,7 @@ export interface RunOptions {
   dryRun?: boolean;
 }
 
-function newCampaignId(name: string, now: Date): string {
+export function newCampaignId(name: string, now: Date): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
 }

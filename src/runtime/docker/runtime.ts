@@ -17,9 +17,9 @@ import { chmodSync, createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../results/schema.js';
-import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext } from '../types.js';
+import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
 import { describeError, statusCode } from './engine.js';
-import { killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
+import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
 import { createServices, LABELS, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
@@ -293,6 +293,17 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
 
     async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
+    },
+
+    /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
+    async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
+      const state = await services.readyForRun(backend);
+      const user = services.execUser();
+      return execCapture(services.docker(), state.containerId, ['python3', '-m', 'lem_worker', ...args], {
+        env: services.workerEnv(false),
+        timeoutMs: timeoutS * 1000,
+        ...(user ? { user } : {}),
+      });
     },
   };
 }
