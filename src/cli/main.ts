@@ -10,6 +10,12 @@ import { makeContext, type GlobalOptions } from './context.js';
 type Action = () => number | Promise<number>;
 type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark';
 /** Options shared by the results commands, as commander parses them. */
+/** The tolerance flags of validate and results compare (percent, as typed). */
+interface ToleranceCli {
+  energyTolerance?: string;
+  throughputTolerance?: string;
+  latencyTolerance?: string;
+}
 interface StatCli {
   excludeFlagged?: boolean;
   method?: 'bca' | 'percentile';
@@ -88,6 +94,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       .option('--exclude-flagged', 'leave out runs whose validation gates fired (the count is reported)')
       .addOption(new Option('--method <method>', 'bootstrap interval method').choices(['bca', 'percentile']).default('bca'))
       .option('--resamples <n>', 'bootstrap resamples (default 10000)');
+  const toleranceOptions = (c: Command): Command =>
+    c
+      .option('--energy-tolerance <pct>', 'tolerance for energy metrics, in percent (default 5)')
+      .option('--throughput-tolerance <pct>', 'tolerance for throughput metrics, in percent (default 10)')
+      .option('--latency-tolerance <pct>', 'tolerance for latency metrics, in percent (default 10)');
   const results = program.command('results').description('aggregate, export and compare results (computed late from the raw runs)');
   statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles'))
     .option('--all', 'every metric, not only the main ones')
@@ -98,13 +109,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
     .option('--out <path>', 'file (csv/json/unified; default stdout) or directory (ai-energy-score, optimum-benchmark)')
     .action((id: string, o: StatCli & { format: ExportFormat; by: 'run' | 'experiment' | 'cycle' }) => later(async () => (await import('./commands/results.js')).resultsExport(ctx(), id, o)));
-  statOptions(
+  toleranceOptions(statOptions(
     results
       .command('compare <a> <b>')
       .description('B against A per metric, with a bootstrap CI and a tolerance verdict; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT, or a benchmark_report.json / ai_energy_benchmarks .csv'),
+  ))
+    .option('--json', 'machine-readable output')
+    .addOption(new Option('--fail-on <verdict>', 'exit 1 when any metric is outside its tolerance; with inconclusive, also exit 3 when any is inconclusive').choices(['outside', 'inconclusive']))
+    .action((a: string, b: string, o: StatCli & ToleranceCli & { failOn?: 'outside' | 'inconclusive' }) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+  toleranceOptions(
+    statOptions(
+      program
+        .command('validate <a> <b>')
+        .description('B against A per metric (ratio B/A, its 95 % interval, a verdict); exit 0 all within tolerance, 1 any outside, 3 any inconclusive; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT or a result file as for results compare'),
+    ),
   )
     .option('--json', 'machine-readable output')
-    .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+    .action((a: string, b: string, o: StatCli & ToleranceCli) => later(async () => (await import('./commands/validate.js')).validate(ctx(), a, b, o)));
   statOptions(program.command('report <campaign>').description('write a self-contained HTML report with plots'))
     .option('--out <file>', 'output file (default <state>/reports/<campaign>.html)')
     .option('--run <run>', 'run whose power timeline to plot (position or run id)')

@@ -11,7 +11,9 @@ import { campaignRecords, type CampaignRecords } from '../../results/records.js'
 import { powerSamplesFromResult } from '../../results/report/plots.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
 import { mainMetrics } from '../../results/summary.js';
+import { summariseValidation, validationExitCode, type FailOn } from '../../results/validate.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
+import { tolerancesFromCli, type ToleranceCli } from './tolerances.js';
 import { printJson, type CliContext } from '../context.js';
 import { num, pct, table } from '../format.js';
 
@@ -21,7 +23,7 @@ export interface StatOptions {
   resamples?: string;
 }
 
-function aggOptions(seed: number, o: StatOptions): AggregateOptions {
+export function aggOptions(seed: number, o: StatOptions): AggregateOptions {
   const resamples = o.resamples === undefined ? undefined : Number(o.resamples);
   if (resamples !== undefined && (!Number.isInteger(resamples) || resamples < 100)) {
     throw new LemError(`--resamples must be an integer of at least 100, got '${o.resamples}'.`);
@@ -141,7 +143,7 @@ function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
  * by id prefix or exact name), or a file another tool wrote (optimum-benchmark benchmark_report.json,
  * ai_energy_benchmarks results .csv).
  */
-async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
+export async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
   if (existsSync(ref) && /\.(json|csv)$/i.test(ref)) {
     const imported = ref.toLowerCase().endsWith('.csv')
       ? await readAiEnergyBenchmarksCsv(ref)
@@ -163,13 +165,15 @@ async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs
   return { label: `${rec.campaignId}/${e.name}`, runs: rec.runs.filter((r) => r.experimentId === e.id), experiments: [e] };
 }
 
-export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & { json?: boolean }): Promise<number> {
+export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & ToleranceCli & { json?: boolean; failOn?: FailOn }): Promise<number> {
+  const tolerances = tolerancesFromCli(o);
   const [sa, sb] = [await side(ctx, a), await side(ctx, b)];
   const opts = aggOptions(0, o);
-  const cmp: Comparison = compareRunSets(sa.runs, sb.runs, { ...opts, labels: { a: sa.label, b: sb.label } });
+  const cmp: Comparison = compareRunSets(sa.runs, sb.runs, { ...opts, tolerances, labels: { a: sa.label, b: sb.label } });
+  const code = o.failOn ? validationExitCode(summariseValidation(cmp), o.failOn) : EXIT_OK;
   if (o.json) {
     printJson(ctx, cmp);
-    return EXIT_OK;
+    return code;
   }
   ctx.out(`A = ${sa.label} (${cmp.counts.a.used} runs)\nB = ${sb.label} (${cmp.counts.b.used} runs)`);
   const measured = cmp.metrics.filter((m) => m.a.mean !== null || m.b.mean !== null);
@@ -182,7 +186,8 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
   );
   const unmeasured = cmp.metrics.length - measured.length;
   if (unmeasured > 0) ctx.out(`(${unmeasured} metric(s) measured on neither side are not shown; --json lists them)`);
-  return EXIT_OK;
+  if (o.failOn) ctx.out(`overall: ${summariseValidation(cmp).outcome} (--fail-on ${o.failOn}: exit ${code})`);
+  return code;
 }
 
 export function report(ctx: CliContext, id: string, o: StatOptions & { out?: string; run?: string }): number {
