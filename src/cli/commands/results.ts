@@ -5,7 +5,7 @@ import { aggregate, type AggregateOptions, type ExperimentRecord, type RunRecord
 import { compareRunSets, type Comparison } from '../../results/compare.js';
 import { aiEnergyScoreFilesForRuns, writeAiEnergyScoreFiles } from '../../results/compat/ai-energy-score.js';
 import { readAiEnergyBenchmarksCsv, readOptimumBenchmarkReport } from '../../results/compat/import.js';
-import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
+import { toOptimumBenchmarkExport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
 import { powerSamplesFromResult } from '../../results/report/plots.js';
@@ -104,8 +104,8 @@ export async function resultsExport(
     case 'ai-energy-score':
     case 'optimum-benchmark': {
       const dir = resolve(o.out ?? join(ctx.stateDir, 'exports', rec.campaignId, o.format));
-      const written = o.format === 'ai-energy-score' ? await writeAiEnergyScore(dir, rec) : writeOptimumBenchmark(dir, rec);
-      if (written.length === 0) throw new LemError(`nothing to export as ${o.format}: no succeeded run has the metrics it needs (GPU energy for ai-energy-score).`, 1);
+      const written = o.format === 'ai-energy-score' ? await writeAiEnergyScore(dir, rec) : writeOptimumBenchmark(ctx, dir, rec);
+      if (written.length === 0) throw new LemError(`nothing to export as ${o.format}: no succeeded run has the metrics it needs (GPU energy for ai-energy-score, a prefill/decode phase for optimum-benchmark).`, 1);
       for (const w of written) ctx.err(`wrote ${w}`);
       return EXIT_OK;
     }
@@ -125,14 +125,27 @@ async function writeAiEnergyScore(dir: string, rec: CampaignRecords): Promise<st
   return out;
 }
 
-/** One benchmark_report.json per succeeded run: <dir>/<experiment>/c<cycle>/benchmark_report.json. */
-function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
+/**
+ * One benchmark_report.json per succeeded run: <dir>/<experiment>/c<cycle>/benchmark_report.json, with
+ * a sidecar lem_export.json naming the run and the energy domains written as 0.0 (not measured).
+ * A run with no optimum-benchmark phase (no prefill/decode split, nothing imported) is skipped with a note.
+ */
+function writeOptimumBenchmark(ctx: CliContext, dir: string, rec: CampaignRecords): string[] {
   const out: string[] = [];
   for (const r of rec.runs.filter((x) => x.status === 'succeeded')) {
+    const ex = toOptimumBenchmarkExport(r);
+    if (Object.keys(ex.report).length === 0) {
+      ctx.err(`note: run ${r.runId} has no optimum-benchmark phase (no prefill/decode split measured); not exported`);
+      continue;
+    }
     const sub = join(dir, r.experimentId, `c${r.cycle}`);
     mkdirSync(sub, { recursive: true });
     const path = join(sub, 'benchmark_report.json');
-    writeFileSync(path, toJsonText(toOptimumBenchmarkReport(r)));
+    writeFileSync(path, toJsonText(ex.report));
+    writeFileSync(
+      join(sub, 'lem_export.json'),
+      toJsonText({ run_id: r.runId, experiment_id: r.experimentId, cycle: r.cycle, unmeasured_energy_domains: ex.unmeasured_energy_domains, note: 'energy domains listed here were not measured by lem and are written as 0.0 in benchmark_report.json' }),
+    );
     out.push(path);
   }
   return out;
