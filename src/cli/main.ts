@@ -8,7 +8,7 @@ import { EXIT_USAGE, LemError } from '../util/errors.js';
 import { makeContext, type GlobalOptions } from './context.js';
 
 type Action = () => number | Promise<number>;
-type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark';
+type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark' | 'codecarbon';
 /** Options shared by the results commands, as commander parses them. */
 /** The tolerance flags of validate and results compare (percent, as typed). */
 interface ToleranceCli {
@@ -17,6 +17,8 @@ interface ToleranceCli {
   latencyTolerance?: string;
 }
 interface StatCli {
+  carbonIntensity?: string;
+  carbonRegion?: string;
   excludeFlagged?: boolean;
   method?: 'bca' | 'percentile';
   resamples?: string;
@@ -100,14 +102,18 @@ export async function main(argv: readonly string[]): Promise<number> {
       .option('--throughput-tolerance <pct>', 'tolerance for throughput metrics, in percent (default 10)')
       .option('--latency-tolerance <pct>', 'tolerance for latency metrics, in percent (default 10)');
   const results = program.command('results').description('aggregate, export and compare results (computed late from the raw runs)');
-  statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles'))
+  const carbonOptions = (c: Command): Command =>
+    c
+      .option('--carbon-intensity <g_per_kwh>', "grid carbon intensity for emissions, gCO2eq/kWh (overrides the campaign's carbon:)")
+      .option('--carbon-region <code>', 'region of the shipped grid-intensity table (ISO 3166-1 alpha-3, e.g. FRA)');
+  carbonOptions(statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles')))
     .option('--all', 'every metric, not only the main ones')
     .option('--json', 'machine-readable output')
     .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsShow(ctx(), id, o)));
-  statOptions(results.command('export <campaign>').description('write results for other tools'))
-    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark']).default('csv'))
+  carbonOptions(statOptions(results.command('export <campaign>').description('write results for other tools')))
+    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark', 'codecarbon']).default('csv'))
     .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
-    .option('--out <path>', 'file (csv/json/unified; default stdout) or directory (ai-energy-score, optimum-benchmark)')
+    .option('--out <path>', 'file (csv/json/unified/codecarbon; default stdout) or directory (ai-energy-score, optimum-benchmark)')
     .action((id: string, o: StatCli & { format: ExportFormat; by: 'run' | 'experiment' | 'cycle' }) => later(async () => (await import('./commands/results.js')).resultsExport(ctx(), id, o)));
   toleranceOptions(statOptions(
     results

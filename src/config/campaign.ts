@@ -1,5 +1,6 @@
 /** The campaign file: which experiments to run, how many cycles, in what order, on which runtime. */
 import { z } from 'zod';
+import { gridIntensityTable, knownRegions } from './grid-intensity.js';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped']);
 export type Structure = z.infer<typeof Structure>;
@@ -7,6 +8,22 @@ export const RuntimeName = z.enum(['local', 'docker']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
 
 const ConfigRef = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);
+
+/**
+ * Carbon accounting (applied late, in the results layer; raw results never carry it): a grid
+ * intensity in gCO2eq/kWh, or a region code of the shipped table (data/grid-intensity.json).
+ */
+export const Carbon = z.union([
+  z.strictObject({ intensity_g_per_kwh: z.number().positive().max(5000).describe('grid carbon intensity, gCO2eq/kWh') }),
+  z.strictObject({
+    region: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'an ISO 3166-1 alpha-3 country code in capitals, e.g. FRA')
+      .refine((r) => r in gridIntensityTable().regions, { error: (i) => `no grid intensity for region '${String(i.input)}' in the shipped table; known: ${knownRegions().join(', ')} (or give carbon.intensity_g_per_kwh)` })
+      .describe('a region of the shipped grid-intensity table (ISO 3166-1 alpha-3)'),
+  }),
+]);
+export type Carbon = z.infer<typeof Carbon>;
 
 export const CampaignFile = z
   .strictObject({
@@ -28,6 +45,7 @@ export const CampaignFile = z
     force_cold_start: z.boolean().default(false),
     retries: z.number().int().min(0).max(10).default(1),
     keep_services: z.boolean().default(false),
+    carbon: Carbon.optional().describe('grid carbon intensity for emissions: {intensity_g_per_kwh: N} or {region: CODE}'),
   })
   .superRefine((c, ctx) => {
     if (c.configs && c.base_config) {
@@ -52,5 +70,6 @@ export const CampaignSettings = z.object({
   force_cold_start: z.boolean(),
   retries: z.number().int().min(0),
   keep_services: z.boolean(),
+  carbon: Carbon.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

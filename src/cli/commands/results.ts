@@ -11,6 +11,8 @@ import { campaignRecords, type CampaignRecords } from '../../results/records.js'
 import { powerSamplesFromResult } from '../../results/report/plots.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
 import { mainMetrics } from '../../results/summary.js';
+import { EMISSION_METRICS, resolveIntensity, withEmissions, type Intensity } from '../../results/carbon.js';
+import { toCodecarbonCsv } from '../../results/compat/codecarbon.js';
 import { summariseValidation, validationExitCode, type FailOn } from '../../results/validate.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { tolerancesFromCli, type ToleranceCli } from './tolerances.js';
@@ -18,6 +20,9 @@ import { printJson, type CliContext } from '../context.js';
 import { num, pct, table } from '../format.js';
 
 export interface StatOptions {
+  /** Overrides the campaign's carbon setting: gCO2eq/kWh, or a region of the shipped table. */
+  carbonIntensity?: string;
+  carbonRegion?: string;
   excludeFlagged?: boolean;
   method?: 'bca' | 'percentile';
   resamples?: string;
@@ -40,16 +45,38 @@ function load(ctx: CliContext, id: string, withResults = false): CampaignRecords
   }
 }
 
+/** The carbon intensity for a campaign's views: a CLI override, else the campaign's `carbon:` setting. */
+function intensityFor(rec: CampaignRecords, o: StatOptions): Intensity | null {
+  if (o.carbonIntensity !== undefined && o.carbonRegion !== undefined) throw new LemError('give --carbon-intensity or --carbon-region, not both.');
+  if (o.carbonIntensity !== undefined) {
+    const v = Number(o.carbonIntensity);
+    if (!Number.isFinite(v) || v <= 0 || v > 5000) throw new LemError(`--carbon-intensity takes gCO2eq/kWh, a number above 0 (at most 5000), got '${o.carbonIntensity}'.`);
+    return resolveIntensity({ intensity_g_per_kwh: v });
+  }
+  if (o.carbonRegion !== undefined) return resolveIntensity({ region: o.carbonRegion.toUpperCase() });
+  return resolveIntensity(rec.carbon);
+}
+
+/** The campaign's records with emissions added beside energy when a carbon intensity is known. */
+function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults = false): { rec: CampaignRecords; intensity: Intensity | null } {
+  const rec = load(ctx, id, withResults);
+  const intensity = intensityFor(rec, o);
+  return { rec: { ...rec, runs: withEmissions(rec.runs, intensity) }, intensity };
+}
+
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
-  const rec = load(ctx, id);
+  const { rec, intensity } = loadWithCarbon(ctx, id, o);
   const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const carbon = intensity ? { intensity_g_per_kwh: intensity.g_per_kwh, source: intensity.source, region: intensity.region } : null;
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, ...aggregationToJson(agg) });
+    printJson(ctx, { campaign: rec.campaignId, carbon, ...aggregationToJson(agg) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
   for (const e of agg.experiments) {
-    const wanted = o.all ? agg.metricNames : mainMetrics(agg, e.backend).filter((m) => agg.metricNames.includes(m));
+    const main = mainMetrics(agg, e.backend);
+    const withCarbon = intensity ? [...main, ...EMISSION_METRICS.filter((m) => !main.includes(m))] : main;
+    const wanted = o.all ? agg.metricNames : withCarbon.filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
       const d = e.metrics[metric]?.description ?? null;
       rows.push([
@@ -68,10 +95,11 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${agg.totals.flagged} flagged${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
   ctx.out(table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', 't 95% CI', `${agg.options.method} 95% CI`, 'outliers'], rows, [2, 3, 4, 5, 8]));
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
+  if (intensity) ctx.out(`emissions: ${intensity.g_per_kwh} gCO2eq/kWh (${intensity.source}) × energy_total_j`);
   return EXIT_OK;
 }
 
-export const EXPORT_FORMATS = ['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark'] as const;
+export const EXPORT_FORMATS = ['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark', 'codecarbon'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export async function resultsExport(
@@ -79,7 +107,7 @@ export async function resultsExport(
   id: string,
   o: StatOptions & { format: ExportFormat; by?: 'run' | 'experiment' | 'cycle'; out?: string },
 ): Promise<number> {
-  const rec = load(ctx, id, o.format === 'unified' || o.format === 'optimum-benchmark');
+  const { rec, intensity } = loadWithCarbon(ctx, id, o, o.format === 'unified' || o.format === 'optimum-benchmark' || o.format === 'codecarbon');
   const by = o.by ?? 'run';
   const emit = (text: string, defaultName: string): void => {
     if (!o.out) {
@@ -101,6 +129,11 @@ export async function resultsExport(
     case 'unified':
       emit(toJsonText(toUnifiedResults(rec.runs, rec.experiments)), `${rec.campaignId}-unified.json`);
       return EXIT_OK;
+    case 'codecarbon': {
+      if (!intensity) throw new LemError(`the codecarbon format needs a carbon intensity: add carbon: {region: CODE} or carbon: {intensity_g_per_kwh: N} to the campaign file, or pass --carbon-region / --carbon-intensity.`);
+      emit(toCodecarbonCsv(rec.runs, rec.name, intensity), 'emissions.csv');
+      return EXIT_OK;
+    }
     case 'ai-energy-score':
     case 'optimum-benchmark': {
       const dir = resolve(o.out ?? join(ctx.stateDir, 'exports', rec.campaignId, o.format));
