@@ -123,6 +123,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .addOption(new Option('--fail-on <verdict>', 'exit 1 when any metric is outside its tolerance; with inconclusive, also exit 3 when any is inconclusive').choices(['outside', 'inconclusive']))
     .action((a: string, b: string, o: StatCli & ToleranceCli & { failOn?: 'outside' | 'inconclusive' }) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+  results
+    .command('push <campaign>')
+    .description('write per-run rows and per-experiment aggregates to ClickHouse (idempotent; creates the tables when missing)')
+    .requiredOption('--clickhouse <url>', 'ClickHouse HTTP URL, e.g. http://localhost:8123 (a path selects the database); credentials from CLICKHOUSE_USER / CLICKHOUSE_PASSWORD or --credentials-file')
+    .option('--table <name>', 'runs table (aggregates go to <name>_experiments)', 'lem_runs')
+    .option('--credentials-file <path>', 'file with CLICKHOUSE_USER=… and CLICKHOUSE_PASSWORD=… lines')
+    .option('--json', 'machine-readable output')
+    .action((id: string, o: { clickhouse: string; table?: string; credentialsFile?: string; json?: boolean }) => later(async () => (await import('./commands/push.js')).resultsPush(ctx(), id, o)));
   toleranceOptions(
     statOptions(
       program
