@@ -170,6 +170,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => later(async () => (await import('./commands/images.js')).imagesList({ json: o.json ?? false })));
   program
+    .command('backends')
+    .alias('list-backends')
+    .description('list backends, what each needs, and whether it is ready here (local python packages, docker image, GPUs); and what BENCHMARK_BACKEND selects')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => later(async () => (await import('./commands/backends.js')).backends(ctx(), o)));
+  program
     .command('doctor [backends...]')
     .description('check the Docker engine, images, GPUs and tokens, and say how to fix what is missing')
     .option('--json', 'machine-readable output')

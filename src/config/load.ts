@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
+import { applyBackendEnv } from './backend-env.js';
 import { CampaignFile, CampaignSettings } from './campaign.js';
 import { ExperimentConfig } from './experiment.js';
 import { expandGrid, formatAssignment, type GridFailure } from './grid.js';
@@ -50,7 +51,7 @@ export function loadExperimentFile(file: string): ExperimentConfig {
 }
 
 function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefix: readonly PathKey[]): ExperimentConfig {
-  const parsed = ExperimentConfig.safeParse(data, { reportInput: true });
+  const parsed = ExperimentConfig.safeParse(applyBackendEnv(data).data, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error, prefix);
   return parsed.data;
 }
@@ -110,6 +111,12 @@ export function loadCampaign(file: string): LoadedCampaign {
       }
       throw schemaError(baseSrc, f.error, basePrefix);
     };
+    // BENCHMARK_BACKEND fills the base's backend when neither the base nor vary names one.
+    if (!c.vary?.['backend']) {
+      const filled = applyBackendEnv(base);
+      base = filled.data;
+      if (filled.note) notes.push(filled.note);
+    }
     const grid = expandGrid(base, c.vary ?? {}, fail);
     notes.push(...grid.notes);
     for (const combo of grid.combos) {
