@@ -11,6 +11,7 @@ import { readOptimumBenchmarkReport } from '../../src/results/compat/import.js';
 import { toOptimumBenchmarkExport, toOptimumBenchmarkReport } from '../../src/results/compat/optimum-benchmark.js';
 import { readAndFormat } from '../fixtures/compat/ob-report-reader.js';
 import { summarizeAutoDiscover, summarizeDesign } from '../fixtures/compat/summarize-gpu-wh.js';
+import { toUnifiedRun } from '../../src/results/export.js';
 import { FIXTURES, fixtureJson, run } from './helpers.js';
 
 const plain = (x: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(x)) as Record<string, unknown>;
@@ -111,5 +112,24 @@ suite("optimum-benchmark's reader on lem's benchmark_report.json", () => {
     expect(a.decode?.latency?.mean).toBeCloseTo(2, 12); // 2000 ms, in s
     expect(summarizeDesign(again).json).toBe(summarizeDesign(original).json);
     expect(aiEnergyScoreFilesForRun(r)?.['GPU_ENERGY_SUMMARY.json']).toBe(summarizeDesign(original).json);
+  });
+});
+
+suite('unified export of imported data', () => {
+  it('keeps every phase (Wh) and the efficiencies the report had', async () => {
+    const original = (fixtureJson('ob_benchmark.json') as { report: Record<string, { energy: Record<string, number> | null; efficiency: { unit: string; value: number } | null }> }).report;
+    const imported = await readOptimumBenchmarkReport(join(FIXTURES, 'ob_benchmark.json'), { runId: 'ob-1', experimentId: 'ob' });
+    const r = imported.runs[0];
+    if (!r) throw new Error('no run');
+    const u = toUnifiedRun(r, imported.experiments[0]);
+    for (const [phase, ph] of Object.entries(original)) {
+      if (!ph.energy) continue;
+      expect(u.energy.phases[phase]?.gpu_wh, phase).toBeCloseTo((ph.energy.gpu as number) * 1000, 12);
+      expect(u.energy.phases[phase]?.total_wh, phase).toBeCloseTo((ph.energy.total as number) * 1000, 12);
+      if (ph.efficiency) {
+        const what = ph.efficiency.unit.split('/')[0] as string;
+        expect(u.performance.efficiency[`${phase}_${what}_per_kwh`], phase).toBe(ph.efficiency.value);
+      }
+    }
   });
 });
