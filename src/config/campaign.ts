@@ -13,16 +13,21 @@ const ConfigRef = z.union([z.string().min(1), z.record(z.string(), z.unknown())]
  * Carbon accounting (applied late, in the results layer; raw results never carry it): a grid
  * intensity in gCO2eq/kWh, or a region code of the shipped table (data/grid-intensity.json).
  */
-export const Carbon = z.union([
-  z.strictObject({ intensity_g_per_kwh: z.number().positive().max(5000).describe('grid carbon intensity, gCO2eq/kWh') }),
-  z.strictObject({
+export const Carbon = z
+  .strictObject({
+    intensity_g_per_kwh: z.number().positive().max(5000).optional().describe('grid carbon intensity, gCO2eq/kWh'),
     region: z
       .string()
       .regex(/^[A-Z]{3}$/, 'an ISO 3166-1 alpha-3 country code in capitals, e.g. FRA')
       .refine((r) => r in gridIntensityTable().regions, { error: (i) => `no grid intensity for region '${String(i.input)}' in the shipped table; known: ${knownRegions().join(', ')} (or give carbon.intensity_g_per_kwh)` })
+      .optional()
       .describe('a region of the shipped grid-intensity table (ISO 3166-1 alpha-3)'),
-  }),
-]);
+  })
+  .superRefine((c, ctx) => {
+    if ((c.intensity_g_per_kwh === undefined) === (c.region === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of intensity_g_per_kwh (gCO2eq/kWh) or region (an ISO 3166-1 alpha-3 code of the shipped table, e.g. FRA)' });
+    }
+  });
 export type Carbon = z.infer<typeof Carbon>;
 
 export const CampaignFile = z

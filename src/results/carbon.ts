@@ -31,7 +31,8 @@ const J_PER_KWH = 3_600_000;
 
 export function resolveIntensity(carbon: Carbon | undefined | null): Intensity | null {
   if (!carbon) return null;
-  if ('intensity_g_per_kwh' in carbon) return { g_per_kwh: carbon.intensity_g_per_kwh, source: 'given: carbon.intensity_g_per_kwh', region: null, region_name: null };
+  if (carbon.intensity_g_per_kwh !== undefined) return { g_per_kwh: carbon.intensity_g_per_kwh, source: 'given: carbon.intensity_g_per_kwh', region: null, region_name: null };
+  if (carbon.region === undefined) return null;
   const t = gridIntensityTable();
   const row = t.regions[carbon.region];
   if (!row) throw new LemError(`no grid intensity for region '${carbon.region}' in the shipped table; known: ${Object.keys(t.regions).sort().join(', ')}.`);
