@@ -10,9 +10,17 @@ import { makeContext, type GlobalOptions } from './context.js';
 import { explain, reportCrash } from './crash.js';
 
 type Action = () => number | Promise<number>;
-type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark';
+type ExportFormat = 'csv' | 'json' | 'unified' | 'ai-energy-score' | 'optimum-benchmark' | 'codecarbon';
 /** Options shared by the results commands, as commander parses them. */
+/** The tolerance flags of validate and results compare (percent, as typed). */
+interface ToleranceCli {
+  energyTolerance?: string;
+  throughputTolerance?: string;
+  latencyTolerance?: string;
+}
 interface StatCli {
+  carbonIntensity?: string;
+  carbonRegion?: string;
   excludeFlagged?: boolean;
   method?: 'bca' | 'percentile';
   resamples?: string;
@@ -99,8 +107,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       .option('--exclude-flagged', 'leave out runs whose validation gates fired (the count is reported)')
       .addOption(new Option('--method <method>', 'also show this bootstrap interval at every n (the headline stays the t interval; by default BCa is shown from 30 cycles on)').choices(['bca', 'percentile']))
       .option('--resamples <n>', 'bootstrap resamples (default 10000)');
+  const toleranceOptions = (c: Command): Command =>
+    c
+      .option('--energy-tolerance <pct>', 'tolerance for energy metrics, in percent (default 5)')
+      .option('--throughput-tolerance <pct>', 'tolerance for throughput metrics, in percent (default 10)')
+      .option('--latency-tolerance <pct>', 'tolerance for latency metrics, in percent (default 10)');
   const results = program.command('results').description('aggregate, export and compare results (computed late from the raw runs)');
-  statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles'))
+  const carbonOptions = (c: Command): Command =>
+    c
+      .option('--carbon-intensity <g_per_kwh>', "grid carbon intensity for emissions, gCO2eq/kWh (overrides the campaign's carbon:)")
+      .option('--carbon-region <code>', 'region of the shipped grid-intensity table (ISO 3166-1 alpha-3, e.g. FRA)');
+  carbonOptions(statOptions(results.command('show <campaign>').description('per-experiment statistics across cycles')))
     .option('--all', 'every metric, not only the main ones')
     .option('--json', 'machine-readable output')
     .action((id: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsShow(ctx(), id, o)));
@@ -110,18 +127,36 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--name <name>', 'campaign name (default import-<tool>)')
     .option('--json', 'machine-readable output')
     .action((paths: string[], o: { name?: string; json?: boolean }) => later(async () => (await import('./commands/results-import.js')).resultsImport(ctx(), paths, o)));
-  statOptions(results.command('export <campaign>').description('write results for other tools'))
-    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark']).default('csv'))
+  carbonOptions(statOptions(results.command('export <campaign>').description('write results for other tools')))
+    .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark', 'codecarbon']).default('csv'))
     .addOption(new Option('--by <level>', 'csv/json rows: one per run, per experiment or per cycle').choices(['run', 'experiment', 'cycle']).default('run'))
-    .option('--out <path>', 'file (csv/json/unified; default stdout) or directory (ai-energy-score, optimum-benchmark)')
+    .option('--out <path>', 'file (csv/json/unified/codecarbon; default stdout) or directory (ai-energy-score, optimum-benchmark)')
     .action((id: string, o: StatCli & { format: ExportFormat; by: 'run' | 'experiment' | 'cycle' }) => later(async () => (await import('./commands/results.js')).resultsExport(ctx(), id, o)));
-  statOptions(
+  toleranceOptions(statOptions(
     results
       .command('compare <a> <b>')
       .description('B against A per metric, with a Welch t / Fieller 95 % CI and a tolerance verdict; a side is CAMPAIGN (an imported one too), CAMPAIGN/EXPERIMENT, or files `results import` reads (file, directory, glob)'),
+  ))
+    .option('--json', 'machine-readable output')
+    .addOption(new Option('--fail-on <verdict>', 'exit 1 when any metric is outside its tolerance; with inconclusive, also exit 3 when any is inconclusive').choices(['outside', 'inconclusive']))
+    .action((a: string, b: string, o: StatCli & ToleranceCli & { failOn?: 'outside' | 'inconclusive' }) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+  results
+    .command('push <campaign>')
+    .description('write per-run rows and per-experiment aggregates to ClickHouse (idempotent; creates the tables when missing)')
+    .requiredOption('--clickhouse <url>', 'ClickHouse HTTP URL, e.g. http://localhost:8123 (a path selects the database); credentials from CLICKHOUSE_USER / CLICKHOUSE_PASSWORD or --credentials-file')
+    .option('--table <name>', 'runs table (aggregates go to <name>_experiments)', 'lem_runs')
+    .option('--credentials-file <path>', 'file with CLICKHOUSE_USER=… and CLICKHOUSE_PASSWORD=… lines')
+    .option('--json', 'machine-readable output')
+    .action((id: string, o: { clickhouse: string; table?: string; credentialsFile?: string; json?: boolean }) => later(async () => (await import('./commands/push.js')).resultsPush(ctx(), id, o)));
+  toleranceOptions(
+    statOptions(
+      program
+        .command('validate <a> <b>')
+        .description('B against A per metric (ratio B/A, its 95 % interval, a verdict); exit 0 all within tolerance, 1 any outside, 3 any inconclusive; a side is CAMPAIGN, CAMPAIGN/EXPERIMENT or a result file as for results compare'),
+    ),
   )
     .option('--json', 'machine-readable output')
-    .action((a: string, b: string, o: StatCli) => later(async () => (await import('./commands/results.js')).resultsCompare(ctx(), a, b, o)));
+    .action((a: string, b: string, o: StatCli & ToleranceCli) => later(async () => (await import('./commands/validate.js')).validate(ctx(), a, b, o)));
   statOptions(program.command('report <campaign>').description('write a self-contained HTML report with plots'))
     .option('--out <file>', 'output file (default <state>/reports/<campaign>.html)')
     .option('--run <run>', 'run whose power timeline to plot (position or run id)')
@@ -186,6 +221,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('which backend images are present')
     .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => later(async () => (await import('./commands/images.js')).imagesList({ json: o.json ?? false })));
+  program
+    .command('backends')
+    .alias('list-backends')
+    .description('list backends, what each needs, and whether it is ready here (local python packages, docker image, GPUs); and what BENCHMARK_BACKEND selects')
+    .option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => later(async () => (await import('./commands/backends.js')).backends(ctx(), o)));
   program
     .command('doctor [backends...]')
     .description('check the Docker engine, images, GPUs and tokens, and say how to fix what is missing')

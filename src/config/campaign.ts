@@ -1,6 +1,7 @@
 /** The campaign file: which experiments to run, how many cycles, in what order, on which runtime. */
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { gridIntensityTable, knownRegions } from './grid-intensity.js';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped']);
 export type Structure = z.infer<typeof Structure>;
@@ -79,6 +80,27 @@ export type IdleReference = z.infer<typeof IdleReference>;
 
 const ConfigRef = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);
 
+/**
+ * Carbon accounting (applied late, in the results layer; raw results never carry it): a grid
+ * intensity in gCO2eq/kWh, or a region code of the shipped table (data/grid-intensity.json).
+ */
+export const Carbon = z
+  .strictObject({
+    intensity_g_per_kwh: z.number().positive().max(5000).optional().describe('grid carbon intensity, gCO2eq/kWh'),
+    region: z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'an ISO 3166-1 alpha-3 country code in capitals, e.g. FRA')
+      .refine((r) => r in gridIntensityTable().regions, { error: (i) => `no grid intensity for region '${String(i.input)}' in the shipped table; known: ${knownRegions().join(', ')} (or give carbon.intensity_g_per_kwh)` })
+      .optional()
+      .describe('a region of the shipped grid-intensity table (ISO 3166-1 alpha-3)'),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.intensity_g_per_kwh === undefined) === (c.region === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of intensity_g_per_kwh (gCO2eq/kWh) or region (an ISO 3166-1 alpha-3 code of the shipped table, e.g. FRA)' });
+    }
+  });
+export type Carbon = z.infer<typeof Carbon>;
+
 export const CampaignFile = z
   .strictObject({
     campaign_name: z
@@ -103,6 +125,7 @@ export const CampaignFile = z
     max_runs: z.number().int().min(1).optional().describe(`refuse to plan more runs (experiments × cycles) than this; default ${DEFAULT_MAX_RUNS}`),
     schedule: Schedule.optional().describe('run the cycles at set times with `lem daemon run`'),
     calibration_file: z.string().min(1).optional().describe('a `lem calibrate` output (path relative to this file): idle temperature and power for thermal gaps'),
+    carbon: Carbon.optional().describe('grid carbon intensity for emissions: {intensity_g_per_kwh: N} or {region: CODE}'),
   })
   .superRefine((c, ctx) => {
     if (c.configs && c.base_config) {
@@ -130,5 +153,6 @@ export const CampaignSettings = z.object({
   schedule: Schedule.optional(),
   /** Idle reference read from calibration_file when the campaign was planned. */
   idle: IdleReference.optional(),
+  carbon: Carbon.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
+import { applyBackendEnv } from './backend-env.js';
 import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS } from './campaign.js';
 import { readCalibrationFile } from './calibration-file.js';
 import { ExperimentConfig } from './experiment.js';
@@ -58,7 +59,7 @@ export function loadExperimentFile(file: string): ExperimentConfig {
 }
 
 function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefix: readonly PathKey[]): ExperimentConfig {
-  const parsed = ExperimentConfig.safeParse(data, { reportInput: true });
+  const parsed = ExperimentConfig.safeParse(applyBackendEnv(data).data, { reportInput: true });
   if (!parsed.success) throw schemaError(src, parsed.error, prefix);
   checkModelPath(src, parsed.data, [...prefix, 'model', 'id']);
   return parsed.data;
@@ -151,6 +152,12 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
       }
       throw schemaError(baseSrc, f.error, basePrefix);
     };
+    // BENCHMARK_BACKEND fills the base's backend when neither the base nor vary names one.
+    if (!c.vary?.['backend']) {
+      const filled = applyBackendEnv(base);
+      base = filled.data;
+      if (filled.note) notes.push(filled.note);
+    }
     const combos = countGrid(base, c.vary ?? {});
     if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);
     const progress = opts.onProgress;

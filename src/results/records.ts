@@ -4,11 +4,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { runId, type Manifest } from '../manifest/manifest.js';
+import type { Carbon } from '../config/campaign.js';
 import type { ExperimentRecord, RunRecord } from './aggregate.js';
 
 export interface CampaignRecords {
   campaignId: string;
+  /** The campaign's name (its campaign_name). */
+  name: string;
   seed: number;
+  /** The campaign's carbon setting, when it has one (emissions are computed late, in carbon.ts). */
+  carbon: Carbon | null;
   experiments: ExperimentRecord[];
   runs: RunRecord[];
 }
@@ -36,5 +41,5 @@ export function campaignRecords(manifest: Manifest, idOrPrefix: string, opts: { 
     }
     return rec;
   });
-  return { campaignId: c.id, seed: c.settings.seed, experiments, runs };
+  return { campaignId: c.id, name: c.name, seed: c.settings.seed, carbon: c.settings.carbon ?? null, experiments, runs };
 }

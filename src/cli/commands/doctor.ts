@@ -49,7 +49,7 @@ const GPU_BACKENDS: readonly BackendName[] = ['pytorch', 'vllm', 'tensorrt'];
 const TOOLKIT_FIX =
   'install the NVIDIA Container Toolkit on the engine host (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/), then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`';
 
-async function hostGpus(): Promise<string[] | null> {
+export async function hostGpus(): Promise<string[] | null> {
   try {
     const r = await execa('nvidia-smi', ['-L'], { timeout: 15_000, reject: false });
     if (r.exitCode !== 0) return null;

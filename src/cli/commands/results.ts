@@ -6,7 +6,7 @@ import { compareRunSets, type Comparison } from '../../results/compare.js';
 import { aiEnergyScoreFilesForRuns, writeAiEnergyScoreFiles } from '../../results/compat/ai-energy-score.js';
 import { assemble, assembledRecords } from '../../results/import/assemble.js';
 import { readImportSources } from '../../results/import/read.js';
-import { toOptimumBenchmarkReport } from '../../results/compat/optimum-benchmark.js';
+import { toOptimumBenchmarkExport } from '../../results/compat/optimum-benchmark.js';
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { checkResultFiles, describeResultFileCheck, type ResultFileCheck } from '../../manifest/integrity.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
@@ -14,18 +14,25 @@ import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from
 import { renderReport, reportChoices } from '../../results/report/html.js';
 import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from '../../results/summary.js';
 import { fewCyclesNote, type Description } from '../../results/stats.js';
+import { EMISSION_METRICS, resolveIntensity, withEmissions, type Intensity } from '../../results/carbon.js';
+import { toCodecarbonCsv } from '../../results/compat/codecarbon.js';
+import { summariseValidation, validationExitCode, type FailOn } from '../../results/validate.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
+import { tolerancesFromCli, type ToleranceCli } from './tolerances.js';
 import { printJson, type CliContext } from '../context.js';
 import { importSources } from './results-import.js';
 import { flaggedSummary, num, pct, table } from '../format.js';
 
 export interface StatOptions {
+  /** Overrides the campaign's carbon setting: gCO2eq/kWh, or a region of the shipped table. */
+  carbonIntensity?: string;
+  carbonRegion?: string;
   excludeFlagged?: boolean;
   method?: 'bca' | 'percentile';
   resamples?: string;
 }
 
-function aggOptions(seed: number, o: StatOptions): AggregateOptions {
+export function aggOptions(seed: number, o: StatOptions): AggregateOptions {
   const resamples = o.resamples === undefined ? undefined : Number(o.resamples);
   if (resamples !== undefined && (!Number.isInteger(resamples) || resamples < 100)) {
     throw new LemError(`--resamples must be an integer of at least 100, got '${o.resamples}'.`);
@@ -57,19 +64,41 @@ function fileCheckJson(rec: CampaignRecords): Record<string, unknown> {
   return { checked: c?.checked ?? 0, missing: rows(c?.missing ?? []), changed: rows(c?.changed ?? []) };
 }
 
+/** The carbon intensity for a campaign's views: a CLI override, else the campaign's `carbon:` setting. */
+function intensityFor(rec: CampaignRecords, o: StatOptions): Intensity | null {
+  if (o.carbonIntensity !== undefined && o.carbonRegion !== undefined) throw new LemError('give --carbon-intensity or --carbon-region, not both.');
+  if (o.carbonIntensity !== undefined) {
+    const v = Number(o.carbonIntensity);
+    if (!Number.isFinite(v) || v <= 0 || v > 5000) throw new LemError(`--carbon-intensity takes gCO2eq/kWh, a number above 0 (at most 5000), got '${o.carbonIntensity}'.`);
+    return resolveIntensity({ intensity_g_per_kwh: v });
+  }
+  if (o.carbonRegion !== undefined) return resolveIntensity({ region: o.carbonRegion.toUpperCase() });
+  return resolveIntensity(rec.carbon);
+}
+
+/** The campaign's records with emissions added beside energy when a carbon intensity is known. */
+function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults = false): { rec: CampaignRecords; intensity: Intensity | null } {
+  const rec = load(ctx, id, withResults);
+  const intensity = intensityFor(rec, o);
+  return { rec: { ...rec, runs: withEmissions(rec.runs, intensity) }, intensity };
+}
+
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
-  const rec = load(ctx, id);
+  const { rec, intensity } = loadWithCarbon(ctx, id, o);
   const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
   const sources = importSources(ctx, rec.campaignId);
+  const carbon = intensity ? { intensity_g_per_kwh: intensity.g_per_kwh, source: intensity.source, region: intensity.region } : null;
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
+    printJson(ctx, { campaign: rec.campaignId, carbon, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
   const shown: (Description | null)[] = [];
   const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
-    const wanted = o.all ? agg.metricNames : mainMetrics(agg, e.backend).filter((m) => agg.metricNames.includes(m));
+    const main = mainMetrics(agg, e.backend);
+    const withCarbon = intensity ? [...main, ...EMISSION_METRICS.filter((m) => !main.includes(m))] : main;
+    const wanted = o.all ? agg.metricNames : withCarbon.filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
       const d = e.metrics[metric]?.description ?? null;
       shown.push(d);
@@ -97,10 +126,11 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
   for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
+  if (intensity) ctx.out(`emissions: ${intensity.g_per_kwh} gCO2eq/kWh (${intensity.source}) × energy_total_j`);
   return EXIT_OK;
 }
 
-export const EXPORT_FORMATS = ['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark'] as const;
+export const EXPORT_FORMATS = ['csv', 'json', 'unified', 'ai-energy-score', 'optimum-benchmark', 'codecarbon'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export async function resultsExport(
@@ -108,7 +138,7 @@ export async function resultsExport(
   id: string,
   o: StatOptions & { format: ExportFormat; by?: 'run' | 'experiment' | 'cycle'; out?: string },
 ): Promise<number> {
-  const rec = load(ctx, id, o.format === 'unified' || o.format === 'optimum-benchmark');
+  const { rec, intensity } = loadWithCarbon(ctx, id, o, o.format === 'unified' || o.format === 'optimum-benchmark' || o.format === 'codecarbon');
   const by = o.by ?? 'run';
   const emit = (text: string, defaultName: string): void => {
     if (!o.out) {
@@ -130,11 +160,16 @@ export async function resultsExport(
     case 'unified':
       emit(toJsonText(toUnifiedResults(rec.runs, rec.experiments)), `${rec.campaignId}-unified.json`);
       return EXIT_OK;
+    case 'codecarbon': {
+      if (!intensity) throw new LemError(`the codecarbon format needs a carbon intensity: add carbon: {region: CODE} or carbon: {intensity_g_per_kwh: N} to the campaign file, or pass --carbon-region / --carbon-intensity.`);
+      emit(toCodecarbonCsv(rec.runs, rec.name, intensity), 'emissions.csv');
+      return EXIT_OK;
+    }
     case 'ai-energy-score':
     case 'optimum-benchmark': {
       const dir = resolve(o.out ?? join(ctx.stateDir, 'exports', rec.campaignId, o.format));
-      const written = o.format === 'ai-energy-score' ? await writeAiEnergyScore(dir, rec) : writeOptimumBenchmark(dir, rec);
-      if (written.length === 0) throw new LemError(`nothing to export as ${o.format}: no succeeded run has the metrics it needs (GPU energy for ai-energy-score).`, 1);
+      const written = o.format === 'ai-energy-score' ? await writeAiEnergyScore(dir, rec) : writeOptimumBenchmark(ctx, dir, rec);
+      if (written.length === 0) throw new LemError(`nothing to export as ${o.format}: no succeeded run has the metrics it needs (GPU energy for ai-energy-score, a prefill/decode phase for optimum-benchmark).`, 1);
       for (const w of written) ctx.err(`wrote ${w}`);
       return EXIT_OK;
     }
@@ -154,14 +189,27 @@ async function writeAiEnergyScore(dir: string, rec: CampaignRecords): Promise<st
   return out;
 }
 
-/** One benchmark_report.json per succeeded run: <dir>/<experiment>/c<cycle>/benchmark_report.json. */
-function writeOptimumBenchmark(dir: string, rec: CampaignRecords): string[] {
+/**
+ * One benchmark_report.json per succeeded run: <dir>/<experiment>/c<cycle>/benchmark_report.json, with
+ * a sidecar lem_export.json naming the run and the energy domains written as 0.0 (not measured).
+ * A run with no optimum-benchmark phase (no prefill/decode split, nothing imported) is skipped with a note.
+ */
+function writeOptimumBenchmark(ctx: CliContext, dir: string, rec: CampaignRecords): string[] {
   const out: string[] = [];
   for (const r of rec.runs.filter((x) => x.status === 'succeeded')) {
+    const ex = toOptimumBenchmarkExport(r);
+    if (Object.keys(ex.report).length === 0) {
+      ctx.err(`note: run ${r.runId} has no optimum-benchmark phase (no prefill/decode split measured); not exported`);
+      continue;
+    }
     const sub = join(dir, r.experimentId, `c${r.cycle}`);
     mkdirSync(sub, { recursive: true });
     const path = join(sub, 'benchmark_report.json');
-    writeFileSync(path, toJsonText(toOptimumBenchmarkReport(r)));
+    writeFileSync(path, toJsonText(ex.report));
+    writeFileSync(
+      join(sub, 'lem_export.json'),
+      toJsonText({ run_id: r.runId, experiment_id: r.experimentId, cycle: r.cycle, unmeasured_energy_domains: ex.unmeasured_energy_domains, note: 'energy domains listed here were not measured by lem and are written as 0.0 in benchmark_report.json' }),
+    );
     out.push(path);
   }
   return out;
@@ -177,7 +225,7 @@ function looksLikePath(ref: string): boolean {
   return existsSync(ref) || /[*?]/.test(ref) || /\.(json|csv|txt)$/i.test(ref) || /^(\.{0,2}\/|~)/.test(ref);
 }
 
-async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
+export async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs: RunRecord[]; experiments: ExperimentRecord[] }> {
   if (looksLikePath(ref)) {
     // Read as `lem results import` reads (directories, globs, repetitions as runs), without recording.
     const read = readImportSources([ref]);
@@ -198,13 +246,15 @@ async function side(ctx: CliContext, ref: string): Promise<{ label: string; runs
   return { label: `${rec.campaignId}/${e.name}`, runs: rec.runs.filter((r) => r.experimentId === e.id), experiments: [e] };
 }
 
-export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & { json?: boolean }): Promise<number> {
+export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & ToleranceCli & { json?: boolean; failOn?: FailOn }): Promise<number> {
+  const tolerances = tolerancesFromCli(o);
   const [sa, sb] = [await side(ctx, a), await side(ctx, b)];
   const opts = aggOptions(0, o);
-  const cmp: Comparison = compareRunSets(sa.runs, sb.runs, { ...opts, labels: { a: sa.label, b: sb.label } });
+  const cmp: Comparison = compareRunSets(sa.runs, sb.runs, { ...opts, tolerances, labels: { a: sa.label, b: sb.label } });
+  const code = o.failOn ? validationExitCode(summariseValidation(cmp), o.failOn) : EXIT_OK;
   if (o.json) {
     printJson(ctx, cmp);
-    return EXIT_OK;
+    return code;
   }
   ctx.out(`A = ${sa.label} (${cmp.counts.a.used} runs)\nB = ${sb.label} (${cmp.counts.b.used} runs)`);
   const measured = cmp.metrics.filter((m) => m.a.mean !== null || m.b.mean !== null);
@@ -234,7 +284,8 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
   if (few) ctx.out(`note: ${few}`);
   const unmeasured = cmp.metrics.length - measured.length;
   if (unmeasured > 0) ctx.out(`(${unmeasured} metric(s) measured on neither side are not shown; --json lists them)`);
-  return EXIT_OK;
+  if (o.failOn) ctx.out(`overall: ${summariseValidation(cmp).outcome} (--fail-on ${o.failOn}: exit ${code})`);
+  return code;
 }
 
 export function report(ctx: CliContext, id: string, o: StatOptions & { out?: string; run?: string }): number {

@@ -2,22 +2,25 @@
  * AI Energy Score compatibility outputs (the files its summariser writes next to a benchmark report):
  *
  *   GPU_ENERGY_WH.txt        "%.2f\n" of the GPU energy in Wh
- *   GPU_ENERGY_SUMMARY.json  {"units": "Wh", "total": <Wh, 2 decimals>, "<phase>_wh": <Wh, 2 decimals>, ...}
+ *   GPU_ENERGY_SUMMARY.json  exactly {"units", "total", "format", "preprocess_wh", "prefill_wh", "decode_wh"},
+ *                            the key set of the backend-switching design's summarize_gpu_wh.py
+ *                            (huggingface/AIEnergyScore, commit 263909a "switchable benchmark runners")
  *
  * Which energy is reported (GPU only, raw — no idle-baseline subtraction — as the AI Energy Score does):
  * - If the run has per-phase GPU metrics for any of the AI Energy Score phases (preprocess, prefill,
  *   decode) — named `energy_gpu_<phase>_j` (imports) or lem's own `energy_prefill_j` /
  *   `energy_decode_j` (GPU energy per pass over the prompt set, the optimum-benchmark energy_star
  *   split) — `total` is the SUM OF THOSE PHASES (preprocess + prefill + decode, a missing phase
- *   counting 0, as in AI Energy Score's summarize_gpu_wh.py), and each present phase gets a
- *   `<phase>_wh` key. Other phases (e.g. load_model) are not summed.
+ *   counting 0, as in AI Energy Score's summarize_gpu_wh.py); format "optimum". Other phases
+ *   (load_model, preprocess_dataset) are not summed, as that summariser does not.
  * - Otherwise `total` is the GPU energy of one pass: `energy_gpu_j / repetitions` (the window covers
- *   `repetitions` passes; without that metric, `energy_gpu_j` itself), and no phase keys are written
- *   (lem does not invent a phase split).
+ *   `repetitions` passes; without that metric, `energy_gpu_j` itself); format "ai_energy_benchmarks",
+ *   whose breakdown puts everything under decode_wh (preprocess_wh = prefill_wh = 0.0), as the
+ *   summariser does for that format.
  * - Neither present, or a phase metric null: the GPU energy is not measured and no files are produced.
- * Like the original, `total` is rounded to 2 decimals after summing the unrounded phases; rounding is
- * Python's (round-half-even on the exact binary value), so the files are byte-identical to what
- * Python's "%.2f" and round(x, 2) would write.
+ * Rounding is Python's (round-half-even on the exact binary value) and floats are written as Python's
+ * repr, so the files are byte-identical to what the summariser writes (test/fixtures/compat/ holds a
+ * re-implementation of it that the tests run on lem's optimum-benchmark export).
  *
  * For an aggregate (several runs of one experiment), each value is the mean over runs of the per-run
  * values (the AI Energy Score averages its runs); runs without GPU energy are skipped and counted.
@@ -95,28 +98,56 @@ export function pythonFixed(x: number, digits = 2): string {
   return negative ? `-${out}` : out;
 }
 
-/** A number as Python's json.dumps writes a float (integral values keep ".0"). */
-function pyJsonFloat(x: number): string {
-  const s = JSON.stringify(x);
-  return /[.eE]/.test(s) ? s : `${s}.0`;
+/**
+ * A float as Python's repr (and so json.dumps) writes it: the shortest round-tripping digits (the
+ * same digits JavaScript picks), in fixed notation for exponents −4 … 15 (integral values keep ".0"),
+ * otherwise as d.ddde±XX with at least two exponent digits ("1e-05", "1.5e+16").
+ */
+export function pyFloatRepr(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`not a finite number: ${x}`);
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [mant, expText] = Math.abs(x).toExponential().split('e') as [string, string];
+  const exp = Number(expText);
+  const digits = mant.replace('.', '');
+  const sign = x < 0 ? '-' : '';
+  if (exp >= -4 && exp < 16) {
+    if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+    const intPart = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+    const frac = digits.slice(exp + 1);
+    return `${sign}${intPart}.${frac === '' ? '0' : frac}`;
+  }
+  const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+  return `${sign}${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
 }
 
 function round2(x: number): number {
   return Number(pythonFixed(x, 2));
 }
 
-/** File contents for a GPU energy (per-run or averaged). */
+/**
+ * File contents for a GPU energy (per-run or averaged), byte for byte what the backend-switching
+ * design's summarize_gpu_wh.py writes (json.dumps(..., indent=2), no trailing newline):
+ *   phases basis → format "optimum": total = round(preprocess + prefill + decode + 1e-12, 2), each
+ *     `<phase>_wh` = round(phase, 2) (a phase not measured counts 0.0, as in its extract_phase_gpu_wh);
+ *   window basis → format "ai_energy_benchmarks": total = the unrounded GPU Wh of one pass,
+ *     preprocess_wh = prefill_wh = 0.0, decode_wh = round(total, 2) (its compatibility breakdown).
+ * GPU_ENERGY_WH.txt is "%.2f\n" of that total.
+ */
 export function aiEnergyScoreFilesFromEnergy(e: GpuEnergyWh): AiEnergyScoreFiles {
-  const total = round2(e.totalWh);
-  const entries: [string, number][] = [['total', total]];
-  for (const p of AI_ENERGY_SCORE_PHASES) {
-    const v = e.phasesWh[p];
-    if (v !== undefined) entries.push([`${p}_wh`, round2(v)]);
-  }
-  const body = ['  "units": "Wh"', ...entries.map(([k, v]) => `  ${JSON.stringify(k)}: ${pyJsonFloat(v)}`)].join(',\n');
+  const phased = e.basis === 'phases';
+  const per: Record<AiEnergyScorePhase, number> = phased
+    ? { preprocess: e.phasesWh.preprocess ?? 0, prefill: e.phasesWh.prefill ?? 0, decode: e.phasesWh.decode ?? 0 }
+    : { preprocess: 0, prefill: 0, decode: e.totalWh };
+  const total = phased ? round2(per.preprocess + per.prefill + per.decode + 1e-12) : e.totalWh;
+  const entries: [string, string][] = [
+    ['units', '"Wh"'],
+    ['total', pyFloatRepr(total)],
+    ['format', phased ? '"optimum"' : '"ai_energy_benchmarks"'],
+    ...AI_ENERGY_SCORE_PHASES.map((p): [string, string] => [`${p}_wh`, pyFloatRepr(round2(per[p]))]),
+  ];
   return {
-    'GPU_ENERGY_WH.txt': `${pythonFixed(e.totalWh, 2)}\n`,
-    'GPU_ENERGY_SUMMARY.json': `{\n${body}\n}`,
+    'GPU_ENERGY_WH.txt': `${pythonFixed(total, 2)}\n`,
+    'GPU_ENERGY_SUMMARY.json': `{\n${entries.map(([k, v]) => `  "${k}": ${v}`).join(',\n')}\n}`,
   };
 }
 

@@ -1,46 +1,44 @@
 /**
- * optimum-benchmark `benchmark_report.json` view of a lem run.
+ * optimum-benchmark `benchmark_report.json` view of a lem run, written so that optimum-benchmark's own
+ * reader (BenchmarkReport.from_dict → TargetMeasurements(**phase) → Energy/Latency/...(**block)) and
+ * its report formatter (to_plain_text / to_markdown_text, which format every Energy, Latency,
+ * Throughput and Efficiency field with "{x:f}"-style specs) accept it, and so that AI Energy Score's
+ * summariser counts each joule once (checked in test/results/compat-readback.test.ts against
+ * re-implementations in test/fixtures/compat/).
  *
- * The report has one object per phase, each with exactly `memory`, `latency`, `throughput`,
- * `energy`, `efficiency` (null when not measured), in optimum-benchmark's units:
- *   energy      {unit: "kWh", cpu, ram, gpu, total}
- *   efficiency  {unit: "tokens/kWh", value = tokens / energy.total}
- *   latency     {unit: "s", values[], count, total, mean, p50, p90, p95, p99, stdev, stdev_}
- *               (stdev is the population std, stdev_ = 100·stdev/|mean| in %, as optimum-benchmark)
- *   throughput  {unit: "tokens/s", value}
- *   memory      {unit: "MB", max_ram, max_global_vram, max_process_vram, max_reserved, max_allocated}
- *
- * Phases written (lem metric → field); r = the `repetitions` metric (passes over the prompt set in
- * the window, 1 when absent). lem's phase energies are per pass, so phase volumes are per pass too:
- *   prefill    energy: energy_<d>_prefill_j, and gpu from lem's energy_prefill_j (per-pass GPU energy);
- *              latency: raw values, or ttft_{mean,p50,p90,p95,p99,std}_s;
- *              throughput: prefill_tokens_per_s, else (input_tokens / r) / prefill_time_s;
- *              efficiency: (input_tokens / r) / energy.total; memory: memory_prefill_<key>_mb.
- *              (written only when energy, latency, throughput or memory exists)
- *   decode     energy: energy_<d>_decode_j, and gpu from energy_decode_j;
- *              latency: raw values, or latency_decode_{stat}_s;
- *              throughput: decode_tokens_per_s, else (output_tokens / r) / (window_s / r − prefill_time_s);
- *              efficiency: (output_tokens / r) / energy.total; memory: memory_decode_<key>_mb.
- *              (written only when energy, latency, throughput or memory exists)
- *   per_token  latency: raw values, or itl_{stat}_s.                  (only when it exists)
- *   run        the whole measured window (per-run totals): energy_<d>_j; latency: raw values or
- *              latency_{stat}_s; throughput: output_tokens_per_s; efficiency: output_tokens /
- *              energy.total; memory: memory_<key>_mb.                  (always written)
- * Efficiency needs energy.total: lem measures phase energies on the GPU only, so phase efficiency is
- * null unless a total is known (it is never computed from GPU energy alone).
- * where <d> is gpu, cpu, dram (→ "ram") or total. Energy `total` falls back to the sum of gpu, cpu
- * and ram only when all three are measured. The `run` phase name does not collide with
- * optimum-benchmark's phases, so AI Energy Score's summariser (which sums preprocess/prefill/decode)
- * never double-counts it.
+ * Phases, in optimum-benchmark's order: load_dataset, preprocess_dataset, preprocess, load_model,
+ * load, forward, call, prefill, decode, per_token. Only phases the run has data for are written;
+ * there is NO whole-window phase (optimum-benchmark writes none, and the summariser sums every
+ * top-level phase's energy.gpu, so one would double-count). A block (memory, latency, ...) is null
+ * when not measured, as optimum-benchmark writes it; a block that is written has no null fields:
+ *   energy      {unit: "kWh", cpu, ram, gpu, total}. A domain lem did not measure is written 0.0 (as
+ *               CodeCarbon, optimum-benchmark's energy tracker, writes a device it does not see) and
+ *               named in the sidecar `lem_export.json`; total = energy_total_<P>_j when present, else
+ *               the sum of the measured domains (lem's phase energies are GPU only).
+ *   efficiency  {unit, value}: imported `<P>_<x>_per_kwh` kept as is; otherwise from volume /
+ *               energy.total (0 when total ≤ 0, as Efficiency.from_energy): prefill in samples/kWh
+ *               (requests per pass), decode in tokens/kWh (tokens generated after the first, per pass:
+ *               (output_tokens − requests) / repetitions, optimum-benchmark's decode volume).
+ *   throughput  {unit, value}: imported `<P>_<x>_per_s` kept; otherwise prefill in samples/s
+ *               (requests per pass / prefill_time_s, optimum-benchmark's PREFILL_THROUGHPUT_UNIT) and
+ *               decode in tokens/s (decode volume / (window_s / repetitions − prefill_time_s)).
+ *   latency     {unit: "s", values, count, total, mean, p50, p90, p95, p99, stdev, stdev_}, written only
+ *               complete: from raw values (Latency.from_values), or the block of an imported
+ *               optimum-benchmark report (run.result), else null (lem's summary percentiles alone lack
+ *               count, total, p90 and p95).
+ *   memory      {unit: "MB", max_ram, max_global_vram, ...} from memory_<P>_<key>_mb (its optional
+ *               fields may be null, as optimum-benchmark's Memory allows).
+ * Energy of prefill/decode: energy_<d>_<P>_j (imports), and lem's own per-pass GPU energies
+ * energy_prefill_j / energy_decode_j for the gpu domain.
  */
 import type { RunRecord } from '../aggregate.js';
 
 export interface ObEnergy {
   unit: 'kWh';
-  cpu: number | null;
-  ram: number | null;
-  gpu: number | null;
-  total: number | null;
+  cpu: number;
+  ram: number;
+  gpu: number;
+  total: number;
 }
 export interface ObEfficiency {
   unit: string;
@@ -49,15 +47,15 @@ export interface ObEfficiency {
 export interface ObLatency {
   unit: 's';
   values: number[];
-  count: number | null;
-  total: number | null;
-  mean: number | null;
-  p50: number | null;
-  p90: number | null;
-  p95: number | null;
-  p99: number | null;
-  stdev: number | null;
-  stdev_: number | null;
+  count: number;
+  total: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  stdev: number;
+  stdev_: number;
 }
 export interface ObThroughput {
   unit: string;
@@ -87,15 +85,19 @@ export const J_PER_KWH = 3_600_000;
 
 export interface ObViewOptions {
   /** Raw latency samples in seconds per phase (e.g. per-request TTFTs for `prefill`), when available. */
-  latencyValues?: Partial<Record<'prefill' | 'decode' | 'per_token' | 'run', readonly number[]>>;
+  latencyValues?: Partial<Record<string, readonly number[]>>;
 }
+
+/** optimum-benchmark's phase names, in the order its scenarios write them. */
+export const OB_PHASES = ['load_dataset', 'preprocess_dataset', 'preprocess', 'load_model', 'load', 'forward', 'call', 'prefill', 'decode', 'per_token'] as const;
 
 /** optimum-benchmark's Latency.from_values: NumPy linear percentiles, population stdev, stdev_ in %. */
 export function latencyFromValues(values: readonly number[]): ObLatency {
   const xs = values.filter((v) => Number.isFinite(v));
   const n = xs.length;
   if (n === 0) {
-    return { unit: 's', values: [], count: 0, total: 0, mean: null, p50: null, p90: null, p95: null, p99: null, stdev: null, stdev_: null };
+    // numpy's mean/percentile of [] are nan; a phase without samples gets no latency block instead.
+    return { unit: 's', values: [], count: 0, total: 0, mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, stdev: 0, stdev_: 0 };
   }
   const sorted = xs.slice().sort((a, b) => a - b);
   const q = (p: number): number => {
@@ -116,133 +118,118 @@ function num(metrics: Record<string, number | null>, name: string): number | nul
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
-function latencyFromMetrics(metrics: Record<string, number | null>, prefix: string): ObLatency | null {
-  const stats: Record<string, number | null> = {};
-  let any = false;
-  for (const s of OB_LATENCY_STATS) {
-    stats[s] = num(metrics, `${prefix}_${s}_s`);
-    if (stats[s] !== null) any = true;
-  }
-  const std = num(metrics, `${prefix}_std_s`);
-  if (!any && std === null) return null;
-  const mean = stats.mean ?? null;
+const DOMAINS = [
+  ['gpu', 'gpu'],
+  ['cpu', 'cpu'],
+  ['ram', 'dram'],
+] as const;
+
+function energyFor(m: Record<string, number | null>, phase: string): { energy: ObEnergy; unmeasured: string[] } | null {
+  const j: Record<'gpu' | 'cpu' | 'ram', number | null> = { gpu: null, cpu: null, ram: null };
+  for (const [ob, lem] of DOMAINS) j[ob] = num(m, `energy_${lem}_${phase}_j`) ?? (ob === 'ram' ? num(m, `energy_ram_${phase}_j`) : null);
+  if (j.gpu === null && (phase === 'prefill' || phase === 'decode' || phase === 'preprocess')) j.gpu = num(m, `energy_${phase}_j`);
+  const totalJ = num(m, `energy_total_${phase}_j`);
+  if (j.gpu === null && j.cpu === null && j.ram === null && totalJ === null) return null;
+  const unmeasured = DOMAINS.map(([ob]) => ob).filter((d) => j[d] === null);
+  const kwh = (v: number | null): number => (v === null ? 0 : v / J_PER_KWH);
+  const measuredSum = (j.gpu ?? 0) + (j.cpu ?? 0) + (j.ram ?? 0);
   return {
-    unit: 's',
-    values: [],
-    count: null,
-    total: null,
-    mean,
-    p50: stats.p50 ?? null,
-    p90: stats.p90 ?? null,
-    p95: stats.p95 ?? null,
-    p99: stats.p99 ?? null,
-    stdev: std,
-    stdev_: std !== null && mean !== null && mean !== 0 ? (std / Math.abs(mean)) * 100 : null,
+    energy: { unit: 'kWh', cpu: kwh(j.cpu), ram: kwh(j.ram), gpu: kwh(j.gpu), total: (totalJ ?? measuredSum) / J_PER_KWH },
+    unmeasured,
   };
 }
 
-function energyFromMetrics(metrics: Record<string, number | null>, suffix: string): ObEnergy | null {
-  const names = { gpu: `energy_gpu${suffix}_j`, cpu: `energy_cpu${suffix}_j`, ram: `energy_dram${suffix}_j`, total: `energy_total${suffix}_j` };
-  const ramAlt = `energy_ram${suffix}_j`;
-  const toKwh = (v: number | null): number | null => (v === null ? null : v / J_PER_KWH);
-  const gpu = toKwh(num(metrics, names.gpu));
-  const cpu = toKwh(num(metrics, names.cpu));
-  const ram = toKwh(num(metrics, names.ram) ?? num(metrics, ramAlt));
-  let total = toKwh(num(metrics, names.total));
-  if (total === null && gpu !== null && cpu !== null && ram !== null) total = gpu + cpu + ram;
-  if (gpu === null && cpu === null && ram === null && total === null) return null;
-  return { unit: 'kWh', cpu, ram, gpu, total };
+/** The first `<phase>_<what>_per_<suffix>` metric, preferring `prefer`; returns [what, value]. */
+function perMetric(m: Record<string, number | null>, phase: string, suffix: 's' | 'kwh', prefer: string): [string, number] | null {
+  const preferred = num(m, `${phase}_${prefer}_per_${suffix}`);
+  if (preferred !== null) return [prefer, preferred];
+  const re = new RegExp(`^${phase}_([a-z]+)_per_${suffix}$`);
+  for (const k of Object.keys(m).sort()) {
+    const hit = re.exec(k);
+    const v = num(m, k);
+    if (hit && v !== null) return [hit[1] as string, v];
+  }
+  return null;
 }
 
-function memoryFromMetrics(metrics: Record<string, number | null>, infix: string): ObMemory | null {
-  const m: ObMemory = { unit: 'MB', max_ram: null, max_global_vram: null, max_process_vram: null, max_reserved: null, max_allocated: null };
+function completeLatency(block: unknown): ObLatency | null {
+  if (typeof block !== 'object' || block === null) return null;
+  const b = block as Record<string, unknown>;
+  const fields = ['count', 'total', 'mean', 'p50', 'p90', 'p95', 'p99', 'stdev', 'stdev_'] as const;
+  if (!fields.every((f) => typeof b[f] === 'number' && Number.isFinite(b[f]))) return null;
+  const unit = typeof b.unit === 'string' ? b.unit : 's';
+  const f = unit === 's' ? 1 : unit === 'ms' ? 1e-3 : null;
+  if (f === null) return null;
+  const values = Array.isArray(b.values) ? b.values.filter((v): v is number => typeof v === 'number').map((v) => v * f) : [];
+  const g = (k: (typeof fields)[number]): number => (b[k] as number) * (k === 'count' || k === 'stdev_' ? 1 : f);
+  return { unit: 's', values, count: g('count'), total: g('total'), mean: g('mean'), p50: g('p50'), p90: g('p90'), p95: g('p95'), p99: g('p99'), stdev: g('stdev'), stdev_: g('stdev_') };
+}
+
+/** The phase block of an imported optimum-benchmark report kept as the run's `result`, if any. */
+function importedPhase(result: unknown, phase: string): Record<string, unknown> | null {
+  if (typeof result !== 'object' || result === null) return null;
+  const top = result as Record<string, unknown>;
+  const report = typeof top.report === 'object' && top.report !== null ? (top.report as Record<string, unknown>) : top;
+  const ph = report[phase];
+  return typeof ph === 'object' && ph !== null && !Array.isArray(ph) ? (ph as Record<string, unknown>) : null;
+}
+
+function memoryFor(m: Record<string, number | null>, phase: string): ObMemory | null {
+  const out: ObMemory = { unit: 'MB', max_ram: null, max_global_vram: null, max_process_vram: null, max_reserved: null, max_allocated: null };
   let any = false;
   for (const k of OB_MEMORY_KEYS) {
-    m[k] = num(metrics, `memory${infix}_${k}_mb`);
-    if (m[k] !== null) any = true;
+    out[k] = num(m, `memory_${phase}_${k}_mb`);
+    if (out[k] !== null) any = true;
   }
-  return any ? m : null;
+  return any ? out : null;
 }
 
-function phase(
-  metrics: Record<string, number | null>,
-  p: {
-    energySuffix: string | null;
-    /** lem's per-pass GPU phase energy metric, used when energy_gpu_<phase>_j is absent. */
-    gpuPhaseMetric?: string;
-    latency: ObLatency | null;
-    throughput: number | null;
-    volume: number | null;
-    memoryInfix: string | null;
-  },
-): ObPhase {
-  let energy = p.energySuffix !== null ? energyFromMetrics(metrics, p.energySuffix) : null;
-  if (p.gpuPhaseMetric && (energy === null || energy.gpu === null)) {
-    const j = num(metrics, p.gpuPhaseMetric);
-    if (j !== null) energy = { ...(energy ?? { unit: 'kWh', cpu: null, ram: null, gpu: null, total: null }), gpu: j / J_PER_KWH };
-  }
-  const tput = p.throughput;
-  const volume = p.volume;
-  const efficiency =
-    energy && energy.total !== null && energy.total > 0 && volume !== null ? { unit: 'tokens/kWh', value: volume / energy.total } : null;
-  return {
-    memory: p.memoryInfix !== null ? memoryFromMetrics(metrics, p.memoryInfix) : null,
-    latency: p.latency,
-    throughput: tput === null ? null : { unit: 'tokens/s', value: tput },
-    energy,
-    efficiency,
-  };
+export interface ObExport {
+  report: ObReport;
+  /** Per phase, the energy domains written as 0.0 because lem did not measure them. */
+  unmeasured_energy_domains: Record<string, string[]>;
 }
 
-function isEmpty(ph: ObPhase): boolean {
-  return ph.memory === null && ph.latency === null && ph.throughput === null && ph.energy === null && ph.efficiency === null;
-}
-
-/** The benchmark_report.json object for one run (see the phase mapping at the top of this file). */
-export function toOptimumBenchmarkReport(run: RunRecord, options: ObViewOptions = {}): ObReport {
+/** The benchmark_report.json object for one run and what it had to fill (see the top of this file). */
+export function toOptimumBenchmarkExport(run: RunRecord, options: ObViewOptions = {}): ObExport {
   const m = run.metrics;
-  const lat = (key: 'prefill' | 'decode' | 'per_token' | 'run', prefix: string): ObLatency | null => {
-    const raw = options.latencyValues?.[key];
-    return raw && raw.length > 0 ? latencyFromValues(raw) : latencyFromMetrics(m, prefix);
-  };
   const repsRaw = num(m, 'repetitions');
   const reps = repsRaw !== null && repsRaw >= 1 ? repsRaw : 1;
-  const inputTokens = num(m, 'input_tokens');
+  const requests = num(m, 'requests');
   const outputTokens = num(m, 'output_tokens');
   const prefillTime = num(m, 'prefill_time_s');
   const windowS = num(m, 'window_s');
-  const perPassIn = inputTokens === null ? null : inputTokens / reps;
-  const perPassOut = outputTokens === null ? null : outputTokens / reps;
+  const samplesPerPass = requests === null ? null : requests / reps;
+  const decodeVolume = outputTokens === null ? null : (outputTokens - (requests ?? 0)) / reps;
   const decodeTime = windowS !== null && prefillTime !== null ? windowS / reps - prefillTime : null;
   const report: ObReport = {};
-  const hasCore = (ph: ObPhase): boolean => ph.energy !== null || ph.latency !== null || ph.throughput !== null || ph.memory !== null;
+  const unmeasured: Record<string, string[]> = {};
+  for (const phase of OB_PHASES) {
+    const e = energyFor(m, phase);
+    const raw = options.latencyValues?.[phase];
+    const latency = raw && raw.length > 0 ? latencyFromValues(raw) : completeLatency(importedPhase(run.result, phase)?.latency);
+    let throughput: ObThroughput | null = null;
+    let efficiency: ObEfficiency | null = null;
+    const tp = perMetric(m, phase, 's', phase === 'decode' ? 'tokens' : 'samples');
+    const ef = perMetric(m, phase, 'kwh', phase === 'decode' ? 'tokens' : 'samples');
+    if (tp) throughput = { unit: `${tp[0]}/s`, value: tp[1] };
+    if (ef) efficiency = { unit: `${ef[0]}/kWh`, value: ef[1] };
+    const volume = phase === 'prefill' ? samplesPerPass : phase === 'decode' ? decodeVolume : null;
+    const volumeUnit = phase === 'prefill' ? 'samples' : 'tokens';
+    if (!throughput && volume !== null) {
+      const t = phase === 'prefill' ? prefillTime : phase === 'decode' ? decodeTime : null;
+      if (t !== null && t > 0) throughput = { unit: `${volumeUnit}/s`, value: volume / t };
+    }
+    if (!efficiency && e && volume !== null) efficiency = { unit: `${volumeUnit}/kWh`, value: e.energy.total > 0 ? volume / e.energy.total : 0 };
+    const ph: ObPhase = { memory: memoryFor(m, phase), latency, throughput, energy: e?.energy ?? null, efficiency };
+    if (ph.memory === null && ph.latency === null && ph.throughput === null && ph.energy === null && ph.efficiency === null) continue;
+    report[phase] = ph;
+    if (e && e.unmeasured.length > 0) unmeasured[phase] = e.unmeasured;
+  }
+  return { report, unmeasured_energy_domains: unmeasured };
+}
 
-  const prefill = phase(m, {
-    energySuffix: '_prefill',
-    gpuPhaseMetric: 'energy_prefill_j',
-    latency: lat('prefill', 'ttft'),
-    throughput: num(m, 'prefill_tokens_per_s') ?? (perPassIn !== null && prefillTime !== null && prefillTime > 0 ? perPassIn / prefillTime : null),
-    volume: perPassIn,
-    memoryInfix: '_prefill',
-  });
-  if (hasCore(prefill)) report.prefill = prefill;
-  const decode = phase(m, {
-    energySuffix: '_decode',
-    gpuPhaseMetric: 'energy_decode_j',
-    latency: lat('decode', 'latency_decode'),
-    throughput: num(m, 'decode_tokens_per_s') ?? (perPassOut !== null && decodeTime !== null && decodeTime > 0 ? perPassOut / decodeTime : null),
-    volume: perPassOut,
-    memoryInfix: '_decode',
-  });
-  if (hasCore(decode)) report.decode = decode;
-  const perToken = phase(m, { energySuffix: null, latency: lat('per_token', 'itl'), throughput: null, volume: null, memoryInfix: null });
-  if (!isEmpty(perToken)) report.per_token = perToken;
-  report.run = phase(m, {
-    energySuffix: '',
-    latency: lat('run', 'latency'),
-    throughput: num(m, 'output_tokens_per_s'),
-    volume: outputTokens,
-    memoryInfix: '',
-  });
-  return report;
+/** The benchmark_report.json object for one run. */
+export function toOptimumBenchmarkReport(run: RunRecord, options: ObViewOptions = {}): ObReport {
+  return toOptimumBenchmarkExport(run, options).report;
 }
