@@ -218,6 +218,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
         const allowed = u.options.map((o) => JSON.stringify(o)).join(', ');
         return given === undefined ? `this field is required; one of ${allowed}.` : `unknown ${u.discriminator} ${JSON.stringify(given)}; must be one of ${allowed}.`;
       }
+      if (typeof u.input === 'number' && !Number.isFinite(u.input)) return `not a finite number (got ${Number.isNaN(u.input) ? '.nan' : u.input > 0 ? '.inf' : '-.inf'}); give a finite number.`;
       return 'does not match any allowed form.';
     }
     case 'too_small':

@@ -59,3 +59,19 @@ export function didYouMean(key: string, candidates: readonly string[] = knownFie
   }
   return best;
 }
+
+let experimentKeys: ReadonlySet<string> | null = null;
+
+/** The top-level field names of an experiment config (every backend's variant), from its schema. */
+export function experimentTopLevelFields(): ReadonlySet<string> {
+  if (experimentKeys) return experimentKeys;
+  const names = new Set<string>();
+  const schema = z.toJSONSchema(ExperimentConfig, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const variants = [schema, ...((schema['oneOf'] ?? schema['anyOf'] ?? []) as Record<string, unknown>[])];
+  for (const v of variants) {
+    const props = v['properties'];
+    if (props !== null && typeof props === 'object') for (const k of Object.keys(props)) names.add(k);
+  }
+  experimentKeys = names;
+  return names;
+}

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workersInContainer } from '../../src/runtime/docker/exec.js';
 import { createDockerRuntime } from '../../src/runtime/docker/runtime.js';
+import { campaignProjectName } from '../../src/runtime/docker/service-spec.js';
 import { attemptToken, type RunSpec } from '../../src/runtime/types.js';
 import { containersWithLabel, docker, engine, requireEngine, runDockerTests, sleep, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
 
@@ -61,7 +62,7 @@ describe.skipIf(!runDockerTests)('device lock on the docker runtime through the 
 
   afterAll(async () => {
     for (const p of projects) {
-      for (const c of await containersWithLabel(`com.docker.compose.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of await containersWithLabel(`lem.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
   });
 
@@ -101,7 +102,7 @@ describe.skipIf(!runDockerTests)('device lock on the docker runtime through the 
         found = await rt.findWorkers(id);
       }
       expect(found.map((w) => w.token)).toEqual([attemptToken(id, 0, 1)]);
-      expect(found[0]?.where).toMatch(new RegExp(`^pid \\d+ in ${project}-cpu-\\d+$`));
+      expect(found[0]?.where).toMatch(new RegExp(`^pid \\d+ in ${campaignProjectName(project, id)}-cpu-\\d+$`));
       // A fresh runtime (as after a kill -9 of lem) finds and stops it through the container's labels alone.
       const other = createDockerRuntime({ engine, composeFiles: [join(dir, 'docker-compose.yml')], killGraceMs: 500 });
       expect((await other.stopWorkers(id)).map((w) => w.token)).toEqual([attemptToken(id, 0, 1)]);

@@ -53,7 +53,7 @@ describe.runIf(runDockerTests)('kill storm on the docker runtime', () => {
   let project = '';
   beforeAll(requireEngine);
   afterAll(async () => {
-    for (const c of await containersWithLabel(`com.docker.compose.project=${project}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const c of await containersWithLabel(`lem.project=${project}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   });
 
   it(`kill -9 at ${KILLS} seeded random moments, resume each time: every run succeeds exactly once`, async () => {
@@ -118,6 +118,6 @@ retries: 0
     for (let i = 1; i < windows.length; i++) expect(windows[i]![0]).toBeGreaterThanOrEqual(windows[i - 1]![1]);
     // The kills hit runs in flight.
     expect(events.some((e) => e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
-    expect(await containersWithLabel(`com.docker.compose.project=${project}`)).toEqual([]);
+    expect(await containersWithLabel(`lem.project=${project}`)).toEqual([]);
   }, 300_000);
 });

@@ -4,7 +4,7 @@
  * the compose service's environment), and each gap is recorded.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,18 +16,24 @@ describe.runIf(runDockerTests)('thermal gap on the docker runtime', () => {
   let project = '';
   beforeAll(requireEngine);
   afterAll(async () => {
-    for (const c of await containersWithLabel(`com.docker.compose.project=${project}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const c of await containersWithLabel(`lem.project=${project}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   });
 
   it('polls the fake GPU through the service container until it has cooled', () => {
     const dir = tempWorkspace('lem-docker-gap-');
     const state = join(dir, 'state');
     mkdirSync(state, { recursive: true });
-    const fake = join(state, 'fake-gpu.json');
+    // Service containers mount only the campaign's run directory: the fake GPU comes in through a
+    // compose volume of its own, writable by the (non-root) worker, which heats it after each burn.
+    const fakeDir = join(dir, 'fake');
+    mkdirSync(fakeDir, { recursive: true });
+    chmodSync(fakeDir, 0o777);
+    const fake = join(fakeDir, 'fake-gpu.json');
     writeFileSync(fake, JSON.stringify({ idle_c: 35, hot_c: 80, tau_s: 3 }));
+    chmodSync(fake, 0o666);
     project = uniqueId('lemgap').toLowerCase().replace(/[^a-z0-9-]/g, '');
     const compose = join(dir, 'docker-compose.yml');
-    writeFileSync(compose, `name: ${project}\nservices:\n  cpu:\n    image: ${TEST_IMAGE}\n    environment:\n      LEM_FAKE_THERMAL: ${fake}\n`);
+    writeFileSync(compose, `name: ${project}\nservices:\n  cpu:\n    image: ${TEST_IMAGE}\n    environment:\n      LEM_FAKE_THERMAL: ${fake}\n    volumes:\n      - ${fakeDir}:${fakeDir}\n`);
     const file = join(dir, 'gap.yaml');
     writeFileSync(
       file,

@@ -1,5 +1,6 @@
 /** `lem config validate` and `lem config generate-grid`. */
 import { loadCampaign, loadExperimentFile, type LoadOptions } from '../../config/load.js';
+import { experimentTopLevelFields } from '../../config/vocabulary.js';
 import { readSource } from '../../config/source.js';
 import { ConfigError, EXIT_OK, EXIT_USAGE, formatProblem, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
@@ -17,8 +18,10 @@ function looksLikeCampaign(data: unknown): boolean {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return false;
   const keys = Object.keys(data);
   if (keys.some((k) => CAMPAIGN_ONLY.includes(k))) return true;
-  // No backend: an experiment config would say which; a misspelt campaign_name lands here.
-  return !keys.includes('backend');
+  // An experiment config names its backend, or leaves it to BENCHMARK_BACKEND but has experiment
+  // fields; anything else (a misspelt campaign_name) is read as a campaign, to name the typo.
+  const experiment = experimentTopLevelFields();
+  return !keys.some((k) => experiment.has(k));
 }
 
 export function parseMaxRuns(v: string | undefined): number | undefined {

@@ -41,7 +41,7 @@ export function aggOptions(seed: number, o: StatOptions): AggregateOptions {
 }
 
 /** Result files behind the manifest that are gone or changed since ingest (said on stderr and in reports). */
-const fileChecks = new WeakMap<CampaignRecords, ResultFileCheck>();
+const fileChecks = new Map<string, ResultFileCheck>(); // by campaign id: views derived from the records (emissions added) share it
 
 function load(ctx: CliContext, id: string, withResults = false): CampaignRecords {
   const m = ctx.openManifest('read');
@@ -49,7 +49,7 @@ function load(ctx: CliContext, id: string, withResults = false): CampaignRecords
     const rec = campaignRecords(m, id, { withResults });
     // Results that are read anyway are hashed; otherwise existence and size are checked (cheap).
     const check = checkResultFiles(m.runs(rec.campaignId, ['succeeded']), { full: withResults });
-    fileChecks.set(rec, check);
+    fileChecks.set(rec.campaignId, check);
     const said = describeResultFileCheck(check);
     if (said) ctx.err(`warning: ${said}`);
     return rec;
@@ -59,7 +59,7 @@ function load(ctx: CliContext, id: string, withResults = false): CampaignRecords
 }
 
 function fileCheckJson(rec: CampaignRecords): Record<string, unknown> {
-  const c = fileChecks.get(rec);
+  const c = fileChecks.get(rec.campaignId);
   const rows = (xs: ResultFileCheck['missing']) => xs.map((x) => ({ position: x.position, experiment_id: x.experimentId, cycle: x.cycle, path: x.path }));
   return { checked: c?.checked ?? 0, missing: rows(c?.missing ?? []), changed: rows(c?.changed ?? []) };
 }
@@ -309,7 +309,7 @@ export function report(ctx: CliContext, id: string, o: StatOptions & { out?: str
     notes: [
       `campaign ${rec.campaignId}, seed ${rec.seed}`,
       samples ? `power timeline: run ${chosen?.runId}` : 'power timeline: no run of this campaign recorded power samples (no NVML on the host)',
-      ...(fileChecks.get(rec) ? [describeResultFileCheck(fileChecks.get(rec) as ResultFileCheck, 20)].filter((x): x is string => x !== null) : []),
+      ...(fileChecks.get(rec.campaignId) ? [describeResultFileCheck(fileChecks.get(rec.campaignId) as ResultFileCheck, 20)].filter((x): x is string => x !== null) : []),
     ],
   });
   const path = resolve(o.out ?? join(ctx.stateDir, 'reports', `${rec.campaignId}.html`));
