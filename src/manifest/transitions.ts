@@ -190,6 +190,8 @@ function apply(db: Db, { campaignId, position }: RunKey, at: string, w: RunWrite
       if (cur.status !== 'succeeded' || cur.attempt !== w.attempt) return false;
       break;
   }
+  // The table is the last word: a status change it does not list is refused whatever the checks above.
+  if (cur.status !== to && !canTransition(cur.status, to)) throw illegal('the transition table does not allow it');
   const guard = [campaignId, position, cur.status, cur.attempt] as const;
   let changes: number;
   let event: string;
