@@ -7,6 +7,7 @@
 import type { CampaignSettings } from '../config/campaign.js';
 import { LemError } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
+import { enterRun } from './transitions.js';
 
 export interface ImportProvenance {
   sha256: string;
@@ -105,11 +106,9 @@ export function recordImportedCampaign(m: Manifest, c: NewImportedCampaign): voi
     ).run(c.id, c.name, c.sourcePath, JSON.stringify(importedSettings(cycles)), JSON.stringify(c.notes), c.at, c.at);
     const insertExp = db.prepare('INSERT INTO experiments (campaign_id, id, position, name, backend, config_json) VALUES (?, ?, ?, ?, ?, ?)');
     c.experiments.forEach((e, i) => insertExp.run(c.id, e.id, i, e.name, e.backend, JSON.stringify(e.config)));
-    const insertRun = db.prepare(
-      'INSERT INTO runs (campaign_id, position, experiment_id, cycle, status, attempt, started_at, ended_at, error, result_path, metrics_json, flags_json) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)',
-    );
     c.runs.forEach((r, position) => {
-      insertRun.run(c.id, position, r.experimentId, r.cycle, r.status, r.startedAt, r.endedAt, r.error, r.resultPath, JSON.stringify(r.metrics), JSON.stringify(r.flags));
+      // Imported runs enter already final (succeeded or failed): their attempt ran in another tool.
+      enterRun(db, { origin: 'imported', campaignId: c.id, position, ...r });
       event.run(c.id, position, c.at, 'run_imported', JSON.stringify(r.detail));
     });
     const insertSrc = db.prepare(

@@ -1,6 +1,7 @@
 /**
  * The campaign manifest: campaign → experiment → run (cycle, attempt, handle, status, result path),
- * plus an append-only event log. Every status change is one transaction with its event.
+ * plus an append-only event log. Every run status change goes through transitions.ts: checked
+ * against the allowed table, one transaction with its event.
  */
 import { hostname } from 'node:os';
 import type { CampaignSettings } from '../config/campaign.js';
@@ -9,12 +10,11 @@ import type { PlannedRun } from '../campaign/planner.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { openDb, type Db, type OpenOptions } from './db.js';
+import { appendEvent, enterRun, transition, type RunStatus, type SucceededResult } from './transitions.js';
 import { insertWindows, overlappingWindows, windowsOf, type WindowRow } from './windows.js';
 
 export type { WindowRow } from './windows.js';
-
-export const RUN_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'interrupted'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
+export { RUN_STATUSES, RUN_TRANSITIONS, IllegalTransitionError, canTransition, type RunStatus } from './transitions.js';
 export type CampaignStatus = 'planned' | 'running' | 'completed' | 'failed' | 'interrupted';
 
 export interface CampaignRow {
@@ -159,9 +159,7 @@ export class Manifest {
     private readonly clock: Clock,
   ) {
     this.stmts = {
-      event: db.prepare('INSERT INTO events (campaign_id, position, at, kind, detail_json) VALUES (?, ?, ?, ?, ?)'),
       campaign: db.prepare<[string], RawCampaign>('SELECT * FROM campaigns WHERE id = ?'),
-      touch: db.prepare('UPDATE campaigns SET updated_at = ? WHERE id = ?'),
       counts: db.prepare<[string], { status: RunStatus; n: number }>(
         'SELECT status, count(*) AS n FROM runs WHERE campaign_id = ? GROUP BY status',
       ),
@@ -182,9 +180,7 @@ export class Manifest {
   }
 
   private logEvent(campaignId: string, position: number | null, kind: string, detail: Record<string, unknown>): void {
-    const at = this.now();
-    this.stmts.event.run(campaignId, position, at, kind, JSON.stringify(detail));
-    this.stmts.touch.run(at, campaignId);
+    appendEvent(this.db, campaignId, position, this.now(), kind, detail);
   }
 
   /** Records a whole planned campaign in one transaction. */
@@ -192,9 +188,6 @@ export class Manifest {
     const now = this.now();
     const insertExp = this.db.prepare(
       'INSERT INTO experiments (campaign_id, id, position, name, backend, config_json) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    const insertRun = this.db.prepare(
-      "INSERT INTO runs (campaign_id, position, experiment_id, cycle, status) VALUES (?, ?, ?, ?, 'pending')",
     );
     this.db
       .transaction(() => {
@@ -204,7 +197,7 @@ export class Manifest {
           )
           .run(c.id, c.name, c.sourcePath, JSON.stringify(c.settings), JSON.stringify(c.notes), now, now);
         c.experiments.forEach((e, i) => insertExp.run(c.id, e.id, i, e.name, e.backend, JSON.stringify(e.config)));
-        for (const r of c.runs) insertRun.run(c.id, r.position, r.experimentId, r.cycle);
+        for (const r of c.runs) enterRun(this.db, { origin: 'planned', campaignId: c.id, position: r.position, experimentId: r.experimentId, cycle: r.cycle });
         this.logEvent(c.id, null, 'campaign_planned', { experiments: c.experiments.length, runs: c.runs.length });
       })
       .immediate();
@@ -333,17 +326,7 @@ export class Manifest {
    * on its command line) before the worker exists, so a resume can always find the worker.
    */
   markRunning(campaignId: string, position: number, attempt: number, attemptToken: string | null = null): void {
-    this.db
-      .transaction(() => {
-        const changed = this.db
-          .prepare(
-            "UPDATE runs SET status = 'running', attempt = ?, attempt_token = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL WHERE campaign_id = ? AND position = ? AND status != 'succeeded'",
-          )
-          .run(attempt, attemptToken, this.now(), campaignId, position).changes;
-        if (changed !== 1) throw new LemError(`run ${position} of ${campaignId} cannot start: it already succeeded or does not exist.`, 70);
-        this.logEvent(campaignId, position, 'run_started', attemptToken ? { attempt, attempt_token: attemptToken } : { attempt });
-      })
-      .immediate();
+    transition(this.db, { campaignId, position }, this.now(), { kind: 'start', attempt, attemptToken });
   }
 
   /** Other campaigns of this manifest whose owning process is alive (or on another host, so unknown). */
@@ -370,77 +353,25 @@ export class Manifest {
    * its window overlapped); returns false when that run/attempt is not a recorded success.
    */
   addFlag(campaignId: string, position: number, attempt: number, flag: string, detail: Record<string, unknown>): boolean {
-    return this.db
-      .transaction(() => {
-        const r = this.stmts.run.get(campaignId, position);
-        if (!r || r.status !== 'succeeded' || r.attempt !== attempt) return false;
-        const flags = r.flags_json === null ? [] : (JSON.parse(r.flags_json) as string[]);
-        if (flags.includes(flag)) return true;
-        flags.push(flag);
-        this.db.prepare('UPDATE runs SET flags_json = ? WHERE campaign_id = ? AND position = ? AND attempt = ?').run(JSON.stringify(flags), campaignId, position, attempt);
-        this.logEvent(campaignId, position, 'run_flagged', { attempt, flag, ...detail });
-        return true;
-      })
-      .immediate();
+    return transition(this.db, { campaignId, position }, this.now(), { kind: 'flag', attempt, flag, detail });
   }
 
+  /** Records the running attempt's handle (its container or process); throws unless that attempt is running. */
   setHandle(campaignId: string, position: number, attempt: number, handle: string): void {
-    this.db
-      .transaction(() => {
-        this.db.prepare("UPDATE runs SET handle = ? WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'").run(handle, campaignId, position, attempt);
-        this.logEvent(campaignId, position, 'run_dispatched', { attempt, handle });
-      })
-      .immediate();
+    transition(this.db, { campaignId, position }, this.now(), { kind: 'dispatch', attempt, handle });
   }
 
   /**
    * Records a successful run. Only a run still 'running' with this attempt is updated, so a result
-   * is never recorded twice; returns false when nothing matched.
+   * is never recorded twice; returns false when the run is no longer running with that attempt.
    */
-  markSucceeded(
-    campaignId: string,
-    position: number,
-    attempt: number,
-    r: {
-      resultPath: string;
-      metrics: Record<string, number | null>;
-      flags: readonly string[];
-      exitCode: number | null;
-      recovered?: boolean;
-      /** Checksum and size of the result file as ingested (checked again whenever results are read). */
-      sha256?: string;
-      bytes?: number;
-    },
-  ): boolean {
-    return this.db
-      .transaction(() => {
-        const changed = this.db
-          .prepare(
-            "UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, result_sha256 = ?, result_bytes = ?, error = NULL WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
-          )
-          .run(this.now(), r.exitCode, r.resultPath, JSON.stringify(r.metrics), JSON.stringify(r.flags), r.sha256 ?? null, r.bytes ?? null, campaignId, position, attempt).changes;
-        if (changed === 1) this.logEvent(campaignId, position, r.recovered ? 'run_recovered' : 'run_succeeded', { attempt, result_path: r.resultPath });
-        return changed === 1;
-      })
-      .immediate();
+  markSucceeded(campaignId: string, position: number, attempt: number, r: SucceededResult): boolean {
+    return transition(this.db, { campaignId, position }, this.now(), { kind: 'succeed', attempt, result: r });
   }
 
-  markEnded(
-    campaignId: string,
-    position: number,
-    attempt: number,
-    r: { status: 'failed' | 'interrupted'; exitCode: number | null; error: string },
-  ): void {
-    this.db
-      .transaction(() => {
-        this.db
-          .prepare(
-            "UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, error = ? WHERE campaign_id = ? AND position = ? AND attempt = ? AND status = 'running'",
-          )
-          .run(r.status, this.now(), r.exitCode, r.error, campaignId, position, attempt);
-        this.logEvent(campaignId, position, r.status === 'failed' ? 'run_failed' : 'run_interrupted', { attempt, exit_code: r.exitCode, error: r.error });
-      })
-      .immediate();
+  /** Ends the running attempt as failed or interrupted; throws unless that attempt is running. */
+  markEnded(campaignId: string, position: number, attempt: number, r: { status: 'failed' | 'interrupted'; exitCode: number | null; error: string }): void {
+    transition(this.db, { campaignId, position }, this.now(), { kind: 'end', attempt, ...r });
   }
 
   note(campaignId: string, position: number | null, kind: string, detail: Record<string, unknown>): void {
