@@ -3,15 +3,10 @@
  * Same inputs, same order — a campaign's order is reproducible from its seed.
  */
 import type { Structure } from '../config/campaign.js';
+import type { PlannedRun } from '../manifest/manifest.js';
 import { createRng, shuffled } from '../util/random.js';
 
-export interface PlannedRun {
-  /** 0-based position in the campaign's run order. */
-  position: number;
-  experimentId: string;
-  /** 1-based cycle number. */
-  cycle: number;
-}
+export type { PlannedRun } from '../manifest/manifest.js';
 
 export interface PlanInput {
   /** Experiment ids in declaration order. */

@@ -5,7 +5,7 @@
  */
 import type { z } from 'zod';
 import { BACKEND_SECTION, ExperimentConfig, LLM_ONLY_FIELDS } from './experiment.js';
-import { BACKENDS } from '../results/schema.js';
+import { BACKENDS } from './backends.js';
 
 export interface GridCombo {
   config: ExperimentConfig;

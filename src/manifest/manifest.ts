@@ -6,7 +6,6 @@
 import { hostname } from 'node:os';
 import type { CampaignSettings } from '../config/campaign.js';
 import type { ResolvedExperiment } from '../config/load.js';
-import type { PlannedRun } from '../campaign/planner.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { openDb, type Db, type OpenOptions } from './db.js';
@@ -139,6 +138,15 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** One run of a campaign's plan, as the planner orders it and the manifest records it. */
+export interface PlannedRun {
+  /** 0-based position in the campaign's run order. */
+  position: number;
+  experimentId: string;
+  /** 1-based cycle number. */
+  cycle: number;
 }
 
 export interface NewCampaign {

@@ -15,10 +15,9 @@
  * per-GPU / cross-check), timeline, warmup, window, phases, validation, workload.
  */
 import { z } from 'zod';
+import { BackendName } from '../config/backends.js';
 
-export const BACKENDS = ['pytorch', 'vllm', 'tensorrt', 'calibration'] as const;
-export const BackendName = z.enum(BACKENDS);
-export type BackendName = z.infer<typeof BackendName>;
+export { BACKENDS, BackendName } from '../config/backends.js';
 
 /** One energy domain. `joules` is null when the host could not measure it; `reason` says why. */
 export const EnergyReading = z

@@ -30,7 +30,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ExperimentRecord, RunRecord } from '../aggregate.js';
 import { parseCsvStrict, parseNumber } from './csv.js';
-import type { ImportedRuns } from './import.js';
+import type { ImportedRuns } from './imported-runs.js';
 
 const AEB_DIRECT: Readonly<Record<string, string>> = {
   energy_duration_seconds: 'window_s',

@@ -21,7 +21,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import type { ImportedRuns } from './import.js';
+import type { ImportedRuns } from './imported-runs.js';
 
 const num = z.number().nullable().optional();
 const ObEnergyIn = z.object({ unit: z.string(), cpu: num, ram: num, gpu: num, total: num });

@@ -6,19 +6,11 @@
  * - ai_energy_benchmarks results CSV → one run per row: import-ai-energy-benchmarks.ts
  * - CSV parsing shared by the importers (and used by tests): csv.ts
  *
- * This module is the entry point: it holds the common result type and re-exports the importers.
+ * This module is the entry point: it re-exports the importers and their common result type (imported-runs.ts).
  * `lem results import` and `results compare FILE` read through src/results/import/ (file discovery,
  * format detection, repetitions as runs, provenance), which uses these per-format mappings.
  */
-import type { ExperimentRecord, RunRecord } from '../aggregate.js';
-
 export { parseCsv, parseCsvStrict, parseNumber } from './csv.js';
 export { importOptimumBenchmarkReport, readOptimumBenchmarkReport, type ObImportIds } from './import-optimum-benchmark.js';
 export { importAiEnergyBenchmarksCsv, importAiEnergyBenchmarksRows, readAiEnergyBenchmarksCsv, type AebImportOptions } from './import-ai-energy-benchmarks.js';
-
-export interface ImportedRuns {
-  experiments: ExperimentRecord[];
-  runs: RunRecord[];
-  warnings: string[];
-  ignoredColumns?: string[];
-}
+export type { ImportedRuns } from './imported-runs.js';

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { BackendName } from '../../results/schema.js';
+import type { BackendName } from '../../config/backends.js';
 import type { RuntimeContext } from '../types.js';
 import type { ComposeProject, ComposeService } from './compose.js';
 

@@ -23,7 +23,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import PQueue from 'p-queue';
-import type { BackendName } from '../../results/schema.js';
+import type { BackendName } from '../../config/backends.js';
 import { LemError } from '../../util/errors.js';
 import { packageRoot, workerDir } from '../../util/paths.js';
 import type { RuntimeContext } from '../types.js';

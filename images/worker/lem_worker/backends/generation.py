@@ -205,7 +205,7 @@ def _phase(win: Optional[WindowEnergy], reps: int, reason: Optional[str]) -> dic
 
 def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, started_at: str,
                    **meter_kwargs: Any) -> dict[str, Any]:
-    from lem_worker.runner import lock_for_run, make_meter
+    from lem_worker.metering import lock_for_run, make_meter
     from lem_worker.timeutil import utc_now_iso
 
     exp = cfg.experiment

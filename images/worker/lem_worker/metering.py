@@ -1,0 +1,47 @@
+"""The meter and the device lock of one run: what every backend wraps its measured work in."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+from lem_worker.config import WorkerConfig
+from lem_worker.devicelock import DeviceLock, device_keys, holder_info
+from lem_worker.energy.meter import Meter
+
+
+def torch_visible_uuids() -> Optional[list[str]]:
+    """UUIDs of the CUDA devices torch sees (maps CUDA_VISIBLE_DEVICES to NVML unambiguously)."""
+    try:
+        import sys
+
+        if "torch" not in sys.modules:
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        out = []
+        for i in range(torch.cuda.device_count()):
+            uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+            if uuid is None:
+                return None
+            s = str(uuid)
+            out.append(s if s.startswith(("GPU-", "MIG-")) else "GPU-" + s)
+        return out
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
+    opts = dict(kwargs)
+    probe = cfg.experiment.extra.get("nvml_probe_s")
+    if isinstance(probe, (int, float)) and not isinstance(probe, bool):
+        opts.setdefault("probe_s", float(probe))
+    return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
+
+
+def lock_for_run(cfg: WorkerConfig, meter: Meter, stop: threading.Event) -> DeviceLock:
+    """The device lock of a run: the GPUs its meter measures (by NVML UUID), or the host (`cpu`)."""
+    uuids = [g.uuid for g in meter.session.gpus] if meter.session is not None and meter.has_gpu else []
+    return DeviceLock(device_keys(uuids), cfg.experiment.measurement.device_lock_timeout_s,
+                      holder_info(cfg.run.run_id, cfg.run.attempt), stop=stop)
