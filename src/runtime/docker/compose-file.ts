@@ -12,6 +12,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, YAMLMap, YAMLSeq, isNode, type Document } from 'yaml';
 import type { CollectionTag, ScalarTag } from 'yaml';
 import { ConfigError } from '../../util/errors.js';
+import { parseDeviceEntry, readEnvFile } from './compose-host.js';
 import { checkComposeFile, dotted, type ComposeMount, type KeyValueList, type ServiceFile } from './compose-schema.js';
 
 // --- YAML: !reset / !override ---------------------------------------------------------------
@@ -160,6 +161,16 @@ export interface NormService {
   ipc?: string | Reset | Override;
   ulimits?: Obj | Reset | Override;
   devices?: Json[] | Reset | Override;
+  /** env_file's variables (all files of the entry, later over earlier), merged by key. */
+  env_file?: Obj | Reset | Override;
+  cpuset?: string | Reset | Override;
+  runtime?: string | Reset | Override;
+  network_mode?: string | Reset | Override;
+  /** `devices:` host nodes keyed by container path; CDI names go to cdi_devices. */
+  device_maps?: Obj | Reset | Override;
+  cdi_devices?: Json[] | Reset | Override;
+  group_add?: Json[] | Reset | Override;
+  security_opt?: Json[] | Reset | Override;
 }
 
 function parseVolume(v: string | { type?: 'bind' | 'volume' | 'tmpfs' | undefined; source?: string | undefined; target: string; read_only?: boolean | undefined }, projectDir: string): ComposeMount | string {
@@ -188,6 +199,7 @@ function normaliseService(
   validated: ServiceFile,
   env: NodeJS.ProcessEnv,
   projectDir: string,
+  file: string,
   fail: (path: string[], problem: string) => never,
 ): NormService {
   const out: NormService = {};
@@ -236,6 +248,7 @@ function normaliseService(
     }
     out.ulimits = wrap('ulimits', u);
   }
+  Object.assign(out, normaliseHostFields(raw, validated, env, file, wrap, fail));
   const deploy = raw['deploy'];
   if (deploy !== undefined) {
     // Markers may sit on deploy, resources, reservations or devices; any of them resets/overrides devices.
@@ -256,6 +269,52 @@ function normaliseService(
       options: d.options ?? {},
     }));
     out.devices = m instanceof Reset ? m : m instanceof Override ? new Override(devices) : devices;
+  }
+  return out;
+}
+
+/** env_file, cpuset, runtime, network_mode, devices, group_add, security_opt (see compose-host.ts). */
+function normaliseHostFields(
+  raw: Obj,
+  validated: ServiceFile,
+  env: NodeJS.ProcessEnv,
+  file: string,
+  wrap: <T>(k: string, value: T) => T | Reset | Override,
+  fail: (path: string[], problem: string) => never,
+): NormService {
+  const out: NormService = {};
+  if (raw['env_file'] !== undefined && validated.env_file !== undefined) {
+    const entries = typeof validated.env_file === 'string' ? [validated.env_file] : validated.env_file;
+    const vars: Obj = {};
+    entries.forEach((e, i) => {
+      const { path, required } = typeof e === 'string' ? { path: e, required: true } : { path: e.path, required: e.required ?? true };
+      const r = readEnvFile(path, file, required, env);
+      if (typeof r === 'string') fail(typeof validated.env_file === 'string' ? ['env_file'] : ['env_file', String(i)], r);
+      Object.assign(vars, r.env);
+    });
+    out.env_file = wrap('env_file', vars);
+  }
+  if (raw['cpuset'] !== undefined && validated.cpuset !== undefined) out.cpuset = wrap('cpuset', String(validated.cpuset));
+  if (raw['runtime'] !== undefined && validated.runtime !== undefined) out.runtime = wrap('runtime', validated.runtime);
+  if (raw['network_mode'] !== undefined && validated.network_mode !== undefined) out.network_mode = wrap('network_mode', validated.network_mode);
+  if (raw['devices'] !== undefined) {
+    const maps: Obj = {};
+    const cdi: Json[] = [];
+    (validated.devices ?? []).forEach((d, i) => {
+      const entry = parseDeviceEntry(d);
+      if (typeof entry === 'string') fail(['devices', String(i)], entry);
+      if (entry.kind === 'cdi') cdi.push({ ...entry.request });
+      else maps[entry.mapping.pathInContainer] = { ...entry.mapping };
+    });
+    out.device_maps = wrap('devices', maps);
+    out.cdi_devices = wrap('devices', cdi);
+  }
+  if (raw['group_add'] !== undefined) out.group_add = wrap('group_add', (validated.group_add ?? []).map(String));
+  if (raw['security_opt'] !== undefined) out.security_opt = wrap('security_opt', validated.security_opt ?? []);
+  // `!reset` on a scalar field leaves nothing for the schema to validate: keep the marker for the merge.
+  for (const k of ['env_file', 'cpuset', 'runtime', 'network_mode'] as const) {
+    const m = raw[k];
+    if (m instanceof Reset) out[k] = m;
   }
   return out;
 }
@@ -351,7 +410,7 @@ export function parseFile(file: string, text: string, env: NodeJS.ProcessEnv, pr
       services[svc] = rawDef instanceof Reset ? null : {};
       continue;
     }
-    services[svc] = normaliseService(rawDef, def, env, projectDir, (p, problem) => fail(['services', svc, ...p], problem));
+    services[svc] = normaliseService(rawDef, def, env, projectDir, file, (p, problem) => fail(['services', svc, ...p], problem));
   }
   return { file, name: data.name, services };
 }
