@@ -80,7 +80,11 @@ function intensityFor(rec: CampaignRecords, o: StatOptions): Intensity | null {
 function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults = false): { rec: CampaignRecords; intensity: Intensity | null } {
   const rec = load(ctx, id, withResults);
   const intensity = intensityFor(rec, o);
-  return { rec: { ...rec, runs: withEmissions(rec.runs, intensity) }, intensity };
+  const withCarbon = { ...rec, runs: withEmissions(rec.runs, intensity) };
+  // The result-file check is keyed by the record: carry it over to the copy.
+  const check = fileChecks.get(rec);
+  if (check) fileChecks.set(withCarbon, check);
+  return { rec: withCarbon, intensity };
 }
 
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
