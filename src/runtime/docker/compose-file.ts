@@ -9,67 +9,14 @@
  */
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, YAMLMap, YAMLSeq, isNode, type Document } from 'yaml';
-import type { CollectionTag, ScalarTag } from 'yaml';
+import { LineCounter, parseDocument, YAMLMap, isNode, type Document } from 'yaml';
 import { ConfigError } from '../../util/errors.js';
-import { parseDeviceEntry, readEnvFile } from './compose-host.js';
+import { normaliseHostFields, type HostFields } from './compose-host.js';
+import { isObj, Override, Reset, resetTags, unmark, type Json, type Obj } from './compose-markers.js';
 import { checkComposeFile, dotted, type ComposeMount, type KeyValueList, type ServiceFile } from './compose-schema.js';
 
-// --- YAML: !reset / !override ---------------------------------------------------------------
+// --- interpolation ----------------------------------------------------------------------
 
-/** `!reset`: the field is removed by the merge. */
-export class Reset {
-  readonly lemComposeReset = true;
-}
-/** `!override`: the field replaces what earlier files said, wholesale. */
-export class Override {
-  constructor(readonly value: unknown) {}
-}
-
-const resetTags: (ScalarTag | CollectionTag)[] = [
-  { tag: '!reset', collection: 'map', nodeClass: YAMLMap, resolve: () => new Reset() } as CollectionTag,
-  { tag: '!reset', collection: 'seq', nodeClass: YAMLSeq, resolve: () => new Reset() } as CollectionTag,
-  { tag: '!reset', resolve: () => new Reset() } as ScalarTag,
-  {
-    tag: '!override',
-    collection: 'map',
-    nodeClass: YAMLMap,
-    resolve: (m: YAMLMap) => new Override(m.toJSON()),
-  } as unknown as CollectionTag,
-  {
-    tag: '!override',
-    collection: 'seq',
-    nodeClass: YAMLSeq,
-    resolve: (s: YAMLSeq) => new Override(s.toJSON()),
-  } as unknown as CollectionTag,
-  { tag: '!override', resolve: (s: string) => new Override(s) } as ScalarTag,
-];
-
-// --- values and interpolation ---------------------------------------------------------------
-
-/** A YAML value as read, with its markers. */
-export type Json = string | number | boolean | null | Json[] | { [k: string]: Json } | Reset | Override;
-export type Obj = { [k: string]: Json };
-
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Reset) && !(v instanceof Override);
-}
-
-/** A copy without the !reset / !override markers: what a file says on its own, for validation. */
-function unmark(v: Json): Json | undefined {
-  if (v instanceof Reset) return undefined;
-  if (v instanceof Override) return unmark(v.value as Json);
-  if (Array.isArray(v)) return v.map((x) => unmark(x) ?? null);
-  if (isObj(v)) {
-    const out: Obj = {};
-    for (const [k, x] of Object.entries(v)) {
-      const u = unmark(x);
-      if (u !== undefined) out[k] = u;
-    }
-    return out;
-  }
-  return v;
-}
 /** Compose-style interpolation of one string. */
 export function interpolate(s: string, env: NodeJS.ProcessEnv, where: () => string): string {
   return s.replace(/\$(?:\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (whole, braced: string | undefined, bare: string | undefined) => {
@@ -151,8 +98,10 @@ export function parseByteSize(v: string | number): number | null {
   return Math.round(Number(m[1]) * unit);
 }
 
+export { isObj, Override, Reset, type Json, type Obj } from './compose-markers.js';
+
 /** Normalised, per-file form of a service, ready to merge. Markers survive on the fields. */
-export interface NormService {
+export interface NormService extends HostFields {
   image?: string | Reset | Override;
   build?: Obj | Reset | Override;
   environment?: Obj | Reset | Override;
@@ -161,16 +110,6 @@ export interface NormService {
   ipc?: string | Reset | Override;
   ulimits?: Obj | Reset | Override;
   devices?: Json[] | Reset | Override;
-  /** env_file's variables (all files of the entry, later over earlier), merged by key. */
-  env_file?: Obj | Reset | Override;
-  cpuset?: string | Reset | Override;
-  runtime?: string | Reset | Override;
-  network_mode?: string | Reset | Override;
-  /** `devices:` host nodes keyed by container path; CDI names go to cdi_devices. */
-  device_maps?: Obj | Reset | Override;
-  cdi_devices?: Json[] | Reset | Override;
-  group_add?: Json[] | Reset | Override;
-  security_opt?: Json[] | Reset | Override;
 }
 
 function parseVolume(v: string | { type?: 'bind' | 'volume' | 'tmpfs' | undefined; source?: string | undefined; target: string; read_only?: boolean | undefined }, projectDir: string): ComposeMount | string {
@@ -269,52 +208,6 @@ function normaliseService(
       options: d.options ?? {},
     }));
     out.devices = m instanceof Reset ? m : m instanceof Override ? new Override(devices) : devices;
-  }
-  return out;
-}
-
-/** env_file, cpuset, runtime, network_mode, devices, group_add, security_opt (see compose-host.ts). */
-function normaliseHostFields(
-  raw: Obj,
-  validated: ServiceFile,
-  env: NodeJS.ProcessEnv,
-  file: string,
-  wrap: <T>(k: string, value: T) => T | Reset | Override,
-  fail: (path: string[], problem: string) => never,
-): NormService {
-  const out: NormService = {};
-  if (raw['env_file'] !== undefined && validated.env_file !== undefined) {
-    const entries = typeof validated.env_file === 'string' ? [validated.env_file] : validated.env_file;
-    const vars: Obj = {};
-    entries.forEach((e, i) => {
-      const { path, required } = typeof e === 'string' ? { path: e, required: true } : { path: e.path, required: e.required ?? true };
-      const r = readEnvFile(path, file, required, env);
-      if (typeof r === 'string') fail(typeof validated.env_file === 'string' ? ['env_file'] : ['env_file', String(i)], r);
-      Object.assign(vars, r.env);
-    });
-    out.env_file = wrap('env_file', vars);
-  }
-  if (raw['cpuset'] !== undefined && validated.cpuset !== undefined) out.cpuset = wrap('cpuset', String(validated.cpuset));
-  if (raw['runtime'] !== undefined && validated.runtime !== undefined) out.runtime = wrap('runtime', validated.runtime);
-  if (raw['network_mode'] !== undefined && validated.network_mode !== undefined) out.network_mode = wrap('network_mode', validated.network_mode);
-  if (raw['devices'] !== undefined) {
-    const maps: Obj = {};
-    const cdi: Json[] = [];
-    (validated.devices ?? []).forEach((d, i) => {
-      const entry = parseDeviceEntry(d);
-      if (typeof entry === 'string') fail(['devices', String(i)], entry);
-      if (entry.kind === 'cdi') cdi.push({ ...entry.request });
-      else maps[entry.mapping.pathInContainer] = { ...entry.mapping };
-    });
-    out.device_maps = wrap('devices', maps);
-    out.cdi_devices = wrap('devices', cdi);
-  }
-  if (raw['group_add'] !== undefined) out.group_add = wrap('group_add', (validated.group_add ?? []).map(String));
-  if (raw['security_opt'] !== undefined) out.security_opt = wrap('security_opt', validated.security_opt ?? []);
-  // `!reset` on a scalar field leaves nothing for the schema to validate: keep the marker for the merge.
-  for (const k of ['env_file', 'cpuset', 'runtime', 'network_mode'] as const) {
-    const m = raw[k];
-    if (m instanceof Reset) out[k] = m;
   }
   return out;
 }

@@ -2,12 +2,14 @@
  * The host-facing service fields GPU servers' compose files use, read like compose: `devices:`
  * (host device nodes `HOST[:CONTAINER[:PERMS]]`, the long form, and CDI names such as
  * `nvidia.com/gpu=all`) and `env_file:` (KEY=VALUE files, relative to the compose file that names
- * them). Each returns a message instead of throwing; compose-file.ts turns it into a positioned
- * ConfigError.
+ * them), and normalising those fields with cpuset, runtime, network_mode, group_add and security_opt
+ * for the merge. The parsers return a message instead of throwing; the `fail` compose-file.ts passes
+ * turns it into a positioned ConfigError.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { ComposeDeviceMapping, ComposeDeviceRequest } from './compose-schema.js';
+import { Reset, type Json, type Obj, type Override } from './compose-markers.js';
+import type { ComposeDeviceMapping, ComposeDeviceRequest, ServiceFile } from './compose-schema.js';
 
 /** `vendor.com/class=name`: a CDI device, requested through the `cdi` driver (compose does the same). */
 const CDI = /^[a-z0-9][a-z0-9.-]*\/[a-zA-Z0-9][a-zA-Z0-9._-]*=.+$/;
@@ -76,4 +78,64 @@ export function readEnvFile(path: string, composeFile: string, required: boolean
   const parsed = parseEnvFileText(text, shellEnv);
   if ('problem' in parsed) return `env_file ${abs}:${parsed.line}: ${parsed.problem}`;
   return parsed;
+}
+
+/** The host-facing fields of a service in its per-file form (markers survive, as in NormService). */
+export interface HostFields {
+  /** env_file's variables (all files of the entry, later over earlier), merged by key. */
+  env_file?: Obj | Reset | Override;
+  cpuset?: string | Reset | Override;
+  runtime?: string | Reset | Override;
+  network_mode?: string | Reset | Override;
+  /** `devices:` host nodes keyed by container path; CDI names go to cdi_devices. */
+  device_maps?: Obj | Reset | Override;
+  cdi_devices?: Json[] | Reset | Override;
+  group_add?: Json[] | Reset | Override;
+  security_opt?: Json[] | Reset | Override;
+}
+
+/** env_file, cpuset, runtime, network_mode, devices, group_add, security_opt of one service, normalised for the merge. */
+export function normaliseHostFields(
+  raw: Obj,
+  validated: ServiceFile,
+  env: NodeJS.ProcessEnv,
+  file: string,
+  wrap: <T>(k: string, value: T) => T | Reset | Override,
+  fail: (path: string[], problem: string) => never,
+): HostFields {
+  const out: HostFields = {};
+  if (raw['env_file'] !== undefined && validated.env_file !== undefined) {
+    const entries = typeof validated.env_file === 'string' ? [validated.env_file] : validated.env_file;
+    const vars: Obj = {};
+    entries.forEach((e, i) => {
+      const { path, required } = typeof e === 'string' ? { path: e, required: true } : { path: e.path, required: e.required ?? true };
+      const r = readEnvFile(path, file, required, env);
+      if (typeof r === 'string') fail(typeof validated.env_file === 'string' ? ['env_file'] : ['env_file', String(i)], r);
+      Object.assign(vars, r.env);
+    });
+    out.env_file = wrap('env_file', vars);
+  }
+  if (raw['cpuset'] !== undefined && validated.cpuset !== undefined) out.cpuset = wrap('cpuset', String(validated.cpuset));
+  if (raw['runtime'] !== undefined && validated.runtime !== undefined) out.runtime = wrap('runtime', validated.runtime);
+  if (raw['network_mode'] !== undefined && validated.network_mode !== undefined) out.network_mode = wrap('network_mode', validated.network_mode);
+  if (raw['devices'] !== undefined) {
+    const maps: Obj = {};
+    const cdi: Json[] = [];
+    (validated.devices ?? []).forEach((d, i) => {
+      const entry = parseDeviceEntry(d);
+      if (typeof entry === 'string') fail(['devices', String(i)], entry);
+      if (entry.kind === 'cdi') cdi.push({ ...entry.request });
+      else maps[entry.mapping.pathInContainer] = { ...entry.mapping };
+    });
+    out.device_maps = wrap('devices', maps);
+    out.cdi_devices = wrap('devices', cdi);
+  }
+  if (raw['group_add'] !== undefined) out.group_add = wrap('group_add', (validated.group_add ?? []).map(String));
+  if (raw['security_opt'] !== undefined) out.security_opt = wrap('security_opt', validated.security_opt ?? []);
+  // `!reset` on a scalar field leaves nothing for the schema to validate: keep the marker for the merge.
+  for (const k of ['env_file', 'cpuset', 'runtime', 'network_mode'] as const) {
+    const m = raw[k];
+    if (m instanceof Reset) out[k] = m;
+  }
+  return out;
 }
