@@ -15,8 +15,15 @@ export function snakeKey(key: string): string {
   return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z])([A-Z][a-z])/g, '$1_$2').toLowerCase();
 }
 
+/** A value printed as it is, keys untouched: the user's own documents (a config as written). */
+export class Verbatim {
+  constructor(readonly value: unknown) {}
+}
+export const verbatim = (value: unknown): Verbatim => new Verbatim(value);
+
 /** A deep copy with every object key in snake_case (Dates as ISO strings, undefined fields dropped). */
 export function snakeKeys(value: unknown): unknown {
+  if (value instanceof Verbatim) return value.value;
   if (Array.isArray(value)) return value.map(snakeKeys);
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Map) return snakeKeys(Object.fromEntries(value));

@@ -5,7 +5,7 @@
  * a dry run's plan); and the key conversion itself.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snakeKey, snakeKeys } from '../../src/cli/json.js';
+import { snakeKey, snakeKeys, verbatim } from '../../src/cli/json.js';
 import { lem, tempDir } from '../helpers/cli.js';
 import { storeCampaign } from '../helpers/stored-campaign.js';
 
@@ -35,6 +35,7 @@ describe('--json documents', () => {
     ['validate', ['validate', 'base', 'other', '--json'], [0, 1, 3]],
     ['state.check', ['state', 'check', '--json'], [0]],
     ['config.validate', ['config', 'validate', 'campaigns/quickstart.yaml', '--json'], [0]],
+    ['config.generate_grid', ['config', 'generate-grid', 'campaigns/llm-grid.example.yaml', '--json'], [0]],
     ['campaign.dry_run', ['campaign', 'run', 'campaigns/quickstart.yaml', '--dry-run', '--json'], [0]],
   ];
   for (const [schema, args, codes] of cases) {
@@ -61,5 +62,8 @@ describe('snake_case conversion at the CLI boundary', () => {
   });
   it('converts deeply, through arrays, and drops undefined fields', () => {
     expect(snakeKeys({ aB: [{ cD: 1, eF: undefined }], g: { hI: null } })).toEqual({ a_b: [{ c_d: 1 }], g: { h_i: null } });
+  });
+  it('leaves a verbatim subtree (the user\'s own config) as it is', () => {
+    expect(snakeKeys({ runId: 1, config: verbatim({ backend_options: { maxSeqLen: 4 } }) })).toEqual({ run_id: 1, config: { backend_options: { maxSeqLen: 4 } } });
   });
 });

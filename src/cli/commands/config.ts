@@ -3,6 +3,7 @@ import { loadCampaign, loadExperimentFile, type LoadOptions } from '../../config
 import { readSource } from '../../config/source.js';
 import { ConfigError, EXIT_OK, EXIT_USAGE, formatProblem, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
+import { verbatim } from '../json.js';
 import { table } from '../format.js';
 
 export interface GridCliOptions {
@@ -61,7 +62,7 @@ export function configValidate(ctx: CliContext, file: string, opts: GridCliOptio
       }
     } else {
       const cfg = loadExperimentFile(file);
-      if (opts.json) printJson(ctx, 'config.validate', { valid: true, errors: [], kind: 'experiment', backend: cfg.backend, config: cfg });
+      if (opts.json) printJson(ctx, 'config.validate', { valid: true, errors: [], kind: 'experiment', backend: cfg.backend, config: verbatim(cfg) });
       else ctx.out(`${file}: valid ${cfg.backend} experiment config.`);
     }
     return EXIT_OK;
@@ -80,7 +81,7 @@ export function configValidate(ctx: CliContext, file: string, opts: GridCliOptio
 export function configGenerateGrid(ctx: CliContext, file: string, opts: GridCliOptions): number {
   const c = loadCampaign(file, loadOptions(ctx, opts.maxRuns));
   if (opts.json) {
-    printJson(ctx, 'config.show', { campaign: c.name, settings: c.settings, experiments: c.experiments, notes: c.notes });
+    printJson(ctx, 'config.generate_grid', { campaign: c.name, settings: verbatim(c.settings), experiments: verbatim(c.experiments), notes: c.notes });
     return EXIT_OK;
   }
   ctx.out(table(['#', 'id', 'backend', 'name'], c.experiments.map((e, i) => [String(i + 1), e.id, e.backend, e.name]), [0]));
