@@ -2,6 +2,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { Manifest } from '../manifest/manifest.js';
 import { systemClock } from '../util/clock.js';
+import { jsonDocument } from './json.js';
 
 export interface GlobalOptions {
   state?: string;
@@ -29,6 +30,10 @@ export function makeContext(g: GlobalOptions): CliContext {
   };
 }
 
-export function printJson(ctx: CliContext, value: unknown): void {
-  ctx.out(JSON.stringify(value, null, 2));
+/**
+ * Prints one `--json` document: `{ schema: "lem.<command>/1", ...body }`, keys in snake_case
+ * (see json.ts). `command` is the command path joined by dots, e.g. `results.compare`.
+ */
+export function printJson(ctx: CliContext, command: string, body: Record<string, unknown>): void {
+  ctx.out(JSON.stringify(jsonDocument(command, body), null, 2));
 }

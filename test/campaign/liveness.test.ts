@@ -59,7 +59,7 @@ describe('a campaign whose owner process is gone', () => {
     expect(text.stdout).toContain(`— interrupted (its process ${pid} is gone; resume with: lem campaign resume dead-owner-1)`);
 
     const list = lem(['--state', state, 'campaign', 'list', '--json']);
-    const rows = JSON.parse(list.stdout) as { id: string; status: string; dead_owner_pid: number | null }[];
+    const rows = (JSON.parse(list.stdout) as { campaigns: { id: string; status: string; dead_owner_pid: number | null }[] }).campaigns;
     expect(rows).toEqual([expect.objectContaining({ id: 'dead-owner-1', status: 'interrupted', dead_owner_pid: pid })]);
     expect(lem(['--state', state, 'campaign', 'list']).stdout).toContain(`interrupted (pid ${pid} gone)`);
   });

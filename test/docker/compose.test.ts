@@ -4,6 +4,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { composeFromTexts, loadCompose, parseByteSize } from '../../src/runtime/docker/compose.js';
+import { containerSpec } from '../../src/runtime/docker/service-spec.js';
 import { ConfigError } from '../../src/util/errors.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -202,5 +203,135 @@ describe('compose: refused fields name the file, line and field', () => {
     writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  cpu:\n    image: mine\n');
     expect(loadCompose([join(dir, 'docker-compose.yml')]).services['cpu']?.image).toBe('mine');
     expect(refusal(() => loadCompose([join(dir, 'nope.yml')])).message).toContain('cannot read compose file: ENOENT');
+  });
+});
+
+describe('compose: fields GPU servers write (cpuset, runtime, env_file, network_mode, ipc, ulimits, devices, group_add, security_opt)', () => {
+  const gpuServer = `services:
+  vllm:
+    image: vllm/vllm-openai
+    runtime: nvidia
+    cpuset: "0-7,16"
+    ipc: host
+    network_mode: host
+    env_file:
+      - vllm.env
+      - path: missing-is-fine.env
+        required: false
+    environment:
+      SHARED: from-environment
+    ulimits:
+      memlock: -1
+      stack: 67108864
+    devices:
+      - /dev/nvidia0:/dev/nvidia0:rwm
+      - /dev/nvidiactl
+      - source: /dev/nvidia-uvm
+        permissions: rw
+      - nvidia.com/gpu=all
+    group_add: [video, 44]
+    security_opt:
+      - seccomp=unconfined
+      - no-new-privileges:true
+`;
+
+  function project(extra: { file: string; text: string }[] = []) {
+    const dir = mkdtempSync(join(tmpdir(), 'lem-compose-gpu-'));
+    writeFileSync(join(dir, 'vllm.env'), '# the server\nexport VLLM_PORT=8000\nSHARED=from-env-file\nQUOTED="a b # not a comment"\nPLAIN=x # a comment\nFROM_SHELL\n');
+    writeFileSync(join(dir, 'docker-compose.yml'), gpuServer);
+    for (const e of extra) writeFileSync(join(dir, e.file), e.text);
+    return { dir, p: loadCompose([join(dir, 'docker-compose.yml'), ...extra.map((e) => join(dir, e.file))], { env: { FROM_SHELL: 'shell-value' } }) };
+  }
+
+  it('reads each field into the service', () => {
+    const { p } = project();
+    const s = p.services['vllm'];
+    expect(s?.runtime).toBe('nvidia');
+    expect(s?.cpuset).toBe('0-7,16');
+    expect(s?.ipc).toBe('host');
+    expect(s?.networkMode).toBe('host');
+    // env_file relative to the compose file; `environment` wins over it; a bare KEY from the environment.
+    expect(s?.environment).toMatchObject({ VLLM_PORT: '8000', SHARED: 'from-environment', QUOTED: 'a b # not a comment', PLAIN: 'x', FROM_SHELL: 'shell-value' });
+    expect(s?.ulimits).toEqual([
+      { name: 'memlock', soft: -1, hard: -1 },
+      { name: 'stack', soft: 67108864, hard: 67108864 },
+    ]);
+    expect(s?.deviceMappings).toEqual([
+      { pathOnHost: '/dev/nvidia0', pathInContainer: '/dev/nvidia0', permissions: 'rwm' },
+      { pathOnHost: '/dev/nvidiactl', pathInContainer: '/dev/nvidiactl', permissions: 'rwm' },
+      { pathOnHost: '/dev/nvidia-uvm', pathInContainer: '/dev/nvidia-uvm', permissions: 'rw' },
+    ]);
+    expect(s?.devices).toEqual([{ driver: 'cdi', count: 0, deviceIds: ['nvidia.com/gpu=all'], capabilities: [], options: {} }]);
+    expect(s?.groupAdd).toEqual(['video', '44']);
+    expect(s?.securityOpt).toEqual(['seccomp=unconfined', 'no-new-privileges:true']);
+  });
+
+  it('maps each field to the Engine API create options, and stays unprivileged as a non-root user', () => {
+    const { p } = project();
+    const def = p.services['vllm'];
+    if (!def) throw new Error('no vllm service');
+    const spec = containerSpec(
+      { name: 'vllm', def, backends: new Set(['vllm']) },
+      { project: p, ctx: { campaignId: 'c1', workspaceRoot: '/ws', forceColdStart: false }, imageId: 'sha256:x', number: 1, hfHome: '/hf', gpus: 'compose', init: true, workerMount: null, user: '1000:1000', hfWritable: false, needsHome: false, extraBinds: [] },
+    );
+    const h = spec.HostConfig ?? {};
+    expect(h.Runtime).toBe('nvidia');
+    expect(h.CpusetCpus).toBe('0-7,16');
+    expect(h.IpcMode).toBe('host');
+    expect(h.NetworkMode).toBe('host');
+    expect(h.Ulimits).toContainEqual({ Name: 'memlock', Soft: -1, Hard: -1 });
+    expect(h.Devices).toContainEqual({ PathOnHost: '/dev/nvidia-uvm', PathInContainer: '/dev/nvidia-uvm', CgroupPermissions: 'rw' });
+    expect(h.DeviceRequests).toEqual([{ Driver: 'cdi', DeviceIDs: ['nvidia.com/gpu=all'], Options: {} }]);
+    expect(h.GroupAdd).toEqual(['video', '44']);
+    expect(h.SecurityOpt).toEqual(['seccomp=unconfined', 'no-new-privileges:true']);
+    expect(spec.Env).toContain('VLLM_PORT=8000');
+    expect(spec.Env).toContain('SHARED=from-environment');
+    expect(h.Privileged).toBe(false);
+    expect(h.CapAdd).toBeUndefined();
+    expect(spec.User).toBe('1000:1000');
+  });
+
+  it('without those fields the spec keeps lem defaults (bridge network, none of the options set)', () => {
+    const p = fromText('services:\n  cpu:\n    image: lem-cpu\n');
+    const def = p.services['cpu'];
+    if (!def) throw new Error('no cpu service');
+    const h = containerSpec({ name: 'cpu', def, backends: new Set(['calibration']) }, { project: p, ctx: { campaignId: 'c1', workspaceRoot: '/ws', forceColdStart: false }, imageId: 'sha256:x', number: 1, hfHome: '/hf', gpus: 'compose', init: true, workerMount: null, user: null, hfWritable: false, needsHome: false, extraBinds: [] }).HostConfig ?? {};
+    expect(h.NetworkMode).toBe('bridge');
+    for (const k of ['Runtime', 'CpusetCpus', 'Devices', 'GroupAdd', 'SecurityOpt'] as const) expect(h[k]).toBeUndefined();
+  });
+
+  it('merges override files: lists append, devices by container path, !reset removes, scalars replace', () => {
+    const { p } = project([
+      {
+        file: 'cpu-host.yml',
+        text: 'services:\n  vllm:\n    runtime: !reset null\n    network_mode: bridge\n    cpuset: "2"\n    group_add: [render]\n    security_opt: !reset []\n    devices:\n      - /dev/nvidia0:/dev/nvidia0:r\n    env_file: !reset []\n',
+      },
+    ]);
+    const s = p.services['vllm'];
+    expect(s?.runtime).toBeNull();
+    expect(s?.networkMode).toBe('bridge');
+    expect(s?.cpuset).toBe('2');
+    expect(s?.groupAdd).toEqual(['video', '44', 'render']);
+    expect(s?.securityOpt).toEqual([]);
+    expect(s?.deviceMappings.find((d) => d.pathInContainer === '/dev/nvidia0')?.permissions).toBe('r');
+    expect(s?.deviceMappings).toHaveLength(3);
+    expect(s?.environment['VLLM_PORT']).toBeUndefined();
+    expect(s?.environment['SHARED']).toBe('from-environment');
+  });
+
+  it('refuses what it cannot honour, at file:line:col with the field', () => {
+    expect(refusal(() => fromText('services:\n  a:\n    image: x\n    privileged: true\n')).message).toMatch(/docker-compose\.yml:4:5: field 'services\.a\.privileged': service field 'privileged' is not supported/);
+    expect(refusal(() => fromText('services:\n  a:\n    cap_add: [SYS_ADMIN]\n')).message).toContain("field 'services.a.cap_add'");
+    expect(refusal(() => fromText('services:\n  a:\n    security_opt: ["systempaths=unconfined"]\n')).message).toMatch(/docker-compose\.yml:3:20: field 'services\.a\.security_opt\.0': security_opt: seccomp=/);
+    expect(refusal(() => fromText('services:\n  a:\n    network_mode: "service:db"\n')).message).toContain('service:NAME is not supported by lem');
+    expect(refusal(() => fromText('services:\n  a:\n    cpuset: "zero"\n')).message).toMatch(/docker-compose\.yml:3:5: field 'services\.a\.cpuset': cpuset: CPU numbers/);
+    expect(refusal(() => fromText('services:\n  a:\n    devices: ["nvidia0"]\n')).message).toMatch(/docker-compose\.yml:3:15: field 'services\.a\.devices\.0': device "nvidia0": the host path must be absolute/);
+    expect(refusal(() => fromText('services:\n  a:\n    devices: ["/dev/a:/dev/a:rwx"]\n')).message).toContain('permissions must be made of r, w and m');
+    const missing = refusal(() => fromText('services:\n  a:\n    env_file: nope.env\n'));
+    expect(missing.message).toMatch(/^\/p\/docker-compose\.yml:3:5: field 'services\.a\.env_file': cannot read env_file \/p\/nope\.env: ENOENT/);
+    const dir = mkdtempSync(join(tmpdir(), 'lem-compose-env-'));
+    writeFileSync(join(dir, 'bad.env'), 'GOOD=1\nthis is not a variable\n');
+    writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  a:\n    env_file: [bad.env]\n');
+    expect(refusal(() => loadCompose([join(dir, 'docker-compose.yml')])).message).toMatch(/docker-compose\.yml:3:16: field 'services\.a\.env_file\.0': env_file .*bad\.env:2: "this is not a variable" is not KEY=VALUE/);
   });
 });

@@ -40,9 +40,9 @@ describe('flag counts per gate (local runtime, real worker)', () => {
     expect(show.stdout).toMatch(/2 flagged \([^)]*window_too_short ×2[^)]*\)/);
 
     const excluded = lem(['--state', state, 'results', 'show', out.campaign, '--exclude-flagged', '--json']);
-    const agg = JSON.parse(excluded.stdout) as { totals: { used: number; flaggedExcluded: number; flaggedByGate: Record<string, number> } };
+    const agg = JSON.parse(excluded.stdout) as { totals: { used: number; flagged_excluded: number; flagged_by_gate: Record<string, number> } };
     expect(agg.totals.used).toBe(0);
-    expect(agg.totals.flaggedExcluded).toBe(2);
-    expect(agg.totals.flaggedByGate['window_too_short']).toBe(2);
+    expect(agg.totals.flagged_excluded).toBe(2);
+    expect(agg.totals.flagged_by_gate['window_too_short']).toBe(2);
   });
 });

@@ -48,7 +48,7 @@ describe('local runtime, end to end', () => {
     const status = JSON.parse(st.stdout) as { status: string; runs: Record<string, number> };
     expect(status.status).toBe('completed');
     expect(status.runs).toMatchObject({ total: 8, succeeded: 8, failed: 0, pending: 0 });
-    const ls = JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as Array<{ id: string }>;
+    const ls = (JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as { schema: string; campaigns: Array<{ id: string }> }).campaigns;
     expect(ls).toHaveLength(1);
     expect(lem(['--state', state, 'campaign', 'status', 'no-such-id']).code).toBe(2);
   });
@@ -56,7 +56,7 @@ describe('local runtime, end to end', () => {
   it('same seed, same run order across two campaigns', () => {
     const order = () => {
       const r = lem(['campaign', 'run', CAMPAIGN, '--dry-run', '--json']);
-      return (JSON.parse(r.stdout) as { runs: Array<{ experimentId: string; cycle: number }> }).runs;
+      return (JSON.parse(r.stdout) as { runs: Array<{ experiment_id: string; cycle: number }> }).runs;
     };
     expect(order()).toEqual(order());
   });

@@ -37,12 +37,12 @@ describe('results on a real campaign', () => {
     const csv = parseCsv(lem(['--state', state, 'results', 'export', id, '--format', 'csv', '--by', 'experiment']).stdout).filter((r) => r.length > 1);
     expect(csv).toHaveLength(3);
     const json = JSON.parse(lem(['--state', state, 'results', 'show', id, '--json']).stdout) as {
-      experiments: Array<{ experimentId: string; metrics: Record<string, { description: { mean: number; n: number } | null }> }>;
+      experiments: Array<{ experiment_id: string; metrics: Record<string, { description: { mean: number; n: number } | null }> }>;
     };
     expect(json.experiments).toHaveLength(2);
     const header = csv[0] as string[];
     for (const e of json.experiments) {
-      const row = csv.find((r) => r[0] === e.experimentId) as string[];
+      const row = csv.find((r) => r[0] === e.experiment_id) as string[];
       const mean = Number(row[header.indexOf('flops_per_s__mean')]);
       expect(mean).toBeCloseTo(e.metrics['flops_per_s']?.description?.mean ?? NaN, 3);
       expect(e.metrics['flops_per_s']?.description?.n).toBe(4);

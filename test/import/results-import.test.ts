@@ -23,7 +23,7 @@ interface RunJson {
 }
 interface ShowJson {
   totals: { total: number; flagged: number };
-  experiments: Array<{ experimentId: string; name: string; counts: { total: number; used: number; flagged: number }; metrics: Record<string, { description: { n: number; mean: number | null; ci95: { low: number; high: number } | null } | null }> }>;
+  experiments: Array<{ experiment_id: string; name: string; counts: { total: number; used: number; flagged: number }; metrics: Record<string, { description: { n: number; mean: number | null; ci95: { low: number; high: number } | null } | null }> }>;
 }
 interface ImportJson {
   campaign: string | null;
@@ -111,7 +111,7 @@ describe('optimum-benchmark reports', () => {
     const again = importJson(state, [fx('ob', 'run-a', 'benchmark_report.json')]);
     expect(again.campaign).toBeNull();
     expect(again.already_imported.map((a) => a.campaign)).toEqual([id]);
-    const list = JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as unknown[];
+    const list = (JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as { campaigns: unknown[] }).campaigns;
     expect(list).toHaveLength(1);
   });
 
@@ -167,7 +167,7 @@ describe('files that are not results', () => {
   });
 
   it('nothing was recorded', () => {
-    const list = JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as unknown[];
+    const list = (JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as { campaigns: unknown[] }).campaigns;
     expect(list).toHaveLength(0);
   });
 });
@@ -279,10 +279,10 @@ describe('results commands on an imported campaign', () => {
   it('compare takes imported campaigns, with intervals on both sides', () => {
     const r = lem(['--state', state, 'results', 'compare', a, b, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const cmp = JSON.parse(r.stdout) as { counts: { a: { used: number }; b: { used: number } }; metrics: Array<{ metric: string; ratioCi: unknown; ratio: number | null }> };
+    const cmp = JSON.parse(r.stdout) as { counts: { a: { used: number }; b: { used: number } }; metrics: Array<{ metric: string; ratio_ci: unknown; ratio: number | null }> };
     expect([cmp.counts.a.used, cmp.counts.b.used]).toEqual([5, 3]);
     const ttft = cmp.metrics.find((m) => m.metric === 'ttft_mean_s');
-    expect(ttft?.ratioCi).not.toBeNull();
+    expect(ttft?.ratio_ci).not.toBeNull();
     const text = lem(['--state', state, 'results', 'compare', a, b]);
     expect(text.stdout).toMatch(/ttft_mean_s/);
   });
@@ -295,7 +295,7 @@ describe('results commands on an imported campaign', () => {
     const viaCampaign = JSON.parse(lem(['--state', state, 'results', 'compare', a, b, '--json']).stdout) as typeof cmp;
     const ratio = (c: typeof cmp): number | null | undefined => c.metrics.find((m) => m.metric === 'ttft_mean_s')?.ratio;
     expect(ratio(cmp)).toBe(ratio(viaCampaign));
-    const list = JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as unknown[];
+    const list = (JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as { campaigns: unknown[] }).campaigns;
     expect(list).toHaveLength(2);
   });
 

@@ -66,7 +66,7 @@ beforeAll(() => {
   good = join(work, 'good');
   writeFileSync(join(work, 'c.yaml'), CAMPAIGN('tiny', 1));
   clean(lem(['--state', good, 'campaign', 'run', join(work, 'c.yaml')]), 0);
-  const list = JSON.parse(lem(['--state', good, 'campaign', 'list', '--json']).stdout) as Array<{ id: string }>;
+  const list = (JSON.parse(lem(['--state', good, 'campaign', 'list', '--json']).stdout) as { campaigns: Array<{ id: string }> }).campaigns;
   campaignId = (list[0] as { id: string }).id;
 }, 240_000);
 
@@ -132,7 +132,7 @@ describe('lem state check and lem state backup', () => {
     cpSync(out, join(dir, 'lem.db'));
     const list = lem(['--state', dir, 'campaign', 'list', '--json']);
     expect(list.code).toBe(0);
-    expect((JSON.parse(list.stdout) as Array<{ id: string; runs: { succeeded: number } }>)[0]).toMatchObject({ id: campaignId, runs: { succeeded: 2 } });
+    expect((JSON.parse(list.stdout) as { campaigns: Array<{ id: string; runs: { succeeded: number } }> }).campaigns[0]).toMatchObject({ id: campaignId, runs: { succeeded: 2 } });
   });
 });
 
@@ -141,7 +141,7 @@ describe('result files that are missing or changed after ingest', () => {
     // A campaign of its own: the manifest records absolute result paths.
     const dir = join(work, 'missing');
     clean(lem(['--state', dir, 'campaign', 'run', join(work, 'c.yaml')]), 0);
-    const campaignId = (JSON.parse(lem(['--state', dir, 'campaign', 'list', '--json']).stdout) as Array<{ id: string }>)[0]?.id ?? '';
+    const campaignId = (JSON.parse(lem(['--state', dir, 'campaign', 'list', '--json']).stdout) as { campaigns: Array<{ id: string }> }).campaigns[0]?.id ?? '';
     const files = resultFiles(dir);
     expect(files).toHaveLength(2);
     renameSync(files[0] as string, `${files[0] as string}.moved`);

@@ -131,7 +131,7 @@ const yesNo = (v: boolean | null): string => (v === null ? '?' : v ? 'yes' : 'no
 export async function backends(ctx: CliContext, o: { json?: boolean }, probes: BackendProbes = systemProbes(process.env), env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const r = await backendsReport(probes, env);
   if (o.json) {
-    printJson(ctx, r);
+    printJson(ctx, 'backends', { ...r });
     return EXIT_OK;
   }
   ctx.out(

@@ -41,7 +41,7 @@ export async function calibrateCommand(ctx: CliContext, o: CalibrateCli): Promis
     { campaignId: `calibrate-${process.pid}`, workspaceRoot: ctx.stateDir },
   );
   if (o.json) {
-    printJson(ctx, { file: out, ...f });
+    printJson(ctx, 'calibrate', { file: out, ...f });
     return EXIT_OK;
   }
   const show = (label: string, m: { value: number | null; reason: string | null }, unit: string): void =>

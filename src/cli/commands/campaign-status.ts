@@ -9,7 +9,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
   try {
     const c = id ? manifest.findCampaign(id) : manifest.latestCampaign();
     if (!c) {
-      if (opts.json) printJson(ctx, null);
+      if (opts.json) printJson(ctx, 'campaign.status', { id: null });
       else ctx.out('no campaigns yet: start one with `lem campaign run FILE`.');
       return EXIT_OK;
     }
@@ -20,7 +20,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     const problems = manifest.recentProblems(c.id, 5);
     const live = liveness(c);
     if (opts.json) {
-      printJson(ctx, {
+      printJson(ctx, 'campaign.status', {
         id: c.id,
         name: c.name,
         status: live.status,
@@ -65,7 +65,7 @@ export function campaignList(ctx: CliContext, opts: { json?: boolean }): number 
   try {
     const rows = manifest.campaigns().map((c) => ({ c, counts: manifest.counts(c.id), live: liveness(c) }));
     if (opts.json) {
-      printJson(ctx, rows.map(({ c, counts, live }) => ({ id: c.id, name: c.name, status: live.status, dead_owner_pid: live.deadOwnerPid, created_at: c.createdAt, runs: counts })));
+      printJson(ctx, 'campaign.list', { campaigns: rows.map(({ c, counts, live }) => ({ id: c.id, name: c.name, status: live.status, dead_owner_pid: live.deadOwnerPid, created_at: c.createdAt, runs: counts })) });
       return EXIT_OK;
     }
     if (rows.length === 0) {

@@ -46,7 +46,7 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
   if (opts.dryRun) {
     const runs = planRuns({ experimentIds: loaded.experiments.map((e) => e.id), cycles: loaded.settings.cycles, structure: loaded.settings.structure, seed: loaded.settings.seed });
     const names = new Map(loaded.experiments.map((e) => [e.id, e.name]));
-    if (opts.json) printJson(ctx, { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })) });
+    if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })) });
     else for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
     return EXIT_OK;
   }
@@ -136,7 +136,7 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: Ru
     process.off('SIGTERM', onSignal);
   }
   const { summary, flags } = summaryRows(manifest, campaign);
-  if (opts.json) printJson(ctx, { campaign: campaign.id, outcome, summary, flags: { flagged: flags.flagged, by_gate: flags.byGate } });
+  if (opts.json) printJson(ctx, 'campaign.run', { campaign: campaign.id, outcome, summary, flags: { flagged: flags.flagged, by_gate: flags.byGate } });
   else {
     ctx.out(`\ncampaign ${campaign.id}: ${outcome.status} — ${outcome.succeeded} succeeded, ${outcome.failed} failed, ${outcome.interrupted} interrupted; ${flaggedSummary(flags.flagged, flags.byGate)}`);
     ctx.out(renderSummary(summary));

@@ -4,6 +4,7 @@ import { experimentTopLevelFields } from '../../config/vocabulary.js';
 import { readSource } from '../../config/source.js';
 import { ConfigError, EXIT_OK, EXIT_USAGE, formatProblem, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
+import { verbatim } from '../json.js';
 import { table } from '../format.js';
 
 export interface GridCliOptions {
@@ -57,21 +58,21 @@ export function configValidate(ctx: CliContext, file: string, opts: GridCliOptio
     const src = readSource(file);
     if (looksLikeCampaign(src.data)) {
       const c = loadCampaign(file, loadOptions(ctx, opts.maxRuns));
-      if (opts.json) printJson(ctx, { valid: true, errors: [], kind: 'campaign', name: c.name, experiments: c.experiments.length, runs: c.experiments.length * c.settings.cycles, notes: c.notes });
+      if (opts.json) printJson(ctx, 'config.validate', { valid: true, errors: [], kind: 'campaign', name: c.name, experiments: c.experiments.length, runs: c.experiments.length * c.settings.cycles, notes: c.notes });
       else {
         ctx.out(`${file}: valid campaign '${c.name}' — ${c.experiments.length} experiment(s) × ${c.settings.cycles} cycle(s).`);
         for (const n of c.notes) ctx.out(`  note: ${n}`);
       }
     } else {
       const cfg = loadExperimentFile(file);
-      if (opts.json) printJson(ctx, { valid: true, errors: [], kind: 'experiment', backend: cfg.backend, config: cfg });
+      if (opts.json) printJson(ctx, 'config.validate', { valid: true, errors: [], kind: 'experiment', backend: cfg.backend, config: verbatim(cfg) });
       else ctx.out(`${file}: valid ${cfg.backend} experiment config.`);
     }
     return EXIT_OK;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     if (opts.json) {
-      printJson(ctx, { valid: false, errors: e.problems.map((p) => ({ file: p.file, line: p.line, column: p.column, field: p.field, message: p.message })) });
+      printJson(ctx, 'config.validate', { valid: false, errors: e.problems.map((p) => ({ file: p.file, line: p.line, column: p.column, field: p.field, message: p.message })) });
     } else {
       for (const p of e.problems) ctx.err(`lem: ${formatProblem(p)}`);
       if (e.problems.length > 1) ctx.err(`lem: ${e.problems.length} problems in ${file}.`);
@@ -83,7 +84,7 @@ export function configValidate(ctx: CliContext, file: string, opts: GridCliOptio
 export function configGenerateGrid(ctx: CliContext, file: string, opts: GridCliOptions): number {
   const c = loadCampaign(file, loadOptions(ctx, opts.maxRuns));
   if (opts.json) {
-    printJson(ctx, { campaign: c.name, settings: c.settings, experiments: c.experiments, notes: c.notes });
+    printJson(ctx, 'config.generate_grid', { campaign: c.name, settings: verbatim(c.settings), experiments: verbatim(c.experiments), notes: c.notes });
     return EXIT_OK;
   }
   ctx.out(table(['#', 'id', 'backend', 'name'], c.experiments.map((e, i) => [String(i + 1), e.id, e.backend, e.name]), [0]));

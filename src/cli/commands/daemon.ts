@@ -192,7 +192,7 @@ export function daemonStatusCommand(ctx: CliContext, campaign: string | undefine
   try {
     const s = daemonStatus(manifest, pickDaemonCampaign(manifest, campaign), systemClock.now());
     if (opts.json) {
-      printJson(ctx, s);
+      printJson(ctx, 'daemon.status', { ...s });
       return EXIT_OK;
     }
     const d = s.daemon;

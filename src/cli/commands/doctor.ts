@@ -7,6 +7,7 @@
  * Exit 0 when nothing fails (warnings allowed), 1 otherwise. A missing image or GPU is a warning,
  * or a failure for the backends named in `backends`.
  */
+import { jsonDocument } from '../json.js';
 import { accessSync, constants, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -199,7 +200,7 @@ export async function doctor(opts: DoctorOptions): Promise<number> {
   const io = opts.io ?? processIo;
   const report = await doctorReport(opts);
   if (opts.json) {
-    io.out(JSON.stringify(report));
+    io.out(JSON.stringify(jsonDocument('doctor', { ...report })));
   } else {
     for (const c of report.checks) {
       io.out(`[${MARK[c.status]}] ${c.id.padEnd(18)} ${c.summary}`);

@@ -5,6 +5,7 @@
  *
  * Plain functions returning an exit code; the commander wiring lives in src/cli/main.ts.
  */
+import { jsonDocument } from '../json.js';
 import type { BackendName } from '../../results/schema.js';
 import { BACKENDS } from '../../results/schema.js';
 import { defaultComposeFiles, loadCompose, type ComposeProject } from '../../runtime/docker/compose.js';
@@ -101,11 +102,11 @@ export async function imagesBuild(opts: ImagesBuildOptions): Promise<number> {
   const ok = results.every((r) => r.error === null);
   if (opts.json) {
     io.out(
-      JSON.stringify({
+      JSON.stringify(jsonDocument('images.build', {
         ok,
         engine: engine.endpoint.description,
         images: results.map((r) => ({ service: r.service, image: r.image, image_id: r.imageId, seconds: Math.round(r.seconds * 10) / 10, error: r.error })),
-      }),
+      })),
     );
   }
   return ok ? EXIT_OK : EXIT_FAILED_RUNS;
@@ -152,7 +153,7 @@ export async function imagesList(opts: { json: boolean; composeFiles?: string[];
     return err instanceof LemError ? err.exitCode : EXIT_FAILED_RUNS;
   }
   if (opts.json) {
-    io.out(JSON.stringify({ images: statuses.map((s) => ({ backend: s.backend, service: s.service, image: s.image, present: s.present, id: s.id, created: s.created, size_bytes: s.sizeBytes })) }));
+    io.out(JSON.stringify(jsonDocument('images.ls', { images: statuses.map((s) => ({ backend: s.backend, service: s.service, image: s.image, present: s.present, id: s.id, created: s.created, size_bytes: s.sizeBytes })) })));
     return EXIT_OK;
   }
   for (const s of statuses) {

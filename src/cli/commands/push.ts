@@ -21,7 +21,7 @@ export async function resultsPush(ctx: CliContext, id: string, o: { clickhouse: 
   try {
     const outcome = await pushCampaign({ ...rec, runs }, sink);
     const where = { url: target.url, database: target.database, runs_table: target.table, experiments_table: `${target.table}_experiments` };
-    if (o.json) printJson(ctx, { campaign: rec.campaignId, ...where, ...outcome });
+    if (o.json) printJson(ctx, 'push', { campaign: rec.campaignId, ...where, ...outcome });
     else {
       ctx.out(`campaign ${rec.campaignId} → ${target.url} ${target.database}.${target.table} (+ ${target.table}_experiments)`);
       ctx.out(`runs: ${outcome.runs.inserted} inserted, ${outcome.runs.unchanged} already there (${outcome.runs.total} finished)`);

@@ -11,7 +11,7 @@ export function resultsImport(ctx: CliContext, paths: readonly string[], o: { na
   try {
     const r = importResults(m, paths, { ...(o.name !== undefined ? { name: o.name } : {}), clock: systemClock });
     if (o.json) {
-      printJson(ctx, {
+      printJson(ctx, 'results.import', {
         campaign: r.campaignId,
         name: r.name,
         experiments: r.experiments,

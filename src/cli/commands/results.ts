@@ -80,7 +80,11 @@ function intensityFor(rec: CampaignRecords, o: StatOptions): Intensity | null {
 function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults = false): { rec: CampaignRecords; intensity: Intensity | null } {
   const rec = load(ctx, id, withResults);
   const intensity = intensityFor(rec, o);
-  return { rec: { ...rec, runs: withEmissions(rec.runs, intensity) }, intensity };
+  const withCarbon = { ...rec, runs: withEmissions(rec.runs, intensity) };
+  // The result-file check is keyed by the record: carry it over to the copy.
+  const check = fileChecks.get(rec);
+  if (check) fileChecks.set(withCarbon, check);
+  return { rec: withCarbon, intensity };
 }
 
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
@@ -89,7 +93,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const sources = importSources(ctx, rec.campaignId);
   const carbon = intensity ? { intensity_g_per_kwh: intensity.g_per_kwh, source: intensity.source, region: intensity.region } : null;
   if (o.json) {
-    printJson(ctx, { campaign: rec.campaignId, carbon, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
+    printJson(ctx, 'results.show', { campaign: rec.campaignId, carbon, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
@@ -253,7 +257,7 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
   const cmp: Comparison = compareRunSets(sa.runs, sb.runs, { ...opts, tolerances, labels: { a: sa.label, b: sb.label } });
   const code = o.failOn ? validationExitCode(summariseValidation(cmp), o.failOn) : EXIT_OK;
   if (o.json) {
-    printJson(ctx, cmp);
+    printJson(ctx, 'results.compare', { ...cmp });
     return code;
   }
   ctx.out(`A = ${sa.label} (${cmp.counts.a.used} runs)\nB = ${sb.label} (${cmp.counts.b.used} runs)`);

@@ -50,7 +50,7 @@ export function stateCheck(ctx: CliContext, opts: { json?: boolean }): number {
   }
   report.ok = report.manifest.ok && report.results.missing.length === 0 && report.results.changed.length === 0;
   if (opts.json) {
-    printJson(ctx, report);
+    printJson(ctx, 'state.check', { ...report });
     return report.ok ? EXIT_OK : EXIT_STATE_DAMAGED;
   }
   if (!report.manifest.ok) ctx.out(`manifest: DAMAGED — ${report.manifest.problem ?? ''}`);
@@ -86,7 +86,7 @@ export async function stateBackup(ctx: CliContext, opts: { out?: string; json?: 
   } finally {
     copy.close();
   }
-  if (opts.json) printJson(ctx, { backup: out, source: ctx.dbPath, pages });
+  if (opts.json) printJson(ctx, 'state.backup', { backup: out, source: ctx.dbPath, pages });
   else ctx.out(`backed up ${ctx.dbPath} to ${out} (${pages} pages, integrity check passed). To restore: stop lem, rm -f ${ctx.dbPath}-wal ${ctx.dbPath}-shm, then cp ${out} ${ctx.dbPath}`);
   return EXIT_OK;
 }

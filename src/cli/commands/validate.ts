@@ -19,7 +19,7 @@ export async function validate(ctx: CliContext, a: string, b: string, o: StatOpt
   const summary = summariseValidation(cmp);
   const code = validationExitCode(summary, 'inconclusive');
   if (o.json) {
-    printJson(ctx, {
+    printJson(ctx, 'validate', {
       a: { label: sa.label, runs_used: cmp.counts.a.used },
       b: { label: sb.label, runs_used: cmp.counts.b.used },
       tolerances: cmp.options.tolerances,

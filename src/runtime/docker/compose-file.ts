@@ -9,66 +9,14 @@
  */
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, YAMLMap, YAMLSeq, isNode, type Document } from 'yaml';
-import type { CollectionTag, ScalarTag } from 'yaml';
+import { LineCounter, parseDocument, YAMLMap, isNode, type Document } from 'yaml';
 import { ConfigError } from '../../util/errors.js';
+import { normaliseHostFields, type HostFields } from './compose-host.js';
+import { isObj, Override, Reset, resetTags, unmark, type Json, type Obj } from './compose-markers.js';
 import { checkComposeFile, dotted, type ComposeMount, type KeyValueList, type ServiceFile } from './compose-schema.js';
 
-// --- YAML: !reset / !override ---------------------------------------------------------------
+// --- interpolation ----------------------------------------------------------------------
 
-/** `!reset`: the field is removed by the merge. */
-export class Reset {
-  readonly lemComposeReset = true;
-}
-/** `!override`: the field replaces what earlier files said, wholesale. */
-export class Override {
-  constructor(readonly value: unknown) {}
-}
-
-const resetTags: (ScalarTag | CollectionTag)[] = [
-  { tag: '!reset', collection: 'map', nodeClass: YAMLMap, resolve: () => new Reset() } as CollectionTag,
-  { tag: '!reset', collection: 'seq', nodeClass: YAMLSeq, resolve: () => new Reset() } as CollectionTag,
-  { tag: '!reset', resolve: () => new Reset() } as ScalarTag,
-  {
-    tag: '!override',
-    collection: 'map',
-    nodeClass: YAMLMap,
-    resolve: (m: YAMLMap) => new Override(m.toJSON()),
-  } as unknown as CollectionTag,
-  {
-    tag: '!override',
-    collection: 'seq',
-    nodeClass: YAMLSeq,
-    resolve: (s: YAMLSeq) => new Override(s.toJSON()),
-  } as unknown as CollectionTag,
-  { tag: '!override', resolve: (s: string) => new Override(s) } as ScalarTag,
-];
-
-// --- values and interpolation ---------------------------------------------------------------
-
-/** A YAML value as read, with its markers. */
-export type Json = string | number | boolean | null | Json[] | { [k: string]: Json } | Reset | Override;
-export type Obj = { [k: string]: Json };
-
-export function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Reset) && !(v instanceof Override);
-}
-
-/** A copy without the !reset / !override markers: what a file says on its own, for validation. */
-function unmark(v: Json): Json | undefined {
-  if (v instanceof Reset) return undefined;
-  if (v instanceof Override) return unmark(v.value as Json);
-  if (Array.isArray(v)) return v.map((x) => unmark(x) ?? null);
-  if (isObj(v)) {
-    const out: Obj = {};
-    for (const [k, x] of Object.entries(v)) {
-      const u = unmark(x);
-      if (u !== undefined) out[k] = u;
-    }
-    return out;
-  }
-  return v;
-}
 /** Compose-style interpolation of one string. */
 export function interpolate(s: string, env: NodeJS.ProcessEnv, where: () => string): string {
   return s.replace(/\$(?:\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g, (whole, braced: string | undefined, bare: string | undefined) => {
@@ -150,8 +98,10 @@ export function parseByteSize(v: string | number): number | null {
   return Math.round(Number(m[1]) * unit);
 }
 
+export { isObj, Override, Reset, type Json, type Obj } from './compose-markers.js';
+
 /** Normalised, per-file form of a service, ready to merge. Markers survive on the fields. */
-export interface NormService {
+export interface NormService extends HostFields {
   image?: string | Reset | Override;
   build?: Obj | Reset | Override;
   environment?: Obj | Reset | Override;
@@ -188,6 +138,7 @@ function normaliseService(
   validated: ServiceFile,
   env: NodeJS.ProcessEnv,
   projectDir: string,
+  file: string,
   fail: (path: string[], problem: string) => never,
 ): NormService {
   const out: NormService = {};
@@ -236,6 +187,7 @@ function normaliseService(
     }
     out.ulimits = wrap('ulimits', u);
   }
+  Object.assign(out, normaliseHostFields(raw, validated, env, file, wrap, fail));
   const deploy = raw['deploy'];
   if (deploy !== undefined) {
     // Markers may sit on deploy, resources, reservations or devices; any of them resets/overrides devices.
@@ -351,7 +303,7 @@ export function parseFile(file: string, text: string, env: NodeJS.ProcessEnv, pr
       services[svc] = rawDef instanceof Reset ? null : {};
       continue;
     }
-    services[svc] = normaliseService(rawDef, def, env, projectDir, (p, problem) => fail(['services', svc, ...p], problem));
+    services[svc] = normaliseService(rawDef, def, env, projectDir, file, (p, problem) => fail(['services', svc, ...p], problem));
   }
   return { file, name: data.name, services };
 }

@@ -12,9 +12,16 @@ export const SUPPORTED_SERVICE_FIELDS = [
   'build',
   'environment',
   'volumes',
+  'env_file',
   'shm_size',
   'ipc',
   'ulimits',
+  'cpuset',
+  'runtime',
+  'network_mode',
+  'devices',
+  'group_add',
+  'security_opt',
   'deploy.resources.reservations.devices',
 ] as const;
 
@@ -51,16 +58,38 @@ export interface ComposeUlimit {
   hard: number;
 }
 
+/** A host device node mapped into the container (`devices:`), as HostConfig.Devices takes it. */
+export interface ComposeDeviceMapping {
+  pathOnHost: string;
+  pathInContainer: string;
+  /** cgroup permissions, e.g. rwm. */
+  permissions: string;
+}
+
 export interface ComposeService {
   name: string;
   image: string;
   build: ComposeBuild | null;
+  /** env_file values first, `environment:` over them (as compose). */
   environment: Record<string, string>;
   volumes: ComposeMount[];
   shmSize: number | null;
   ipc: string | null;
   ulimits: ComposeUlimit[];
+  /** Device requests: deploy.resources.reservations.devices, and CDI names from `devices:`. */
   devices: ComposeDeviceRequest[];
+  /** `cpuset:` → HostConfig.CpusetCpus. */
+  cpuset: string | null;
+  /** `runtime:` (e.g. nvidia) → HostConfig.Runtime. */
+  runtime: string | null;
+  /** `network_mode:` → HostConfig.NetworkMode; null: lem's default, bridge. */
+  networkMode: string | null;
+  /** `devices:` host device nodes → HostConfig.Devices. */
+  deviceMappings: ComposeDeviceMapping[];
+  /** `group_add:` → HostConfig.GroupAdd (supplementary groups of the container's non-root user). */
+  groupAdd: string[];
+  /** `security_opt:` → HostConfig.SecurityOpt (added to lem's hardening; never privileged). */
+  securityOpt: string[];
 }
 
 // --- what a file may say --------------------------------------------------------------------
@@ -98,10 +127,42 @@ const DeviceSchema = z.strictObject({
   options: z.record(z.string(), z.string()).optional(),
 });
 
+const EnvFileSchema = z.union([
+  z.string().min(1),
+  z.array(z.union([z.string().min(1), z.strictObject({ path: z.string().min(1), required: z.boolean().optional() })])),
+]);
+
+const DeviceMappingSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ source: z.string().min(1), target: z.string().min(1).optional(), permissions: z.string().regex(/^[rwm]+$/, 'cgroup permissions: r, w and/or m').optional() }),
+]);
+
+/** network_mode values lem can honour on its own (compose's `service:NAME` needs compose's ordering). */
+const NetworkModeSchema = z.string().regex(/^(bridge|host|none|default|container:.+)$/, 'network_mode: bridge, host, none or container:NAME (service:NAME is not supported by lem)');
+
+/**
+ * security_opt adds confinement options (seccomp, apparmor, label, no-new-privileges); it never
+ * loosens lem's hardening beyond them: `systempaths=unconfined` (unmasks /proc and /sys) is refused,
+ * and `privileged`/`cap_add` stay unsupported fields.
+ */
+const SecurityOptSchema = z
+  .string()
+  .regex(
+    /^(seccomp[=:].+|apparmor[=:].+|label[=:].+|no-new-privileges([=:](true|false))?)$/,
+    'security_opt: seccomp=…, apparmor=…, label=… or no-new-privileges[=true|false] (lem never runs a service privileged; systempaths=unconfined is refused)',
+  );
+
 const ServiceSchema = z.strictObject({
   image: z.string().min(1).optional(),
   build: BuildSchema.optional(),
   environment: KeyValues.optional(),
+  env_file: EnvFileSchema.optional(),
+  cpuset: z.union([z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'cpuset: CPU numbers and ranges, e.g. 0-3 or 0,2,4'), Int.nonnegative()]).optional(),
+  runtime: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'runtime: a runtime name such as nvidia or runc').optional(),
+  network_mode: NetworkModeSchema.optional(),
+  devices: z.array(DeviceMappingSchema).optional(),
+  group_add: z.array(z.union([z.string().min(1), Int.nonnegative()])).optional(),
+  security_opt: z.array(SecurityOptSchema).optional(),
   volumes: z.array(VolumeSchema).optional(),
   shm_size: z.union([z.string().min(1), Int.positive()]).optional(),
   ipc: z.string().min(1).optional(),

@@ -3,13 +3,15 @@
  *
  * lem creates the backend containers itself through the engine API, so it reads the compose files
  * itself too, and only the subset it can honour faithfully. A service may use: image, build
- * (context, dockerfile, args), environment, volumes, shm_size, ipc, ulimits and
- * deploy.resources.reservations.devices. Any other field is refused with an error naming the file,
+ * (context, dockerfile, args), environment, env_file, volumes, shm_size, ipc, ulimits, cpuset,
+ * runtime, network_mode, devices (host nodes and CDI names), group_add, security_opt and
+ * deploy.resources.reservations.devices (see compose-host.ts for the host-facing ones). Any other field is refused with an error naming the file,
  * line and field, rather than silently ignored. Top-level `name`, `services` and `x-*` extension
  * fields (for YAML anchors) are accepted; `x-*` fields inside a service are ignored like compose.
  *
  * Several files merge like `docker compose -f a.yml -f b.yml`: mappings merge, scalars replace,
- * environment/ulimits/build.args merge by key, volumes by container path, device requests append;
+ * environment/env_file/ulimits/build.args merge by key, volumes and devices by container path,
+ * device requests, group_add and security_opt append; `environment` wins over `env_file`;
  * `!reset` removes a field and `!override` replaces it wholesale. `${VAR}`, `${VAR:-default}`,
  * `${VAR-default}`, `${VAR:?message}`, `$VAR` and `$$` are interpolated from the environment.
  * Relative paths resolve against the first file's directory (the project directory), as in compose.
@@ -21,12 +23,13 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../util/errors.js';
-import type { ComposeDeviceRequest, ComposeMount, ComposeService } from './compose-schema.js';
+import type { ComposeDeviceMapping, ComposeDeviceRequest, ComposeMount, ComposeService } from './compose-schema.js';
 import { isObj, Override, parseFile, Reset, type Json, type NormService, type Obj } from './compose-file.js';
 
 export {
   SUPPORTED_SERVICE_FIELDS,
   type ComposeBuild,
+  type ComposeDeviceMapping,
   type ComposeDeviceRequest,
   type ComposeMount,
   type ComposeService,
@@ -61,6 +64,12 @@ function mergeValue(base: Json | undefined, over: Json | Reset | Override | unde
   if (appendArrays && Array.isArray(base) && Array.isArray(over)) return [...base, ...over];
   return over;
 }
+
+/** Sequences that merge by appending (compose does the same); the rest replace or merge by key. */
+const APPENDED: ReadonlySet<string> = new Set(['devices', 'cdi_devices', 'group_add', 'security_opt']);
+
+const strings = (v: Json | undefined): string[] => (Array.isArray(v) ? [...new Set(v.filter((x): x is string => typeof x === 'string'))] : []);
+const text = (v: Json | undefined): string | null => (typeof v === 'string' && v !== '' ? v : null);
 
 // --- entry points -----------------------------------------------------------------------------
 
@@ -113,7 +122,7 @@ export function composeFromTexts(
       const base: Obj = merged[svc] ?? {};
       const out: Obj = { ...base };
       for (const [k, v] of Object.entries(def) as [keyof NormService, Json | Reset | Override][]) {
-        const m = mergeValue(base[k], v, k === 'devices');
+        const m = mergeValue(base[k], v, APPENDED.has(k));
         if (m === undefined) delete out[k];
         else out[k] = m;
       }
@@ -129,6 +138,9 @@ export function composeFromTexts(
       for (const [k, v] of Object.entries(build['args'])) if (typeof v === 'string') args[k] = v;
     }
     const environment: Record<string, string> = {};
+    if (isObj(def['env_file'])) {
+      for (const [k, v] of Object.entries(def['env_file'])) if (typeof v === 'string') environment[k] = v;
+    }
     if (isObj(def['environment'])) {
       for (const [k, v] of Object.entries(def['environment'])) if (typeof v === 'string') environment[k] = v;
     }
@@ -152,7 +164,16 @@ export function composeFromTexts(
             return { name: n, soft: o.soft, hard: o.hard };
           })
         : [],
-      devices: Array.isArray(def['devices']) ? (def['devices'] as unknown as ComposeDeviceRequest[]) : [],
+      devices: [
+        ...(Array.isArray(def['devices']) ? (def['devices'] as unknown as ComposeDeviceRequest[]) : []),
+        ...(Array.isArray(def['cdi_devices']) ? (def['cdi_devices'] as unknown as ComposeDeviceRequest[]) : []),
+      ],
+      cpuset: text(def['cpuset']),
+      runtime: text(def['runtime']),
+      networkMode: text(def['network_mode']),
+      deviceMappings: isObj(def['device_maps']) ? (Object.values(def['device_maps']) as unknown as ComposeDeviceMapping[]) : [],
+      groupAdd: strings(def['group_add']),
+      securityOpt: strings(def['security_opt']),
     };
   }
   return { name, workingDir: opts.projectDir, files: inputs.map((i) => i.file), services };

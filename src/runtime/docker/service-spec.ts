@@ -11,7 +11,10 @@
  *    at the same absolute path so the runner's paths work unchanged inside; the Hugging Face cache
  *    (HF_HOME) is mounted at its path, read-only unless the campaign needs a download.
  *  - The container runs as a non-root user (`User: uid:gid`), never privileged, with no added
- *    capabilities, no Docker socket, on the default bridge network; GPUs only as device requests.
+ *    capabilities, no Docker socket, on the default bridge network unless the compose file sets
+ *    network_mode; GPUs as device requests (or the compose file's `devices:`/`runtime:`), cpuset,
+ *    group_add (supplementary groups of that user) and security_opt (confinement options only)
+ *    passed through.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -100,7 +103,8 @@ export function deviceRequests(def: ComposeService, gpus: GpuChoice): Docker.Dev
   return def.devices.map((d) => ({
     Driver: d.driver,
     ...(d.deviceIds.length > 0 ? { DeviceIDs: d.deviceIds } : { Count: d.count }),
-    Capabilities: [d.capabilities],
+    // A CDI request (driver cdi) names its devices and has no capabilities.
+    ...(d.capabilities.length > 0 ? { Capabilities: [d.capabilities] } : {}),
     Options: d.options,
   }));
 }
@@ -156,12 +160,18 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     Init: input.init,
     DeviceRequests: deviceRequests(def, input.gpus),
     RestartPolicy: { Name: 'no' },
-    NetworkMode: 'bridge',
+    NetworkMode: def.networkMode ?? 'bridge',
+    // Never privileged, whatever the compose file says: security_opt may only add confinement options.
     Privileged: false,
     ...(Object.keys(tmpfs).length > 0 ? { Tmpfs: tmpfs } : {}),
     ...(def.shmSize !== null ? { ShmSize: def.shmSize } : {}),
     ...(def.ipc !== null ? { IpcMode: def.ipc } : {}),
     ...(def.ulimits.length > 0 ? { Ulimits: def.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })) } : {}),
+    ...(def.cpuset !== null ? { CpusetCpus: def.cpuset } : {}),
+    ...(def.runtime !== null ? { Runtime: def.runtime } : {}),
+    ...(def.deviceMappings.length > 0 ? { Devices: def.deviceMappings.map((d) => ({ PathOnHost: d.pathOnHost, PathInContainer: d.pathInContainer, CgroupPermissions: d.permissions })) } : {}),
+    ...(def.groupAdd.length > 0 ? { GroupAdd: def.groupAdd } : {}),
+    ...(def.securityOpt.length > 0 ? { SecurityOpt: def.securityOpt } : {}),
   };
   const projectName = campaignProjectName(project.name, c.campaignId);
   const spec: Docker.ContainerCreateOptions = {
