@@ -80,11 +80,7 @@ function intensityFor(rec: CampaignRecords, o: StatOptions): Intensity | null {
 function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults = false): { rec: CampaignRecords; intensity: Intensity | null } {
   const rec = load(ctx, id, withResults);
   const intensity = intensityFor(rec, o);
-  const withCarbon = { ...rec, runs: withEmissions(rec.runs, intensity) };
-  // The result-file check is keyed by the record: carry it over to the copy.
-  const check = fileChecks.get(rec);
-  if (check) fileChecks.set(withCarbon, check);
-  return { rec: withCarbon, intensity };
+  return { rec: { ...rec, runs: withEmissions(rec.runs, intensity) }, intensity };
 }
 
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
