@@ -6,21 +6,13 @@
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { CalibrationFile } from '../config/calibration-file.js';
+import { CalibrationMeasurements, type CalibrationFile } from '../config/calibration-file.js';
 import type { Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 
-const Measured = z.object({ value: z.number().nullable(), reason: z.string().nullable() });
-/** What `python3 -m lem_worker calibrate --json` prints. */
-export const WorkerCalibration = z.object({
-  idle_temp_c: Measured,
-  idle_power_w: Measured,
-  energy_counter_update_s: Measured,
-  burn_s: z.number(),
-  burn_peak_temp_c: Measured,
-  time_to_idle_s: Measured,
-});
+/** What `python3 -m lem_worker calibrate --json` prints: the measured part of a calibration file. */
+export const WorkerCalibration = CalibrationMeasurements;
 export type WorkerCalibration = z.infer<typeof WorkerCalibration>;
 
 /** The gap is relative to idle (within 2 °C); the window long enough for the counter's granularity. */

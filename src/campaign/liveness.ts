@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { CampaignRow, CampaignStatus } from '../manifest/manifest.js';
+import { pidAlive } from '../util/process.js';
 
 export interface Liveness {
   /** The status to show: `interrupted` for a running campaign whose owner is gone. */
@@ -16,15 +17,6 @@ export interface Liveness {
 export interface LivenessProbe {
   host: string;
   alive(pid: number): boolean;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export const systemProbe: LivenessProbe = { host: hostname(), alive: pidAlive };

@@ -8,18 +8,22 @@ import { LemError } from '../util/errors.js';
 
 const Measured = z.object({ value: z.number().nullable(), reason: z.string().nullable() });
 
-export const CalibrationFile = z.object({
-  schema_version: z.literal(1),
-  created_at: z.string(),
-  host: z.string(),
-  runtime: z.enum(['local', 'docker']),
-  gpus: z.array(z.number().int()).nullable(),
+/** What the worker measures (`python3 -m lem_worker calibrate --json` prints exactly this). */
+export const CalibrationMeasurements = z.object({
   idle_temp_c: Measured,
   idle_power_w: Measured,
   energy_counter_update_s: Measured,
   burn_s: z.number(),
   burn_peak_temp_c: Measured,
   time_to_idle_s: Measured,
+});
+
+export const CalibrationFile = CalibrationMeasurements.extend({
+  schema_version: z.literal(1),
+  created_at: z.string(),
+  host: z.string(),
+  runtime: z.enum(['local', 'docker']),
+  gpus: z.array(z.number().int()).nullable(),
   recommendation: z.object({
     thermal_gap: z.union([z.number(), z.record(z.string(), z.number())]),
     min_window_s: z.number(),

@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { LemError } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
+import { pidAlive } from '../util/process.js';
 
 export type FireStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
 
@@ -83,19 +84,10 @@ const toDaemon = (r: RawDaemon): DaemonRow => ({
   lastError: r.last_error,
 });
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Is this daemon row held by a live process (another host's holder is assumed alive)? */
 export function lockHeld(d: DaemonRow | null, host: string = hostname()): boolean {
   if (!d || d.pid === null) return false;
-  return d.host !== host || processAlive(d.pid);
+  return d.host !== host || pidAlive(d.pid);
 }
 
 export class FireStore {

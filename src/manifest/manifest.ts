@@ -8,6 +8,7 @@ import type { CampaignSettings } from '../config/campaign.js';
 import type { ResolvedExperiment } from '../config/load.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
+import { pidAlive } from '../util/process.js';
 import { openDb, type Db, type OpenOptions } from './db.js';
 import { appendEvent, enterRun, transition, type RunStatus, type SucceededResult } from './transitions.js';
 import { insertWindows, overlappingWindows, windowsOf, type WindowRow } from './windows.js';
@@ -131,14 +132,6 @@ const toRun = (r: RawRun): RunRow => ({
   attemptToken: r.attempt_token,
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** One run of a campaign's plan, as the planner orders it and the manifest records it. */
 export interface PlannedRun {
@@ -309,7 +302,7 @@ export class Manifest {
       .transaction(() => {
         const c = this.campaign(campaignId);
         if (!c) throw new LemError(`no campaign '${campaignId}'.`);
-        if (c.ownerPid !== null && c.ownerPid !== pid && (c.ownerHost !== host || isAlive(c.ownerPid))) {
+        if (c.ownerPid !== null && c.ownerPid !== pid && (c.ownerHost !== host || pidAlive(c.ownerPid))) {
           throw new LemError(
             `campaign ${campaignId} is being run by process ${c.ownerPid} on ${c.ownerHost ?? 'another host'}; wait for it or stop it first.`,
           );
@@ -339,7 +332,7 @@ export class Manifest {
 
   /** Other campaigns of this manifest whose owning process is alive (or on another host, so unknown). */
   liveCampaigns(exceptId: string, host: string = hostname()): CampaignRow[] {
-    return this.campaigns().filter((c) => c.id !== exceptId && c.ownerPid !== null && (c.ownerHost !== host || isAlive(c.ownerPid)));
+    return this.campaigns().filter((c) => c.id !== exceptId && c.ownerPid !== null && (c.ownerHost !== host || pidAlive(c.ownerPid)));
   }
 
   /** Records a measured window of an attempt on each device it held; returns how many were new. */
