@@ -7,7 +7,6 @@
  *
  * The worker in the image must be this checkout's (LEM_TEST_IMAGE: build it as the README says).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,29 +15,15 @@ import { workersInContainer } from '../../src/runtime/docker/exec.js';
 import { createDockerRuntime } from '../../src/runtime/docker/runtime.js';
 import { campaignProjectName } from '../../src/runtime/docker/service-spec.js';
 import { attemptToken, type RunSpec } from '../../src/runtime/types.js';
+import { lemKillAt, RUN_STARTED } from '../helpers/cli.js';
 import { containersWithLabel, docker, engine, requireEngine, runDockerTests, sleep, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const LEM = join(ROOT, 'bin', 'lem.js');
 const projects: string[] = [];
 
 /** Runs the CLI; kill -9s it `killAfterMs` after its first run-start progress line (null: let it end). */
 function lem(args: string[], env: Record<string, string>, killAfterMs: number | null): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (killAfterMs !== null && !timer && /^\[\d+\/\d+\]/m.test(stderr)) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
+  return lemKillAt(args, env, killAfterMs, (stderr) => RUN_STARTED.test(stderr));
 }
 
 function resultWindows(dir: string): Array<{ file: string; devices: string[]; start: number; end: number }> {

@@ -5,42 +5,15 @@
  * for its run (none orphaned, none counted twice), no two measured windows overlap, and no
  * container is left behind.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRng } from '../../src/util/random.js';
+import { lemKillAt } from '../helpers/cli.js';
 import { containersWithLabel, docker, requireEngine, runDockerTests, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const LEM = join(ROOT, 'bin', 'lem.js');
 const KILLS = 20;
-
-/** Runs the CLI; kill -9 it `delayMs` after `armed(stderr)` first holds (never, when delayMs is null). */
-function lemKillAt(args: string[], env: Record<string, string>, delayMs: number | null, armed: (stderr: string) => boolean): Promise<{ code: number | null; stderr: string; stdout: string; killed: boolean }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    let stdout = '';
-    let killed = false;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      if (timer || delayMs === null || !armed(stderr)) return;
-      timer = setTimeout(() => (killed = child.kill('SIGKILL')), delayMs);
-    };
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      arm();
-    });
-    arm();
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      done({ code, stderr, stdout, killed });
-    });
-  });
-}
 
 function resultFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];

@@ -3,13 +3,12 @@
  * three cycles and exits 0; one daemon per campaign; `campaign status` reads while it writes; and
  * kill -9 at seeded random moments across fires, restarted each time, never fires a slot twice.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../../src/util/random.js';
-import { lem, lemSpawn, ROOT, tempDir } from '../helpers/cli.js';
+import { lem, lemKillAt, lemSpawn, ROOT, tempDir, workersUnder } from '../helpers/cli.js';
 
 const SCHEDULED = join(ROOT, 'test', 'fixtures', 'campaigns', 'scheduled.yaml');
 
@@ -28,16 +27,6 @@ function readDb(state: string) {
   const events = db.prepare('SELECT position, kind, detail_json FROM events ORDER BY seq').all() as Array<{ position: number | null; kind: string; detail_json: string }>;
   db.close();
   return { fires, runs, events };
-}
-
-function workersOf(state: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-af', 'lem_worker'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.includes(state));
-  } catch {
-    return [];
-  }
 }
 
 describe('lem daemon run (real time)', () => {
@@ -106,23 +95,9 @@ describe('lem daemon run (real time)', () => {
   }, 90_000);
 });
 
-/** Starts the daemon and kill -9s it `delayMs` after it has announced `fires` fires this session (or on exit). */
-async function startAndKill(state: string, file: string, delayMs: number): Promise<{ killed: boolean; code: number | null; stderr: string }> {
-  const child = lemSpawn(['--state', state, 'daemon', 'run', file]);
-  let stderr = '';
-  let killed = false;
-  const code = await new Promise<number | null>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!timer && /(fire #\d+:|finishing fire)/.test(stderr)) timer = setTimeout(() => (killed = child.kill('SIGKILL')), delayMs);
-    });
-    child.once('exit', (c) => {
-      clearTimeout(timer);
-      resolve(c);
-    });
-  });
-  return { killed, code, stderr };
+/** Starts `daemon run` and kill -9s it `delayMs` after its first fire starts (or lets it end). */
+function startAndKill(state: string, file: string, delayMs: number): Promise<{ killed: boolean; code: number | null; stderr: string }> {
+  return lemKillAt(['--state', state, 'daemon', 'run', file], {}, delayMs, (stderr) => /(fire #\d+:|finishing fire)/.test(stderr));
 }
 
 describe('daemon kill storm', () => {
@@ -166,7 +141,7 @@ describe('daemon kill storm', () => {
     }
     // The kills hit work in flight at least once (otherwise this proves little).
     expect(events.some((e) => e.kind === 'fire_recovered' || e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
-    expect(workersOf(state)).toEqual([]);
+    expect(workersUnder(state)).toEqual([]);
   }, 180_000);
 });
 
@@ -191,6 +166,6 @@ describe('lem daemon start / stop / status', () => {
     expect(stopped.stdout).toMatch(/stopped/);
     const after = JSON.parse(lem(['--state', state, 'daemon', 'status', '--json']).stdout) as { daemon: { running: boolean; end_reason: string } };
     expect(after.daemon).toMatchObject({ running: false, end_reason: 'stopped' });
-    expect(workersOf(state)).toEqual([]);
+    expect(workersUnder(state)).toEqual([]);
   }, 90_000);
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { scanLocalWorkers } from '../../src/runtime/local.js';
-import { lem, lemSpawn, tempDir } from '../helpers/cli.js';
+import { lem, lemKillAt, lemSpawn, RUN_STARTED, tempDir } from '../helpers/cli.js';
 
 function campaignFile(dir: string, name: string, body: string): string {
   const file = join(dir, `${name}.yaml`);
@@ -34,26 +34,8 @@ retries: 0
 `;
 
 /** Starts the CLI and kill -9s it `delayMs` after its first run-start progress line (or lets it end). */
-async function startAndKill(args: string[], delayMs: number): Promise<{ stderr: string; killed: boolean }> {
-  const child = lemSpawn(args);
-  let stderr = '';
-  let killed = false;
-  await new Promise<void>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (!timer && /^\[\d+\/\d+\]/m.test(stderr)) {
-        timer = setTimeout(() => {
-          killed = child.kill('SIGKILL');
-        }, delayMs);
-      }
-    });
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  return { stderr, killed };
+function startAndKill(args: string[], delayMs: number): Promise<{ stderr: string; killed: boolean }> {
+  return lemKillAt(args, {}, delayMs, (stderr) => RUN_STARTED.test(stderr));
 }
 
 interface Window {

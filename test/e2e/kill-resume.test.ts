@@ -2,48 +2,17 @@
  * kill -9 the orchestrator at arbitrary moments, resume, repeat: every run ends up succeeded
  * exactly once, a succeeded run is never re-run, and no result is recorded twice.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { createRng } from '../../src/util/random.js';
-import { lem, lemSpawn, ROOT, tempDir } from '../helpers/cli.js';
+import { lem, lemKillAt, lemSpawn, ROOT, tempDir, workersUnder } from '../helpers/cli.js';
 
 const CAMPAIGN = join(ROOT, 'test', 'fixtures', 'campaigns', 'tiny-calibration.yaml');
-
 /** Starts the CLI, waits until it has started `runsToSee` runs plus a random delay, then kill -9. */
-async function startAndKill(args: string[], runsToSee: number, delayMs: number): Promise<{ stderr: string; killed: boolean }> {
-  const child = lemSpawn(args);
-  let stderr = '';
-  let killed = false;
-  await new Promise<void>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const started = (stderr.match(/^\[\d+\/\d+\]/gm) ?? []).length;
-      if (!timer && started >= runsToSee) {
-        timer = setTimeout(() => {
-          killed = child.kill('SIGKILL');
-        }, delayMs);
-      }
-    });
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  return { stderr, killed };
-}
-
-function workersOf(state: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-af', 'lem_worker'], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.includes(state));
-  } catch {
-    return [];
-  }
+function startAndKill(args: string[], runsToSee: number, delayMs: number): Promise<{ stderr: string; killed: boolean }> {
+  return lemKillAt(args, {}, delayMs, (stderr) => (stderr.match(/^\[\d+\/\d+\]/gm) ?? []).length >= runsToSee);
 }
 
 describe('kill -9 and resume', () => {
@@ -96,7 +65,7 @@ describe('kill -9 and resume', () => {
       const result = JSON.parse(readFileSync(run.result_path, 'utf8')) as { experiment_id: string; cycle: number; attempt: number };
       expect(result).toMatchObject({ experiment_id: run.experiment_id, cycle: run.cycle, attempt: run.attempt });
     }
-    expect(workersOf(state)).toEqual([]);
+    expect(workersUnder(state)).toEqual([]);
   }, 120_000);
 });
 
@@ -133,7 +102,7 @@ describe('Ctrl-C', () => {
     expect(status.experiments.reduce((n, e) => n + (e.runs['interrupted'] ?? 0), 0)).toBe(1);
     expect(status.runs['interrupted']).toBe(1);
     expect(status.runs['running']).toBe(0);
-    expect(workersOf(state)).toEqual([]);
+    expect(workersUnder(state)).toEqual([]);
     const resumed = lem(['--state', state, 'campaign', 'resume', id]);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/completed — 8 succeeded/);
