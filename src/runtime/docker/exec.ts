@@ -94,57 +94,57 @@ export async function execCapture(docker: Docker, containerId: string, cmd: stri
 }
 
 /**
- * Python run inside the container to signal an exec'd process and its descendants, identified by
- * pid + start time (field 22 of /proc/PID/stat) so a recycled pid is never hit. Exit 0: signalled
- * or already gone; with SIGKILL it also waits (≤ 3 s) until the process is really gone (exit 3 if not).
+ * The Python the in-container scripts below share: a process is identified by pid + start time
+ * (field 22 of /proc/PID/stat) so a recycled pid is never hit; kill_tree signals it and its descendants.
  */
-const KILL_TREE_PY = `
+const PROC_PY = `
 import os, sys, time
-pid, start, sig = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 def stat(p):
     try:
         with open('/proc/%d/stat' % p) as f:
             return f.read().rsplit(')', 1)[1].split()
     except (OSError, IndexError):
         return None
-def alive():
-    s = stat(pid)
+def running(p, start):
+    s = stat(p)
     return s is not None and s[0] not in ('Z', 'X') and s[19] == start
-if not alive():
+def kill_tree(root, sig):
+    kids = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            s = stat(int(d))
+            if s:
+                kids.setdefault(int(s[1]), []).append(int(d))
+    todo = [root]
+    while todo:
+        p = todo.pop()
+        todo.extend(kids.get(p, []))
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
+`;
+
+/**
+ * Signals an exec'd process and its descendants. Exit 0: signalled or already gone; with SIGKILL it
+ * also waits (≤ 3 s) until the process is really gone (exit 3 if not).
+ */
+const KILL_TREE_PY = `${PROC_PY}
+pid, start, sig = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+if not running(pid, start):
     sys.exit(0)
-kids = {}
-for d in os.listdir('/proc'):
-    if d.isdigit():
-        s = stat(int(d))
-        if s:
-            kids.setdefault(int(s[1]), []).append(int(d))
-todo, tree = [pid], []
-while todo:
-    p = todo.pop()
-    tree.append(p)
-    todo.extend(kids.get(p, []))
-for p in tree:
-    try:
-        os.kill(p, sig)
-    except OSError:
-        pass
+kill_tree(pid, sig)
 if sig == 9:
     for _ in range(150):
-        if not alive():
+        if not running(pid, start):
             sys.exit(0)
         time.sleep(0.02)
     sys.exit(3)
 `;
 
 /** Is the exec'd process (pid + start time) still alive in the container? */
-const ALIVE_PY = `
-import sys
-try:
-    with open('/proc/%s/stat' % sys.argv[1]) as f:
-        s = f.read().rsplit(')', 1)[1].split()
-    sys.exit(0 if s[0] not in ('Z', 'X') and s[19] == sys.argv[2] else 1)
-except (OSError, IndexError):
-    sys.exit(1)
+const ALIVE_PY = `${PROC_PY}
+sys.exit(0 if running(int(sys.argv[1]), sys.argv[2]) else 1)
 `;
 
 /** Sends `signal` (15 or 9) to the exec'd process tree inside the container. Best effort. */
@@ -205,16 +205,9 @@ export function pidLineFilter(out: Writable, onPid: (pid: number, startTime: str
  * stop sends SIGTERM to each one's process tree, SIGKILL after the grace, and waits until they
  * are gone (exit 3 when one is still there).
  */
-const WORKERS_PY = `
-import os, sys, time
+const WORKERS_PY = `${PROC_PY}
 prefix, mode, grace = sys.argv[1], sys.argv[2], float(sys.argv[3])
 me = os.getpid()
-def stat(p):
-    try:
-        with open('/proc/%d/stat' % p) as f:
-            return f.read().rsplit(')', 1)[1].split()
-    except (OSError, IndexError):
-        return None
 def token(p):
     try:
         with open('/proc/%d/cmdline' % p, 'rb') as f:
@@ -241,24 +234,10 @@ for pid, (t, _) in sorted(found.items()):
 if mode != 'stop' or not found:
     sys.exit(0)
 def alive(pid):
-    s = stat(pid)
-    return s is not None and s[0] not in ('Z', 'X') and s[19] == found[pid][1]
+    return running(pid, found[pid][1])
 def kill_trees(sig):
-    kids = {}
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            s = stat(int(d))
-            if s:
-                kids.setdefault(int(s[1]), []).append(int(d))
     for root in [p for p in found if alive(p)]:
-        todo = [root]
-        while todo:
-            p = todo.pop()
-            todo.extend(kids.get(p, []))
-            try:
-                os.kill(p, sig)
-            except OSError:
-                pass
+        kill_tree(root, sig)
 def wait(seconds):
     end = time.time() + seconds
     while time.time() < end and any(alive(p) for p in found):
