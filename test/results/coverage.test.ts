@@ -7,21 +7,11 @@
  */
 import { describe as suite, expect, it } from 'vitest';
 import { describe, fiellerRatioInterval, headlineInterval, welchDifferenceInterval, type Interval } from '../../src/results/stats.js';
+import { mulberry32 } from './helpers.js';
 
 const NS = [2, 3, 5, 10, 30] as const;
 const REPLICATIONS = 2000;
 
-/** mulberry32: a different PRNG from lem's sfc32. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gauss(rnd: () => number): number {
   return Math.sqrt(-2 * Math.log(rnd() || 1e-300)) * Math.cos(2 * Math.PI * rnd());
 }

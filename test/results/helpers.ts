@@ -50,3 +50,15 @@ export function run(
 export function experiment(id: string, name = id, backend = 'vllm', config: unknown = {}): ExperimentRecord {
   return { id, name, backend, config };
 }
+
+/** mulberry32: a PRNG independent of lem's own sfc32, so the tests do not sample with the code they check. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

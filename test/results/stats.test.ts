@@ -1,4 +1,5 @@
 import { describe as suite, expect, it } from 'vitest';
+import { mulberry32 } from './helpers.js';
 import {
   bootstrapMeanCi,
   bootstrapMeansStatistic,
@@ -36,17 +37,6 @@ function phiInvRef(p: number): number {
     else hi = mid;
   }
   return (lo + hi) / 2;
-}
-/** mulberry32: a different PRNG from the module's sfc32. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 /** Linear-interpolation quantile, written out independently (NumPy 'linear'). */
 function pct(sorted: number[], p: number): number {
