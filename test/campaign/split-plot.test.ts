@@ -114,8 +114,9 @@ describe('engine key', () => {
 });
 
 describe('design record', () => {
-  it('is written with the plan into a real SQLite manifest and read back', () => {
-    const m = Manifest.open(join(tempDir('lem-splitplot-db-'), 'lem.db'), systemClock);
+  it('is written with the plan into a real SQLite manifest, read back, and noted by `results show`', () => {
+    const db = join(tempDir('lem-splitplot-db-'), 'lem.db');
+    const m = Manifest.open(db, systemClock);
     try {
       expect(recordCampaign(m, grid, 'sp-1')).toBe(60);
       const d = m.design('sp-1');
@@ -124,6 +125,10 @@ describe('design record', () => {
     } finally {
       m.close();
     }
+    const shown = lem(['--db', db, 'results', 'show', 'sp-1']);
+    expect(shown.stdout).toMatch(/note: design: split-plot — whole plots are the 3 engine configuration\(s\) in each of 5 cycle\(s\) \(whole-plot factors: model\.id\)/);
+    const json = JSON.parse(lem(['--db', db, 'results', 'show', 'sp-1', '--json']).stdout) as { design: { sub_plot: { factors: string[] }; note: string } };
+    expect(json.design.sub_plot.factors).toEqual(['batching.batch_size']);
   });
 
   it('`campaign run --dry-run` prints the engine loads the plan implies (and --json)', () => {
