@@ -41,7 +41,8 @@ export function benchDispatch(runs = 20): Figure[] | string {
     const t0 = performance.now();
     const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'lem.js'), '--state', state, 'campaign', 'run', join(dir, 'c.yaml'), '--json'], {
       encoding: 'utf8',
-      env: { ...process.env, LEM_COMPOSE_FILE: join(dir, 'compose.yml') },
+      // A private device-lock directory: other lem processes on this host never make these runs wait.
+      env: { ...process.env, LEM_COMPOSE_FILE: join(dir, 'compose.yml'), LEM_LOCK_DIR: join(dir, 'locks') },
       timeout: 600_000,
     });
     const campaignWallMs = performance.now() - t0;
@@ -52,7 +53,11 @@ export function benchDispatch(runs = 20): Figure[] | string {
     m.close();
     const ms = (s: string | null): number => (s ? Date.parse(s) : NaN);
     const perRun = rows.map((x) => ms(x.endedAt) - ms(x.startedAt));
-    const span = (Math.max(...rows.map((x) => ms(x.endedAt))) - Math.min(...rows.map((x) => ms(x.startedAt)))) / rows.length;
+    // Per-run wall time through lem: the median interval from one run's start to the next (dispatch,
+    // the run, ingest and bookkeeping; robust to a stall on this shared host), and the whole span / runs.
+    const starts = rows.map((x) => ms(x.startedAt)).sort((a, b) => a - b);
+    const startToStart = median(starts.slice(1).map((t, i) => t - (starts[i] as number)));
+    const span = (Math.max(...rows.map((x) => ms(x.endedAt))) - Math.min(...starts)) / rows.length;
 
     const container = docker(['ps', '-q', '--filter', `label=lem.campaign=${campaignId}`]).stdout.trim().split('\n')[0];
     if (!container) return 'failed: the kept service container is gone';
@@ -71,13 +76,13 @@ export function benchDispatch(runs = 20): Figure[] | string {
       if (x.status !== 0) return `failed: docker exec of the worker exited ${x.status}: ${x.stderr.trim().split('\n').slice(-1)[0] ?? ''}`;
       if (i >= 0) bare.push(dt); // the first is an untimed warm-up
     }
-    const lemPerRun = span;
     return [
-      { name: `lem campaign (docker runtime): per run, first start to last end / ${rows.length}`, value: lemPerRun, unit: 'ms' },
+      { name: 'lem campaign (docker runtime): per run, start to next start (median)', value: startToStart, unit: 'ms' },
+      { name: `  per run, first start to last end / ${rows.length}`, value: span, unit: 'ms' },
       { name: '  per run, started → ended in the manifest (median)', value: median(perRun), unit: 'ms' },
       { name: '  whole `lem campaign run` process, incl. service start', value: campaignWallMs, unit: 'ms' },
       { name: '`docker exec` of the worker CLI, same run, same container (median)', value: median(bare), unit: 'ms' },
-      { name: 'lem per run / bare docker exec', value: lemPerRun / median(bare), unit: '×', target: '≤ 0.5×' },
+      { name: 'lem per run (median start to start) / bare docker exec (median)', value: startToStart / median(bare), unit: '×', target: '≤ 0.5×' },
     ];
   } finally {
     if (campaignId) {
