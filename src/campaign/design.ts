@@ -41,7 +41,10 @@ export interface CampaignPlan {
   design: CampaignDesign;
 }
 
-export function planCampaign(experiments: readonly ResolvedExperiment[], settings: Pick<CampaignSettings, 'cycles' | 'structure' | 'seed'>): CampaignPlan {
+export function planCampaign(
+  experiments: readonly ResolvedExperiment[],
+  settings: Pick<CampaignSettings, 'cycles' | 'structure' | 'seed' | 'force_cold_start'>,
+): CampaignPlan {
   const ids = experiments.map((e) => e.id);
   const keys = experiments.map((e) => engineKey(e.config));
   const runs = planRuns({ experimentIds: ids, engineKeys: keys, cycles: settings.cycles, structure: settings.structure, seed: settings.seed });
@@ -58,7 +61,8 @@ export function planCampaign(experiments: readonly ResolvedExperiment[], setting
       whole_plot: { unit: 'engine_configuration_per_cycle', factors: varied.filter(isWhole), groups: groups.length },
       sub_plot: { factors: varied.filter((f) => !isWhole(f)) },
       whole_plots: countWholePlots(runs, keyOf),
-      engine_loads: countEngineLoads(runs, keyOf),
+      // force_cold_start: a fresh worker and a fresh load for every run, whatever the order.
+      engine_loads: settings.force_cold_start ? runs.length : countEngineLoads(runs, keyOf),
       engine_loads_reload_every_run: runs.length,
       groups: groups.map((g) => ({ key: g.key, experiment_ids: g.experimentIds })),
     },
@@ -68,7 +72,10 @@ export function planCampaign(experiments: readonly ResolvedExperiment[], setting
 /** One line for people: the order, its factors and the loads it implies. */
 export function describeDesign(d: CampaignDesign): string {
   const factors = (xs: string[]): string => (xs.length ? xs.join(', ') : 'none varied');
-  const loads = `${d.engine_loads} engine load(s) with warm engines (${d.whole_plots} whole plots), against ${d.engine_loads_reload_every_run} reloading every run`;
+  const loads =
+    d.engine_loads === d.engine_loads_reload_every_run
+      ? `${d.engine_loads} engine load(s), one per run`
+      : `${d.engine_loads} engine load(s) with warm engines (${d.whole_plots} whole plots), against ${d.engine_loads_reload_every_run} reloading every run`;
   if (d.kind !== 'split_plot') return `${d.structure} order; ${loads}`;
   return `split-plot order: whole plots = ${d.whole_plot.groups} engine configuration(s) × ${d.cycles} cycle(s) (whole-plot factors: ${factors(d.whole_plot.factors)}), runs randomised inside each (sub-plot factors: ${factors(d.sub_plot.factors)}); ${loads}`;
 }

@@ -26,7 +26,8 @@ export interface CampaignDesign {
   whole_plots: number;
   /**
    * Engine loads the order implies with one warm engine kept until a run needs another (at most
-   * whole_plots: a cycle that starts with the engine the previous cycle ended on reuses it).
+   * whole_plots: a cycle that starts with the engine the previous cycle ended on reuses it);
+   * with force_cold_start, one per run.
    */
   engine_loads: number;
   /** Engine loads if every run loads its model afresh (= runs). */

@@ -36,7 +36,9 @@ const plan = (seed: number) => planCampaign(grid.experiments, { ...grid.settings
 describe('split-plot order', () => {
   it('is the default where engines can be reused; force_cold_start keeps the flat shuffle', () => {
     expect(grid.settings.structure).toBe('split_plot');
-    expect(loadCampaign(gridFile('force_cold_start: true\n')).settings.structure).toBe('shuffled');
+    const cold = loadCampaign(gridFile('force_cold_start: true\n'));
+    expect(cold.settings.structure).toBe('shuffled');
+    expect(planCampaign(cold.experiments, cold.settings).design.engine_loads).toBe(60); // a fresh load per run
     expect(loadCampaign(gridFile('structure: shuffled\n')).settings.structure).toBe('shuffled');
   });
 

@@ -49,7 +49,8 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })), design });
     else {
       for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
-      ctx.out(`engine loads: ${design.engine_loads} with warm engines (${design.whole_plots} whole plots; reloading every run: ${design.engine_loads_reload_every_run})`);
+      const cold = loaded.settings.force_cold_start ? ' (force_cold_start: every run loads afresh)' : ` with warm engines (${design.whole_plots} whole plots; reloading every run: ${design.engine_loads_reload_every_run})`;
+      ctx.out(`engine loads: ${design.engine_loads}${cold}`);
       ctx.out(describeDesign(design));
     }
     return EXIT_OK;
