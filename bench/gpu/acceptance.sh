@@ -8,7 +8,8 @@
 #
 # --dry-run: CPU, tiny sizes, no NVML (NVML figures null with their reasons); CI runs it.
 # The lem campaign section needs node (>= 20.19) with dist/ built and node_modules; without node
-# it is reported as not run, with that reason, and everything else still runs.
+# it is reported as not run, with that reason, and everything else still runs (LEM_NODE names a
+# node binary that is not on PATH).
 # LEM_PYTHON picks the interpreter (default: the first python3 that imports torch).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -41,7 +42,7 @@ if [ -z "$PY" ]; then
   exit 1
 fi
 
-NODE="$(command -v node || true)"
+NODE="${LEM_NODE:-$(command -v node || true)}"
 if [ -n "$NODE" ] && [ ! -f "$ROOT/dist/src/cli/main.js" ] && [ -d "$ROOT/node_modules" ]; then
   (cd "$ROOT" && npm run build >"$DIR/build.log" 2>&1) || echo "note: npm run build failed (see $DIR/build.log); the campaign section will say so" >&2
 fi
