@@ -25,7 +25,7 @@ export const Traffic = z.strictObject({
   concurrency: posInt.optional().describe('closed: requests in flight (default 1); open loop: the cap on requests in flight (default none)'),
   requests: posInt.optional().describe('measured requests per run (default: the prompt count, or unbounded with duration_s)'),
   duration_s: z.number().positive().optional().describe('stop sending new requests after this long (with or without requests)'),
-  seed: z.number().int().min(0).default(0).describe('seed of the arrival times and of the prompt order'),
+  seed: z.number().int().min(0).default(0).describe('seed of the arrival times (open loop)'),
 });
 export type Traffic = z.infer<typeof Traffic>;
 
