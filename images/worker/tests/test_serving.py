@@ -147,7 +147,7 @@ class ServingRunTest(unittest.TestCase):
     def test_poisson_run_result(self) -> None:
         with FakeOpenAIServer(Settings(["org/model"], token_delay_s=0.001, drop_at=(10,))) as srv:
             doc = self.run_doc(srv, {"arrival": "poisson", "rate_rps": 40, "requests": 40, "seed": 1},
-                               vllm={"goodput": {"e2el_ms": 10000}})
+                               vllm={"goodput": {"e2el_ms": 10000}, "scrape_metrics": True})
             seen = srv.state.counts["chat"]
         self.assertEqual(common_errors(doc, 3), [])
         s, m = doc["serving"], doc["metrics"]
@@ -168,6 +168,9 @@ class ServingRunTest(unittest.TestCase):
         self.assertIn("whole-GPU", s["energy"]["attribution"])
         self.assertFalse(doc["validation"]["passed"])  # a failed request fails the gate
         self.assertEqual(doc["workload"]["kind"], "llm_serving")
+        series = 'vllm:request_success_total{model="x"}'
+        sm = s["server_metrics"]
+        self.assertEqual(sm["after"]["series"][series] - sm["before"]["series"][series], 40)
 
     def test_closed_loop_steady_window_and_no_gpu(self) -> None:
         from lem_worker.backends.vllm import run_vllm
@@ -184,6 +187,28 @@ class ServingRunTest(unittest.TestCase):
         self.assertTrue(doc["serving"]["steady_window"]["formed"])
         self.assertIn("concurrency 3", doc["serving"]["steady_window"]["rule"])
         self.assertIsNone(doc["metrics"]["requested_rate_rps"])
+
+    def test_slow_first_token_misses_the_goodput_target(self) -> None:
+        with FakeOpenAIServer(Settings(["org/model"], token_delay_s=0.0, slow_first_at=(4,), slow_first_s=0.4)) as srv:
+            doc = self.run_doc(srv, {"arrival": "closed", "concurrency": 2, "requests": 12},
+                               vllm={"goodput": {"ttft_ms": 300}}, warmup={"mode": "fixed", "iterations": 1})
+        s = doc["serving"]
+        self.assertEqual(s["requests_failed"], 0)
+        self.assertEqual(s["goodput"]["good_requests"], 11)  # request 4 (3rd measured) waited 0.4 s for its first token
+        self.assertGreaterEqual(s["latency_s"]["ttft"]["p99"], 0.3)
+        self.assertAlmostEqual(doc["metrics"]["goodput_fraction"], 11 / 12)
+
+    def test_duration_bound_and_too_few_requests_for_a_steady_window(self) -> None:
+        with FakeOpenAIServer(Settings(["org/model"], token_delay_s=0.002)) as srv:
+            timed = self.run_doc(srv, {"arrival": "closed", "concurrency": 2, "duration_s": 0.4})
+            few = self.run_doc(srv, {"arrival": "closed", "concurrency": 4, "requests": 5})
+        self.assertIsNone(timed["serving"]["requests_planned"])
+        self.assertGreater(timed["serving"]["requests_completed"], 2)
+        self.assertTrue(timed["serving"]["steady_window"]["formed"])
+        self.assertIn("end of sending", timed["serving"]["steady_window"]["rule"])
+        self.assertFalse(few["serving"]["steady_window"]["formed"])  # N - B - 1 = 0 finish before B first tokens
+        self.assertIn("no_steady_window", [f["gate"] for f in few["validation"]["flags"]])
+        self.assertIsNone(few["metrics"]["steady_window_s"])
 
     def test_traffic_without_endpoint_is_a_config_error(self) -> None:
         cfg = parse_config({"run": {"run_id": "r", "experiment_id": "e", "cycle": 1, "attempt": 1},

@@ -50,6 +50,8 @@ class SteadyMarker:
         self.finished = 0
         self.start_ev = threading.Event()
         self.end_ev = threading.Event()
+        if not t.open_loop and planned is not None and planned - (t.concurrency or 1) - 1 <= 0:
+            self.end_ev.set()  # N - B - 1 <= 0: the end condition holds before the start: no steady window
         if t.open_loop:
             run.steady_rule = ("open loop: from the first finished request (in-flight count built up over one request "
                                "lifetime) to the last send (then the drain)")
