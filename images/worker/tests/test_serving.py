@@ -257,6 +257,11 @@ class ManagedServerTest(unittest.TestCase):
                     self.assertEqual(starts[0][starts[0].index("--max-num-seqs") + 1], "8")
                     self.assertEqual(starts[1][starts[1].index("--max-num-seqs") + 1], "16")
                     self.assertIn("--served-model-name", starts[0])
+                    from lem_worker.serving.manage import alive, stop_managed_servers
+
+                    stop_managed_servers(notes)  # what an offline vllm run does before loading its engine
+                    self.assertFalse(alive(third["pid"]))
+                    self.assertFalse(os.path.exists(state_path(port)))
                 finally:
                     try:
                         with open(state_path(port)) as f:

@@ -228,6 +228,9 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
     started_at = utc_now_iso()
     vllm = import_vllm()
     notes: list[str] = []
+    from lem_worker.serving.manage import stop_managed_servers
+
+    stop_managed_servers(notes)
     tmpdir: Optional[str] = None
     try:
         model_path = m.id

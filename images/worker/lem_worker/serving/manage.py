@@ -72,6 +72,18 @@ def alive(pid: int) -> bool:
         return False
 
 
+def is_ours(pid: int, recorded: Any) -> bool:
+    """The pid still runs the recorded `vllm serve` command (a stale state file's pid may have been reused)."""
+    if not alive(pid) or not isinstance(recorded, list) or len(recorded) < 3:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            parts = f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return False
+    return "serve" in parts and str(recorded[2]) in parts
+
+
 def stop_server(pid: int, grace_s: float = 30.0) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -122,7 +134,7 @@ def ensure_server(exp: Experiment, sc: ServingCfg, stop: threading.Event, notes:
     except (OSError, ValueError):
         prev = None
     info: dict[str, Any] = {"command": [os.path.basename(exe)] + args, "args_hash": digest, "state_file": path}
-    if prev and isinstance(prev.get("pid"), int) and alive(prev["pid"]):
+    if prev and isinstance(prev.get("pid"), int) and is_ours(prev["pid"], prev.get("args")):
         if prev.get("args_hash") == digest and ready(sc.origin):
             notes.append(f"vllm serve reused (pid {prev['pid']}, same engine arguments)")
             info.update({"pid": prev["pid"], "reused": True, "log": prev.get("log"), "ready_s": 0.0})
@@ -155,3 +167,29 @@ def ensure_server(exp: Experiment, sc: ServingCfg, stop: threading.Event, notes:
                  "with the same engine arguments")
     info.update({"pid": proc.pid, "reused": False, "log": log_path, "ready_s": ready_s})
     return info
+
+
+def stop_managed_servers(notes: list[str]) -> None:
+    """Stops every `vllm serve` lem started (state files in $LEM_SERVE_STATE_DIR): an offline engine on the same
+    GPUs needs the memory a lingering server holds."""
+    root = os.environ.get("LEM_SERVE_STATE_DIR") or tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(root) if n.startswith("lem-vllm-serve-") and n.endswith(".json")]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            with open(path) as f:
+                state = json.load(f)
+            pid = state.get("pid")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(pid, int) and is_ours(pid, state.get("args")):
+            log(f"vllm serve (pid {pid}) started by an earlier serving run: stopping it before the offline engine loads")
+            stop_server(pid)
+            notes.append(f"stopped the vllm serve lem had started earlier (pid {pid}) to free its GPU memory")
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
