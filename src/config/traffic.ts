@@ -80,7 +80,10 @@ export function servingRules(cfg: { backend: string; traffic?: Traffic | undefin
     ctx.addIssue({
       code: 'custom',
       path: ['traffic'],
-      message: `traffic applies to server measurements: backend vllm with vllm.endpoint or vllm.mode: server (backend ${cfg.backend} submits its prompt set in batches)`,
+      message:
+        cfg.backend === 'vllm'
+          ? 'traffic applies to server measurements: set vllm.endpoint (or VLLM_ENDPOINT) to measure a running server, or vllm.mode: server'
+          : `traffic applies to server measurements (backend vllm with vllm.endpoint or vllm.mode: server); backend ${cfg.backend} submits its prompt set in batches`,
     });
   }
 }

@@ -24,7 +24,7 @@ describe('serving config', () => {
   });
 
   it('traffic needs a served model, open loop needs a rate, burstiness only with gamma', () => {
-    expect(issues({ ...base, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } }).join()).toMatch(/^traffic: .*vllm\.endpoint or vllm\.mode: server/);
+    expect(issues({ ...base, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } }).join()).toMatch(/^traffic: .*set vllm\.endpoint \(or VLLM_ENDPOINT\)/);
     const served = { ...base, vllm: { mode: 'server' } };
     expect(issues({ ...served, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } })).toEqual([]);
     expect(issues({ ...served, traffic: { arrival: 'gamma' } }).join()).toMatch(/traffic\.rate_rps: arrival gamma is open loop/);
