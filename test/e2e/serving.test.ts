@@ -4,13 +4,27 @@
  * protocol; it stands in for `vllm serve`). The built CLI runs the campaign with the real worker.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lem, ROOT, tempDir } from '../helpers/cli.js';
 
 const FAKE_SERVER = join(ROOT, 'images', 'worker', 'tests', 'fixtures', 'fake_openai_server.py');
+const FAKE_VLLM = join(ROOT, 'images', 'worker', 'tests', 'fixtures', 'fake_vllm_cli.py');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 interface Stats {
   chat: number;
@@ -153,5 +167,54 @@ retries: 0
     expect(ttft.match(/class="rate-point"/g)).toHaveLength(2);
     expect(ttft).toMatch(/class="rate-line"/);
     expect(html).toMatch(/j_per_output_token vs requested rate: not measured on this host/);
+  });
+
+  it('vllm.mode server (FAKE vllm executable): lem starts vllm serve, reuses it for the same engine arguments and restarts it when they change', async () => {
+    const dir = tempDir();
+    const state = join(dir, 'state');
+    const port = await freePort();
+    const argvLog = join(dir, 'argv.jsonl');
+    const file = campaign(
+      dir,
+      `campaign_name: managed
+base_config:
+  backend: vllm
+  model: {id: org/model}
+  vllm: {mode: server, endpoint: "http://127.0.0.1:${port}/v1", server_start_timeout_s: 60}
+  traffic: {arrival: closed, concurrency: 2, requests: 8}
+  max_output_tokens: 4
+  prompts: {source: builtin, count: 4}
+  warmup: {iterations: 1}
+  measurement: {idle_baseline_s: 0, min_window_s: 0}
+vary:
+  vllm.max_num_seqs: [8, 16]
+cycles: 2
+structure: grouped
+thermal_gap: 0
+runtime: local
+retries: 0
+`,
+    );
+    const env = { LEM_VLLM_EXECUTABLE: FAKE_VLLM, LEM_SERVE_STATE_DIR: dir, FAKE_VLLM_ARGV_LOG: argvLog };
+    try {
+      const r = lem(['--state', state, 'campaign', 'run', file], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/completed — 4 succeeded, 0 failed/);
+      // grouped: 8, 8, 16, 16 -> started for the first run of each, reused by the second
+      const starts = readFileSync(argvLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as string[]);
+      expect(starts.map((a) => a[a.indexOf('--max-num-seqs') + 1]).sort()).toEqual(['16', '8']);
+      const reused = results(state).map((x) => (x.serving as unknown as { server: { reused: boolean } }).server.reused);
+      expect(reused.sort()).toEqual([false, false, true, true]);
+    } finally {
+      const stateFile = join(dir, `lem-vllm-serve-${port}.json`);
+      if (existsSync(stateFile)) {
+        const { pid } = JSON.parse(readFileSync(stateFile, 'utf8')) as { pid: number };
+        try {
+          process.kill(-pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+    }
   });
 });
