@@ -63,4 +63,21 @@ describe('serving config', () => {
     expect(c.experiments.map((e) => (e.config.backend === 'vllm' ? e.config.traffic?.rate_rps : null))).toEqual([1, 2, 4, 8]);
     expect(c.experiments[0]?.name).toBe('vllm traffic.rate_rps=1');
   });
+
+  it('VLLM_ENDPOINT reaches the vllm combos of a grid that varies the backend', () => {
+    const dir = tempDir();
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'campaign_name: mixed\nbase_config:\n  model: {id: org/model}\nvary:\n  backend: [pytorch, vllm]\n');
+    const before = process.env['VLLM_ENDPOINT'];
+    process.env['VLLM_ENDPOINT'] = 'http://127.0.0.1:8009/v1';
+    try {
+      const c = loadCampaign(file);
+      const byBackend = Object.fromEntries(c.experiments.map((e) => [e.config.backend, e.config]));
+      expect(byBackend['vllm']).toMatchObject({ vllm: { endpoint: 'http://127.0.0.1:8009/v1' } });
+      expect(byBackend['pytorch']).not.toHaveProperty('vllm');
+    } finally {
+      if (before === undefined) delete process.env['VLLM_ENDPOINT'];
+      else process.env['VLLM_ENDPOINT'] = before;
+    }
+  });
 });
