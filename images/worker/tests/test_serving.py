@@ -173,6 +173,10 @@ class ServingRunTest(unittest.TestCase):
         series = 'vllm:request_success_total{model="x"}'
         sm = s["server_metrics"]
         self.assertEqual(sm["after"]["series"][series] - sm["before"]["series"][series], 40)
+        samples = sm["timeline"]["samples"]
+        self.assertGreaterEqual(len(samples), 1)  # scraped during the traffic, from its start
+        self.assertIn(series, samples[0]["series"])
+        self.assertLessEqual(samples[0]["series"][series], sm["after"]["series"][series])
 
     def test_closed_loop_steady_window_and_no_gpu(self) -> None:
         from lem_worker.backends.vllm import run_vllm

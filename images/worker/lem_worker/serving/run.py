@@ -26,7 +26,7 @@ from lem_worker.serving.driver import TrafficRun, drive
 from lem_worker.serving.settings import ServingCfg, serving_cfg
 from lem_worker.serving.stats import in_window, summarize
 from lem_worker.serving.traffic import planned_requests
-from lem_worker.serving.scrape import scrape_metrics
+from lem_worker.serving.scrape import MetricsPoller, scrape_metrics
 from lem_worker.timeutil import utc_now_iso
 from lem_worker.warmup import run_warmup
 
@@ -133,14 +133,16 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
         def on_end() -> None:
             holder["win"] = meter.end(holder["h"])
 
+        poller = MetricsPoller(sc.origin, time.perf_counter()).start() if sc.scrape_metrics else None
         run = drive(t, planned, lambda i, first: send(i, first), on_start, on_end, stop)
         win_all = meter.end(h_all)
+        timeline = poller.stop() if poller is not None else None
         win_ended = utc_now_iso()
         after = scrape_metrics(sc.origin) if sc.scrape_metrics else None
         if run.stopped:
             raise Terminated("stopped during the traffic")
         return assemble(cfg, sc, started_at, meter, lock, baseline, warm, warm_records, run, planned,
-                        holder.get("win"), win_all, win_started, win_ended, notes, server_info, before, after)
+                        holder.get("win"), win_all, win_started, win_ended, notes, server_info, before, after, timeline)
     finally:
         meter.close()
         lock.release()
@@ -149,7 +151,8 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
 def assemble(cfg: WorkerConfig, sc: ServingCfg, started_at: str, meter: Any, lock: Any, baseline: Any,
              warm: dict[str, Any], warm_records: list[RequestRecord], run: TrafficRun, planned: Optional[int],
              steady: Optional[WindowEnergy], win_all: WindowEnergy, win_started: str, win_ended: str,
-             notes: list[str], server_info: dict[str, Any], before: Any, after: Any) -> dict[str, Any]:
+             notes: list[str], server_info: dict[str, Any], before: Any, after: Any,
+             timeline: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     exp = cfg.experiment
     t = sc.traffic
     recs = run.records
@@ -254,7 +257,7 @@ def assemble(cfg: WorkerConfig, sc: ServingCfg, started_at: str, meter: Any, loc
         "energy": {"j_per_request": ms.get("j_per_request"), "j_per_output_token": ms.get("j_per_output_token"),
                    "reason": None if ms.get("j_per_output_token") is not None else ms.unmeasured.get("j_per_output_token"),
                    "attribution": ATTRIBUTION},
-        "server_metrics": None if before is None else {"before": before, "after": after},
+        "server_metrics": None if before is None else {"before": before, "after": after, "timeline": timeline},
     }
     env = base_environment()
     env.update(meter.environment())

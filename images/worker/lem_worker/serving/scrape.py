@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import http.client
+import threading
+import time
 from typing import Optional
 
 from lem_worker.serving.client import Endpoint
@@ -42,3 +44,44 @@ def scrape_metrics(origin: str, timeout: float = 5.0) -> Optional[dict[str, obje
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         conn.close()
+
+
+# vLLM series worth a timeline (names without labels; vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc)
+TIMELINE_SERIES = ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:gpu_cache_usage_perc",
+                   "vllm:kv_cache_usage_perc", "vllm:generation_tokens_total", "vllm:prompt_tokens_total",
+                   "vllm:request_success_total")
+
+
+class MetricsPoller:
+    """Scrapes /metrics every `interval_s` during the traffic into a compact timeline: per sample the seconds
+    since `t0` (time.perf_counter) and the TIMELINE_SERIES values (labels kept in the key)."""
+
+    def __init__(self, origin: str, t0: float, interval_s: float = 1.0) -> None:
+        self.origin = origin
+        self.t0 = t0
+        self.interval_s = interval_s
+        self.samples: list[dict[str, object]] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = scrape_metrics(self.origin, timeout=min(5.0, self.interval_s * 2))
+            t = round(time.perf_counter() - self.t0, 3)
+            series = got.get("series") if got else None
+            if isinstance(series, dict):
+                keep = {k: v for k, v in series.items() if k.split("{", 1)[0] in TIMELINE_SERIES}
+                self.samples.append({"t_s": t, "series": keep})
+            else:
+                self.errors += 1
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> "MetricsPoller":
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict[str, object]:
+        self._stop.set()
+        self._thread.join()
+        return {"interval_s": self.interval_s, "samples": self.samples[:3600], "failed_scrapes": self.errors}
