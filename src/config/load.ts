@@ -157,6 +157,12 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
       const filled = applyBackendEnv(base);
       base = filled.data;
       if (filled.note) notes.push(filled.note);
+    } else if (c.vary['backend'].includes('vllm')) {
+      // VLLM_ENDPOINT fills the vllm combos' endpoint (the base's vllm section reaches only those).
+      const filled = applyBackendEnv({ ...base, backend: 'vllm' });
+      const { backend: _b, ...rest } = filled.data;
+      base = rest;
+      if (filled.note) notes.push(filled.note);
     }
     const combos = countGrid(base, c.vary ?? {});
     if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);

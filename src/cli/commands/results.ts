@@ -98,7 +98,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const shown: (Description | null)[] = [];
   const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
-    const main = mainMetrics(agg, e.backend);
+    const main = mainMetrics(agg, e.backend, e.metrics);
     const withCarbon = intensity ? [...main, ...EMISSION_METRICS.filter((m) => !main.includes(m))] : main;
     const wanted = o.all ? agg.metricNames : withCarbon.filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
