@@ -111,6 +111,12 @@ export const Measurement = strict({
     .describe('how long a run waits for another measurement to release its devices before failing (worker default 3600 s)'),
 });
 
+export const Reasoning = strict({
+  enabled: z.boolean().optional().describe("ask the model to reason (true) or not (false); absent: the model's own default"),
+  effort: z.enum(['low', 'medium', 'high']).optional().describe('reasoning effort, for families that take one (gpt-oss)'),
+  budget_tokens: posInt.optional().describe('recorded; enforced only where the family has a thinking budget'),
+});
+
 const common = {
   name: z.string().min(1).optional().describe('a label for tables and reports'),
   measurement: Measurement.default(Measurement.parse({})),
@@ -128,6 +134,7 @@ const llmCommon = {
   max_output_tokens: posInt.default(128),
   prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
   warmup: Warmup.default(Warmup.parse({})),
+  reasoning: Reasoning.optional().describe('how the model is asked to reason: see images/worker/lem_worker/data/reasoning.yaml'),
 };
 
 export const PytorchSection = strict({
@@ -238,4 +245,5 @@ export const LLM_ONLY_FIELDS = [
   'max_output_tokens',
   'prompts',
   'warmup',
+  'reasoning',
 ] as const;

@@ -24,6 +24,7 @@ from lem_worker.environment import base_environment
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
 from lem_worker.prompts import load_prompts
+from lem_worker.reasoning import ReasoningCounter, ReasoningPlan
 from lem_worker.report import MetricSet, build_result, energy_block, validation_block
 from lem_worker.warmup import run_warmup
 
@@ -42,6 +43,9 @@ class PassStats:
     itls: list[float] = field(default_factory=list)  # per-request mean inter-token latency
     step_gaps: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    reasoning_tokens: int = 0  # of outputs the answer marker could split (split_outputs of them)
+    answer_tokens: int = 0
+    split_outputs: int = 0
 
     def merge(self, o: "PassStats") -> None:
         self.output_tokens += o.output_tokens
@@ -53,6 +57,16 @@ class PassStats:
         self.itls += o.itls
         self.step_gaps += o.step_gaps
         self.errors += o.errors
+        self.reasoning_tokens += o.reasoning_tokens
+        self.answer_tokens += o.answer_tokens
+        self.split_outputs += o.split_outputs
+
+    def count_reasoning(self, rc: Optional[ReasoningCounter], output_ids: Any) -> None:
+        split = rc.split(list(output_ids)) if rc is not None else None
+        if split is not None:
+            self.reasoning_tokens += split[0]
+            self.answer_tokens += split[1]
+            self.split_outputs += 1
 
     def fail_batch(self, n: int, exc: BaseException) -> None:
         self.failed += n
@@ -81,8 +95,9 @@ def count_new_tokens(row: list[int], eos: set[int], ignore_eos: bool) -> int:
 
 
 def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], vocab_size: Optional[int],
-                     exp: Experiment, notes: list[str]) -> list[Request]:
-    """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one)."""
+                     exp: Experiment, notes: list[str], rplan: Optional[ReasoningPlan] = None) -> list[Request]:
+    """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one),
+    asked to reason or not as `rplan` says (system prompt, chat-template kwargs, generation prefix)."""
     special = tuple(eos_ids + ([pad_id] if pad_id is not None else []))
     pset = load_prompts(exp.prompts, vocab_size, special, seed=int(exp.extra.get("seed", 0) or 0))
     notes.extend(pset.notes)
@@ -92,12 +107,20 @@ def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], 
     use_chat = exp.extra.get("chat_template", True) is not False and bool(getattr(tok, "chat_template", None))
     if use_chat:
         notes.append("prompts wrapped in the tokenizer's chat template (user turn + generation prompt)")
+    needs_template = rplan is not None and (rplan.system_prompt or rplan.template_kwargs)
+    if needs_template and not use_chat:
+        raise ConfigError("experiment.reasoning: this family is switched through the chat template, but the tokenizer "
+                          "has none (or extra.chat_template is false)")
+    tkw = dict(rplan.template_kwargs) if rplan is not None else {}
+    prefix = rplan.generation_prefix if rplan is not None else ""
     reqs = []
     truncated = 0
     assert pset.texts is not None
     for i, text in enumerate(pset.texts):
         if use_chat:
-            text = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+            msgs = rplan.messages(text) if rplan is not None else [{"role": "user", "content": text}]
+            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **tkw)
+        text += prefix
         full = tok(text, add_special_tokens=not use_chat)["input_ids"]
         ids = list(full[: exp.max_input_tokens])
         truncated += len(full) > len(ids)
@@ -107,6 +130,22 @@ def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], 
     if truncated:
         notes.append(f"{truncated} prompt(s) truncated to max_input_tokens={exp.max_input_tokens}")
     return reqs
+
+
+def reasoning_metrics(ms: MetricSet, stats: PassStats, rc: Optional[ReasoningCounter]) -> None:
+    """reasoning_output_tokens / answer_output_tokens: split at the family's answer marker."""
+    if rc is None or rc.plan.family is None:
+        why = "the model matches no family of the reasoning registry"
+    elif rc.marker_ids is None:
+        why = f"family {rc.plan.family} has no answer marker to split reasoning from answer"
+    elif stats.split_outputs == 0 or stats.split_outputs < stats.requests - stats.failed:
+        why = "outputs were not available as token ids to split"
+    else:
+        ms.put("reasoning_output_tokens", float(stats.reasoning_tokens))
+        ms.put("answer_output_tokens", float(stats.answer_tokens))
+        return
+    ms.put("reasoning_output_tokens", None, why)
+    ms.put("answer_output_tokens", None, why)
 
 
 def tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
@@ -181,6 +220,7 @@ class Generation:
     reasons: dict[str, str] = field(default_factory=lambda: {"ttft": NO_STREAM, "itl": NO_ITL, "itl_steps": NO_ITL})
     env_extra: dict[str, Any] = field(default_factory=dict)
     workload_extra: dict[str, Any] = field(default_factory=dict)
+    reasoning: Optional[ReasoningCounter] = None
 
 
 def repeat_until(run_pass: Callable[[bool, threading.Event], PassStats], prefill: bool, min_s: float,
@@ -279,6 +319,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         ms.ratio("j_per_request_adjusted", ms.get("energy_gpu_adjusted_j"), done,
                  ms.unmeasured.get("energy_gpu_adjusted_j", gpu_reason), no_req)
         ms.put("load_s", gen.load_s)
+        reasoning_metrics(ms, stats, gen.reasoning)
         # prefill / decode split, per pass over the prompt set (GPU energy)
         phases: Optional[dict[str, Any]] = None
         method = ("prefill = GPU energy of a pass generating 1 new token per request (averaged over its repetitions); "
@@ -340,6 +381,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             "generate_kwargs": {k: v for k, v in gen.generate_kwargs.items() if isinstance(v, (int, float, str, bool, list))},
         }
         workload.update(gen.workload_extra)
+        if gen.reasoning is not None:
+            workload["reasoning"] = gen.reasoning.plan.record()
         ended_at = utc_now_iso()
         env["ended_at"] = ended_at
         result = build_result(cfg, started_at, ended_at, ms, energy, meter, warm, window, phases, validation, env, notes,

@@ -40,6 +40,7 @@ from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
+from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("tensorrt_llm is not installed in this image; use the lem-tensorrt image "
@@ -136,6 +137,7 @@ class TrtHarness:
         self.sp_full = trt.SamplingParams(**self.kwargs_full)
         self.sp_prefill = trt.SamplingParams(**self.kwargs_prefill)
         self.loop = asyncio.new_event_loop()
+        self.rc: Optional[ReasoningCounter] = None
 
     async def _one(self, ids: list[int], sp: Any) -> tuple[Any, int, Optional[float], Optional[float], list[float]]:
         n = 0
@@ -181,6 +183,7 @@ class TrtHarness:
             final, n, first, last, gaps = res
             if final is not None:
                 n = len(final.outputs[0].token_ids)
+                stats.count_reasoning(self.rc, final.outputs[0].token_ids)
             prompt_ids = getattr(final, "prompt_token_ids", None)
             stats.requests += 1
             stats.input_tokens += len(prompt_ids) if prompt_ids is not None else len(r.input_ids)
@@ -263,12 +266,14 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
-        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
+        rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
+        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes, rc.plan)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)
         fixed = bool(exp.decoder.fixed_length or m.no_weights)
         sync = cuda_sync()
         end_id = eos_ids[0] if (skip_tokenizer and eos_ids) else None
         harness = TrtHarness(llm, trt, exp, batches, fixed, end_id, pad_id if skip_tokenizer else None, sync)
+        harness.rc = rc
         log(f"tensorrt: {len(requests)} request(s) in {len(batches)} batch(es) of up to {exp.batching.batch_size}, "
             f"max_tokens {exp.max_output_tokens}, streaming")
         counter = [0]
@@ -295,6 +300,7 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
                         "quantization": "fp8" if "quant_config" in kwargs else exp.quantization,
                         "tensor_parallel_size": t.tp_size, "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
+            reasoning=rc,
             fixed_length=fixed,
             gpu_ids=list(range(t.tp_size)),
             gpu_note=f"measuring the GPU(s) TensorRT-LLM runs on: CUDA device(s) {list(range(t.tp_size))} (tp_size {t.tp_size})",

@@ -44,6 +44,7 @@ from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
+from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("vllm is not installed in this image; use the lem-vllm image "
@@ -167,6 +168,7 @@ class VllmHarness:
         self.sp_prefill = vllm.SamplingParams(**self.kwargs_prefill)
         self.with_metrics = 0
         self.without_metrics = 0
+        self.rc: Optional[ReasoningCounter] = None
 
     def run_batch(self, batch: list[Request], sp: Any, stats: Optional[PassStats]) -> None:
         prompts = [{"prompt_token_ids": list(r.input_ids)} for r in batch]  # TokensPrompt
@@ -193,6 +195,7 @@ class VllmHarness:
             stats.requests += 1
             stats.input_tokens += len(prompt_ids) if prompt_ids is not None else len(r.input_ids)
             stats.output_tokens += n
+            stats.count_reasoning(self.rc, out.outputs[0].token_ids)
             timing = request_timing(getattr(out, "metrics", None), t0_wall, n)
             if timing is None:
                 self.without_metrics += 1
@@ -255,11 +258,13 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
-        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
+        rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
+        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes, rc.plan)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)
         fixed = bool(exp.decoder.fixed_length or m.no_weights)
         sync = cuda_sync()
         harness = VllmHarness(llm, vllm, exp, batches, fixed, sync)
+        harness.rc = rc
         log(f"vllm: {len(requests)} request(s) in {len(batches)} generate() call(s) of up to "
             f"{exp.batching.batch_size}, max_tokens {exp.max_output_tokens}")
         counter = [0]
@@ -285,6 +290,7 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
                         "quantization": kwargs.get("quantization"), "tensor_parallel_size": tp,
                         "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
+            reasoning=rc,
             fixed_length=fixed,
             gpu_ids=list(range(tp)),
             gpu_note=f"measuring the GPU(s) vLLM runs on: CUDA device(s) {list(range(tp))} (tensor_parallel_size {tp})",
