@@ -4,6 +4,11 @@
  * the worker receives the resolved (defaults applied) object as JSON.
  */
 import { z } from 'zod';
+import { PytorchSection } from './sections/pytorch.js';
+import { TensorrtSection } from './sections/tensorrt.js';
+import { VllmSection } from './sections/vllm.js';
+
+export { PytorchSection, TensorrtSection, VllmSection };
 
 const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
 const posInt = z.number().int().positive();
@@ -136,31 +141,6 @@ const llmCommon = {
   warmup: Warmup.default(Warmup.parse({})),
   reasoning: Reasoning.optional().describe('how the model is asked to reason: see images/worker/lem_worker/data/reasoning.yaml'),
 };
-
-export const PytorchSection = strict({
-  device_map: z.union([z.string(), z.record(z.string(), z.union([z.string(), z.number()]))]).optional(),
-  max_memory: z.record(z.string(), z.string()).optional(),
-  attn_implementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).optional(),
-  torch_compile: z.boolean().default(false),
-  static_kv_cache: z.boolean().default(false),
-});
-
-export const VllmSection = strict({
-  tensor_parallel_size: posInt.default(1),
-  gpu_memory_utilization: z.number().gt(0).max(1).default(0.9),
-  max_num_seqs: posInt.optional(),
-  max_model_len: posInt.optional(),
-  enforce_eager: z.boolean().default(false),
-  enable_prefix_caching: z.boolean().optional(),
-});
-
-export const TensorrtSection = strict({
-  tp_size: posInt.default(1),
-  max_batch_size: posInt.optional(),
-  max_num_tokens: posInt.optional(),
-  kv_cache_free_gpu_memory_fraction: z.number().gt(0).max(1).optional(),
-  engine_dir: z.string().optional().describe('prebuilt engine; otherwise built from the model'),
-});
 
 export const CalibrationSection = strict({
   matrix_size: z.number().int().min(8).max(16384).default(256),
