@@ -169,6 +169,19 @@ class LoaderPlumbingTest(unittest.TestCase):
             loaded = load_transformers(pytorch_config(**over).experiment)
         return loaded, calls
 
+    def test_dtype_keyword_follows_the_transformers_version(self) -> None:
+        from lem_worker.backends.loader import dtype_kwarg
+        self.assertEqual([dtype_kwarg(v) for v in ("4.47.1", "4.56.0", "5.23.0", None)],
+                         ["torch_dtype", "dtype", "dtype", "dtype"])
+
+    def test_typed_generate_fields_reach_generate_and_lora_needs_peft(self) -> None:
+        loaded, _ = self.load(pytorch={"num_beams": 2, "use_cache": False, "prompt_lookup_num_tokens": 3})
+        self.assertEqual(loaded.generate_extra, {"num_beams": 2, "use_cache": False, "prompt_lookup_num_tokens": 3})
+        from lem_worker.errors import WorkerError
+        with mock.patch.dict(sys.modules, {"peft": None}):
+            with self.assertRaisesRegex(WorkerError, "peft"):
+                self.load(pytorch={"lora": [{"id": "org/adapter"}]})
+
     def test_from_pretrained_arguments(self) -> None:
         loaded, calls = self.load(model={"id": "org/model", "revision": "abc123", "trust_remote_code": True},
                                   precision="bf16", pytorch={"attn_implementation": "sdpa", "static_kv_cache": True})
@@ -176,7 +189,8 @@ class LoaderPlumbingTest(unittest.TestCase):
         self.assertEqual((name, args), ("AutoModelForCausalLM.from_pretrained", ("org/model",)))
         import torch
 
-        self.assertEqual(kw["torch_dtype"], torch.bfloat16)
+        self.assertEqual(kw["dtype"], torch.bfloat16)  # transformers >= 4.56: dtype=, not the removed torch_dtype=
+        self.assertNotIn("torch_dtype", kw)
         self.assertEqual((kw["revision"], kw["trust_remote_code"], kw["attn_implementation"]), ("abc123", True, "sdpa"))
         self.assertNotIn("quantization_config", kw)
         tname, targs, tkw = calls[1]

@@ -26,6 +26,25 @@ def fake_modules(fake: Any) -> dict[str, Any]:
 
 
 class TrtArgumentTest(unittest.TestCase):
+    def test_typed_llm_api_fields_reach_the_fake_llm(self) -> None:
+        from lem_worker.backends.tensorrt import engine_kwargs
+
+        fake = fresh_fake("fake_tensorrt_llm")
+        cfg = trt_config(tensorrt={"pp_size": 2, "max_seq_len": 999, "enable_chunked_prefill": True,
+                                   "kv_cache": {"enable_block_reuse": False, "dtype": "fp8"},
+                                   "kv_cache_free_gpu_memory_fraction": 0.5, "cuda_graphs": True,
+                                   "scheduler_policy": "max_utilization"})
+        kw, record = engine_kwargs(cfg.experiment, fake.llmapi, "m", own_tokenizer=False, skip_tokenizer=False)
+        self.assertEqual(kw["pipeline_parallel_size"], 2)
+        self.assertEqual(kw["build_config"].max_seq_len, 999)
+        self.assertEqual(kw["kv_cache_config"], fake.KvCacheConfig(free_gpu_memory_fraction=0.5, enable_block_reuse=False,
+                                                                   dtype="fp8"))
+        self.assertEqual(kw["cuda_graph_config"], fake.CudaGraphConfig())
+        self.assertIs(kw["scheduler_config"].capacity_scheduler_policy, fake.CapacitySchedulerPolicy.MAX_UTILIZATION)
+        self.assertEqual(record["scheduler_config"], {"capacity_scheduler_policy": "MAX_UTILIZATION"})
+        fake.LLM(**kw)  # the fake rejects unknown LLM arguments
+        json.dumps(record)
+
     def test_engine_kwargs_build_kv_quant(self) -> None:
         from lem_worker.backends.tensorrt import engine_kwargs
 

@@ -56,6 +56,28 @@ def fake_gpu_kwargs() -> dict[str, Any]:
 
 
 class VllmArgumentTest(unittest.TestCase):
+    def test_typed_engine_fields_and_extra_engine_args_reach_the_fake_llm(self) -> None:
+        from lem_worker.backends.vllm import engine_kwargs
+        from lem_worker.errors import ConfigError
+
+        spec = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3}
+        cfg = config(vllm={"pipeline_parallel_size": 2, "max_num_batched_tokens": 8192, "kv_cache_dtype": "fp8",
+                           "block_size": 32, "enable_chunked_prefill": True, "speculative_config": spec,
+                           "compilation_level": 3, "async_scheduling": True},
+                     extra={"engine_args": {"tokenizer_mode": "slow"}})
+        kw = engine_kwargs(cfg.experiment, "m", False, False)
+        self.assertEqual({k: kw[k] for k in ("pipeline_parallel_size", "max_num_batched_tokens", "kv_cache_dtype",
+                                             "block_size", "enable_chunked_prefill", "speculative_config",
+                                             "compilation_config", "async_scheduling", "tokenizer_mode")},
+                         {"pipeline_parallel_size": 2, "max_num_batched_tokens": 8192, "kv_cache_dtype": "fp8",
+                          "block_size": 32, "enable_chunked_prefill": True, "speculative_config": spec,
+                          "compilation_config": {"level": 3}, "async_scheduling": True, "tokenizer_mode": "slow"})
+        fake = fresh_fake("fake_vllm")
+        fake.LLM(**kw)  # the fake rejects unknown engine arguments, as vllm.LLM does
+        clash = config(vllm={"max_num_batched_tokens": 8}, extra={"engine_args": {"max_num_batched_tokens": 9}})
+        with self.assertRaisesRegex(ConfigError, "extra.engine_args: max_num_batched_tokens is set by a typed field"):
+            engine_kwargs(clash.experiment, "m", False, False)
+
     def test_engine_kwargs_plumbing(self) -> None:
         from lem_worker.backends.vllm import engine_kwargs
 

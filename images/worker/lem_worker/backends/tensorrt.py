@@ -37,6 +37,7 @@ from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, de
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engine_args import passthrough, trt_extra, trt_max_seq_len
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
@@ -92,7 +93,7 @@ def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: 
     if q not in ("none", "fp8", "awq", "gptq"):
         raise ConfigError(f"experiment.quantization.method: {q} is not available on the tensorrt backend")
     if t.engine_dir is None:
-        build = {"max_seq_len": exp.max_input_tokens + exp.max_output_tokens}
+        build = {"max_seq_len": trt_max_seq_len(exp) or exp.max_input_tokens + exp.max_output_tokens}
         if t.max_batch_size is not None:
             build["max_batch_size"] = t.max_batch_size
         if t.max_num_tokens is not None:
@@ -104,9 +105,10 @@ def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: 
             record["quant_config"] = {"quant_algo": "FP8"}
         if m.no_weights:
             kw["load_format"] = "dummy"
-    if t.kv_cache_free_gpu_memory_fraction is not None:
-        kw["kv_cache_config"] = llmapi.KvCacheConfig(free_gpu_memory_fraction=t.kv_cache_free_gpu_memory_fraction)
-        record["kv_cache_config"] = {"free_gpu_memory_fraction": t.kv_cache_free_gpu_memory_fraction}
+    kw.update(trt_extra(exp, llmapi, record))
+    extra = passthrough(exp, kw)
+    kw.update(extra)
+    record.update(extra)
     for k, v in kw.items():
         if k not in record:
             record[k] = v

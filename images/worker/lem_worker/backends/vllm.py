@@ -41,6 +41,7 @@ from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, de
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engine_args import passthrough, vllm_extra
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
@@ -111,6 +112,8 @@ def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_to
         kw["enable_prefix_caching"] = v.enable_prefix_caching
     if m.no_weights:
         kw["load_format"] = "dummy"
+    kw.update(vllm_extra(exp))
+    kw.update(passthrough(exp, kw))
     return kw
 
 
