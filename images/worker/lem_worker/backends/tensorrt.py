@@ -3,11 +3,14 @@
 Written against TensorRT-LLM's documented LLM API (nvidia.github.io/TensorRT-LLM: "LLM API" / API
 Reference for `tensorrt_llm.llmapi.LLM`, `SamplingParams`, `RequestOutput`, `BuildConfig`,
 `KvCacheConfig`, `QuantConfig`/`QuantAlgo`, and the "Generate text in streaming" example); the
-lem-tensorrt image pins nvcr.io/nvidia/tensorrt-llm/release:0.17.0. Calls it relies on:
+lem-tensorrt image pins the release container of images/versions.env (1.x). Calls it relies on:
 
 * `tensorrt_llm.LLM(model=..., tokenizer, skip_tokenizer_init, trust_remote_code,
-  tensor_parallel_size, dtype, revision, build_config=BuildConfig(max_batch_size, max_num_tokens,
-  max_seq_len), kv_cache_config=KvCacheConfig(free_gpu_memory_fraction), quant_config=
+  tensor_parallel_size, pipeline_parallel_size, dtype, revision, max_batch_size, max_num_tokens,
+  max_seq_len (1.x PyTorch flow, detected by `llmapi.TorchLlmArgs`; 0.x: the same three in
+  build_config=BuildConfig(...)), kv_cache_config=KvCacheConfig(free_gpu_memory_fraction,
+  enable_block_reuse, max_tokens, dtype), cuda_graph_config=CudaGraphConfig() | None,
+  scheduler_config=SchedulerConfig(capacity_scheduler_policy), enable_chunked_prefill, quant_config=
   QuantConfig(quant_algo=QuantAlgo.FP8), load_format="dummy")`. `model` is a Hugging Face id or
   path, or `tensorrt.engine_dir` (a prebuilt engine: no build arguments are passed then).
   model.no_weights uses `load_format="dummy"` (random weights; a version-dependent LLM argument,
@@ -98,8 +101,11 @@ def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: 
             build["max_batch_size"] = t.max_batch_size
         if t.max_num_tokens is not None:
             build["max_num_tokens"] = t.max_num_tokens
-        kw["build_config"] = llmapi.BuildConfig(**build)
-        record["build_config"] = build
+        if hasattr(llmapi, "TorchLlmArgs"):  # 1.x, PyTorch flow (the LLM default): scheduler limits are LLM arguments
+            kw.update(build)
+        else:  # 0.x TensorRT engine flow: they are engine build settings
+            kw["build_config"] = llmapi.BuildConfig(**build)
+            record["build_config"] = build
         if fp8:
             kw["quant_config"] = llmapi.QuantConfig(quant_algo=llmapi.QuantAlgo.FP8)
             record["quant_config"] = {"quant_algo": "FP8"}

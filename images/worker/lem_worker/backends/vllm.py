@@ -1,13 +1,15 @@
 """The vLLM backend: vLLM's offline engine (`vllm.LLM`) measured by the shared generation flow.
 
 Written against vLLM's documented offline API (docs.vllm.ai: "Offline Inference" / the `LLM` class
-and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins
-vllm/vllm-openai:v0.6.6. Calls it relies on:
+and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins the
+vllm/vllm-openai release of images/versions.env (0.3x: the V1 engine only). Calls it relies on:
 
 * `LLM(model=..., dtype, quantization, tensor_parallel_size, gpu_memory_utilization, max_num_seqs,
   max_model_len, enforce_eager, enable_prefix_caching, load_format, seed, revision, tokenizer,
-  skip_tokenizer_init, trust_remote_code, disable_log_stats)`: Engine Arguments passed through
-  the LLM constructor. `load_format="dummy"` (random weights, "mainly for profiling") is how
+  skip_tokenizer_init, trust_remote_code, disable_log_stats, and the typed fields of engine_args.py:
+  pipeline/data parallel, max_num_batched_tokens, kv_cache_dtype, block_size, chunked prefill,
+  cpu_offload_gb, swap_space, speculative_config, async_scheduling, compilation_config)`: Engine
+  Arguments passed through the LLM constructor. `load_format="dummy"` (random weights, "mainly for profiling") is how
   model.no_weights runs; with model.architecture the shipped config is written as config.json in
   a temporary directory and passed as `model`.
 * `LLM.get_tokenizer()`: the engine's tokenizer, used to tokenize the prompt set once, outside
