@@ -188,6 +188,13 @@ class VllmRunTest(unittest.TestCase):
         self.assertEqual(m["input_tokens"], expected_in * reps)
         self.assertAlmostEqual(m["j_per_output_token"], m["energy_gpu_raw_j"] / m["output_tokens"])
         self.assertIsNotNone(m["ttft_mean_s"])
+        # extended efficiency metrics: engine counters over the steady window, NVML memory and utilisation
+        self.assertEqual((m["prefix_cache_hit_rate"], m["kv_cache_usage_pct"]), (0.5, 25.0))
+        self.assertEqual((m["gpu_memory_peak_gib"], m["gpu_util_mean_pct"]), (4.0, 87.0))
+        self.assertAlmostEqual(m["batch_fill"], 7 / 9)
+        self.assertAlmostEqual(m["output_tokens_per_s_per_gib"], m["output_tokens_per_s"] / 4.0, places=6)
+        self.assertIn("continuous batching", doc["unmeasured"]["padding_overhead"])
+        self.assertIn("offline API", doc["unmeasured"]["gpu_memory_model_gib"])
         self.assertLessEqual(m["ttft_p50_s"], m["latency_p50_s"])
         self.assertGreater(m["itl_mean_s"], 0)
         self.assertIsNone(m["itl_p50_s"])

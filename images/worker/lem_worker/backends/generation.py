@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from lem_worker.batching import Request
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.efficiency import EngineStats, efficiency_metrics
 from lem_worker.energy.meter import Flag, Meter, WindowEnergy
 from lem_worker.environment import base_environment
 from lem_worker.errors import ConfigError, Terminated, WorkerError
@@ -221,6 +222,12 @@ class Generation:
     env_extra: dict[str, Any] = field(default_factory=dict)
     workload_extra: dict[str, Any] = field(default_factory=dict)
     reasoning: Optional[ReasoningCounter] = None
+    # extended efficiency metrics (efficiency.py): what the backend can tell
+    engine_stats: Optional[EngineStats] = None  # ("begin" | "end") -> engine counters, called outside the window
+    padded_input_per_pass: Optional[int] = None  # padded prompt tokens per pass (static/sorted batching)
+    model_bytes: Optional[int] = None
+    arch_config: Optional[dict[str, Any]] = None
+    after_windows: Optional[Callable[[], tuple[dict[str, Optional[float]], dict[str, str], list[str]]]] = None
 
 
 def repeat_until(run_pass: Callable[[bool, threading.Event], PassStats], prefill: bool, min_s: float,
@@ -269,9 +276,11 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         meter.end(h)
         log(f"steady window: full passes until >= {exp.measurement.min_window_s:g}s")
         win_started = utc_now_iso()
+        stats_begin = gen.engine_stats("begin") if gen.engine_stats else {}
         h = meter.begin("steady")
         stats, reps, _ = repeat_until(gen.run_pass, False, exp.measurement.min_window_s, stop, max_reps)
         win = meter.end(h)
+        stats_end = gen.engine_stats("end") if gen.engine_stats else {}
         pre_win: Optional[WindowEnergy] = None
         pre_reps = 0
         if split:
@@ -280,6 +289,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             _, pre_reps, _ = repeat_until(gen.run_pass, True, exp.measurement.min_window_s, stop, max_reps)
             pre_win = meter.end(h)
         win_ended = utc_now_iso()  # end of the last measured window (steady, then prefill)
+        extra_metrics = gen.after_windows() if gen.after_windows else ({}, {}, [])  # e.g. the profiler pass
         if stats.requests and stats.failed == stats.requests:
             raise WorkerError(f"every request failed; first error: {stats.errors[0] if stats.errors else 'unknown'}")
         ms = MetricSet()
@@ -320,6 +330,15 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
                  ms.unmeasured.get("energy_gpu_adjusted_j", gpu_reason), no_req)
         ms.put("load_s", gen.load_s)
         reasoning_metrics(ms, stats, gen.reasoning)
+        notes.extend(efficiency_metrics(
+            ms, meter, win, reps=reps, requests=stats.requests - stats.failed, input_tokens=stats.input_tokens,
+            output_tokens=out_tok, batch_sizes=gen.batch_sizes, batch_size=exp.batching.batch_size,
+            padded_input_per_pass=gen.padded_input_per_pass, model_bytes=gen.model_bytes, stats_begin=stats_begin,
+            stats_end=stats_end, arch=gen.arch_config, n_params=gen.model_info.get("parameters"),
+            max_output_tokens=exp.max_output_tokens))
+        for k, v in extra_metrics[0].items():
+            ms.put(k, v, extra_metrics[1].get(k))
+        notes.extend(extra_metrics[2])
         # prefill / decode split, per pass over the prompt set (GPU energy)
         phases: Optional[dict[str, Any]] = None
         method = ("prefill = GPU energy of a pass generating 1 new token per request (averaged over its repetitions); "

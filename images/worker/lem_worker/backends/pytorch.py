@@ -21,6 +21,7 @@ from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassSta
     run_generation,
     tokenize_prompts,
 )
+from lem_worker.backends import torch_stats
 from lem_worker.backends.loader import LoadedModel, load_transformers
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
@@ -225,5 +226,15 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
         fixed_length=bool(exp.decoder.fixed_length or loaded.ignore_eos),
         gpu_ids=used_cuda_devices(loaded.model),
         env_extra=env_extra,
+        padded_input_per_pass=sum(b.width * len(b.requests) for b in prepared),
+        model_bytes=torch_stats.model_bytes(loaded.model),
+        arch_config=torch_stats.arch_config(loaded.model),
+        engine_stats=torch_stats.peak_memory_stats(loaded.torch, used_cuda_devices(loaded.model)),
     )
+    if (exp.raw.get("pytorch") or {}).get("profiler"):
+        def profiled(b: PreparedBatch) -> int:
+            st = PassStats()
+            harness.run_batch(b, harness.kwargs_full, st)
+            return st.output_tokens
+        gen.after_windows = torch_stats.profiler_pass(loaded.torch, profiled, prepared[0])
     return run_generation(cfg, stop, gen, started_at, **meter_kwargs)

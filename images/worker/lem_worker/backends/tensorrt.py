@@ -309,6 +309,7 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
                         "tensor_parallel_size": t.tp_size, "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
             reasoning=rc,
+            arch_config=arch,
             fixed_length=fixed,
             gpu_ids=list(range(t.tp_size)),
             gpu_note=f"measuring the GPU(s) TensorRT-LLM runs on: CUDA device(s) {list(range(t.tp_size))} (tp_size {t.tp_size})",

@@ -223,6 +223,40 @@ class VllmHarness:
         return stats
 
 
+VLLM_COUNTERS = {"vllm:prefix_cache_queries": "prefix_cache_queries", "vllm:prefix_cache_hits": "prefix_cache_hits",
+                 "vllm:kv_cache_usage_perc": "kv_cache_usage_pct"}
+
+
+def engine_stats(llm: Any) -> Any:
+    """run_generation's engine_stats from `LLM.get_metrics()` (V1 engine; filled with disable_log_stats=False):
+    prefix-cache query/hit counters and KV-cache usage (a 0..1 gauge, reported in percent)."""
+    def stats(phase: str) -> dict[str, Optional[float]]:
+        get = getattr(llm, "get_metrics", None)
+        if get is None:
+            return {}
+        try:
+            metrics = get()
+        except Exception:  # noqa: BLE001 - stats are optional
+            return {}
+        out: dict[str, Optional[float]] = {}
+        for m in metrics:
+            key = VLLM_COUNTERS.get(str(getattr(m, "name", "")))
+            v = getattr(m, "value", None)
+            if key is not None and isinstance(v, (int, float)):
+                out[key] = (out.get(key) or 0.0) + float(v) * (100.0 if key == "kv_cache_usage_pct" else 1.0)
+        return out
+    return stats
+
+
+def hf_config(llm: Any, arch: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    if arch is not None:
+        return arch
+    try:
+        return dict(llm.llm_engine.model_config.hf_config.to_dict())
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     assert exp.model is not None
@@ -296,6 +330,8 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
                         "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
             reasoning=rc,
+            engine_stats=engine_stats(llm),
+            arch_config=hf_config(llm, arch),
             fixed_length=fixed,
             gpu_ids=list(range(tp)),
             gpu_note=f"measuring the GPU(s) vLLM runs on: CUDA device(s) {list(range(tp))} (tensor_parallel_size {tp})",
