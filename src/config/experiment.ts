@@ -4,6 +4,7 @@
  * the worker receives the resolved (defaults applied) object as JSON.
  */
 import { z } from 'zod';
+import { reasoningProblems } from './reasoning-registry.js';
 import { PytorchSection } from './sections/pytorch.js';
 import { TensorrtSection } from './sections/tensorrt.js';
 import { VllmSection } from './sections/vllm.js';
@@ -189,6 +190,9 @@ function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx)
   }
   if (cfg.batching.strategy === 'dynamic' && cfg.batching.max_tokens_per_batch === undefined) {
     ctx.addIssue({ code: 'custom', path: ['batching', 'max_tokens_per_batch'], message: 'the dynamic strategy needs a token budget: set batching.max_tokens_per_batch' });
+  }
+  if (cfg.reasoning) {
+    for (const [field, message] of reasoningProblems(cfg.model.id, cfg.reasoning)) ctx.addIssue({ code: 'custom', path: ['reasoning', field], message });
   }
   if (cfg.decoder.preset === 'deterministic' && (cfg.decoder.do_sample === true || (cfg.decoder.temperature ?? 0) > 0)) {
     ctx.addIssue({ code: 'custom', path: ['decoder'], message: 'the deterministic preset is greedy: do not combine it with do_sample or a temperature above 0' });

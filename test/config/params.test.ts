@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { backendParams, catalogueCoverage, engineCatalogue, ENGINE_BACKENDS } from '../../src/config/params.js';
 import { ExperimentConfig } from '../../src/config/experiment.js';
+import { expandGrid } from '../../src/config/grid.js';
+import { loadReasoningRegistry, selectFamily } from '../../src/config/reasoning-registry.js';
 import { lem } from '../helpers/cli.js';
 
 const TARGETS = { pytorch: 0.95, tensorrt: 0.95, vllm: 0.9 } as const;
@@ -43,6 +45,22 @@ describe('engine parameters from the schemas', () => {
     expect(bad.success).toBe(false);
     expect(bad.error?.issues[0]?.path).toEqual(['vllm', 'block_size']);
     expect(ExperimentConfig.safeParse({ ...base, reasoning: { effort: 'max' } }).error?.issues[0]?.path).toEqual(['reasoning', 'effort']);
+  });
+
+  it('reasoning requests a family cannot honour fail validation at the field, and a grid drops them with a note', () => {
+    const reg = loadReasoningRegistry();
+    expect(['openai/gpt-oss-20b', 'Qwen/Qwen3-8B', 'nvidia/Llama-3_3-Nemotron-Super-49B-v1_5', 'google/gemma-3-1b-it'].map((id) => selectFamily(id, reg)?.name))
+      .toEqual(['gpt-oss', 'qwen3', 'nemotron-v2', 'gemma']);
+    const gemma = ExperimentConfig.safeParse({ backend: 'vllm', model: { id: 'google/gemma-3-1b-it' }, reasoning: { enabled: true } });
+    expect(gemma.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['reasoning.enabled', 'google/gemma-3-1b-it (gemma) has no reasoning mode']]);
+    const oss = ExperimentConfig.safeParse({ backend: 'vllm', model: { id: 'openai/gpt-oss-20b' }, reasoning: { effort: 'high' } });
+    expect(oss.success).toBe(true);
+    const fail = (): never => {
+      throw new Error('no hard error expected');
+    };
+    const g = expandGrid({ backend: 'vllm' }, { 'model.id': ['google/gemma-3-1b-it', 'Qwen/Qwen3-8B'], 'reasoning.enabled': [true, false], 'vllm.kv_cache_dtype': ['auto', 'fp8'] }, fail);
+    expect(g.combos).toHaveLength(6);
+    expect(g.notes.filter((n) => n.includes('has no reasoning mode'))).toHaveLength(2);
   });
 
   it('CLI: the table, --json and --coverage; an unknown backend is a usage error', () => {
