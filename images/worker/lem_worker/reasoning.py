@@ -83,6 +83,23 @@ class ReasoningPlan:
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return msgs + [{"role": "user", "content": user_text}]
 
+    def chat_request(self, user_text: str) -> dict[str, Any]:
+        """The same plan for an OpenAI-compatible /v1/chat/completions request (server mode): system
+        prompt in the messages, chat-template keywords as `chat_template_kwargs`, an effort as the
+        family's request field, a generation prefix as a final assistant message that the server
+        continues (`continue_final_message`, vLLM's extension of the protocol)."""
+        body: dict[str, Any] = {"messages": self.messages(user_text)}
+        if self.template_kwargs:
+            body["chat_template_kwargs"] = dict(self.template_kwargs)
+        for k, v in self.request_fields.items():
+            if k != "chat_template_kwargs":
+                body[k] = v
+        if self.generation_prefix:
+            body["messages"].append({"role": "assistant", "content": self.generation_prefix})
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
+        return body
+
 
 def _family(name: str, doc: Any, where: str) -> Family:
     if not isinstance(doc, dict):

@@ -124,6 +124,22 @@ class TestNewFamilyIsAYamlEdit(unittest.TestCase):
                 load_registry(path)
 
 
+class TestServerRequests(unittest.TestCase):
+    reg = load_registry()
+
+    def test_the_same_plan_as_an_openai_chat_request_for_each_switch_kind(self) -> None:
+        qwen = plan("Qwen/Qwen3-8B", ReasoningCfg(enabled=False), self.reg).chat_request("hi")
+        self.assertEqual(qwen, {"messages": [{"role": "user", "content": "hi"}],
+                                "chat_template_kwargs": {"enable_thinking": False}})
+        oss = plan("openai/gpt-oss-20b", ReasoningCfg(effort="low"), self.reg).chat_request("hi")
+        self.assertEqual((oss["reasoning_effort"], oss["chat_template_kwargs"]), ("low", {"reasoning_effort": "low"}))
+        smol = plan("HuggingFaceTB/SmolLM3-3B", ReasoningCfg(enabled=False), self.reg).chat_request("hi")
+        self.assertEqual(smol["messages"][0], {"role": "system", "content": "/no_think"})
+        r1 = plan("deepseek-ai/DeepSeek-R1", ReasoningCfg(enabled=False), self.reg).chat_request("hi")
+        self.assertEqual(r1["messages"][-1], {"role": "assistant", "content": "<think>\n\n</think>\n\n"})
+        self.assertEqual((r1["continue_final_message"], r1["add_generation_prompt"]), (True, False))
+
+
 class TestSplitting(unittest.TestCase):
     def test_token_split_at_the_marker_and_no_marker_means_all_reasoning(self) -> None:
         self.assertEqual(split_counts([5, 6, 7, 9, 8, 1, 2], [9, 8]), (5, 2))
