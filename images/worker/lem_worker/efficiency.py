@@ -5,7 +5,8 @@ with the reason:
   GPUs (whole device: other processes on it count too); gpu_memory_model_gib: the weights' bytes where
   the backend knows them; gpu_memory_peak_allocated_gib: torch's own peak allocation (PyTorch backend).
 * kv_cache_usage_pct / prefix_cache_hit_rate: from the engine's own counters (vLLM `LLM.get_metrics()`),
-  as deltas over the steady window.
+  as deltas over the steady window; kv_cache_gib: the KV cache the engine allocated (vLLM: GPU blocks x
+  block size x 2 x layers x KV heads x head dim x element size).
 * gpu_util_mean_pct: mean of the sampler's NVML utilisation (percent of time a kernel ran) in the window.
 * batch_fill: requests per batch / batching.batch_size; padding_overhead: padded input tokens / real
   input tokens - 1 (static and sorted batching of the PyTorch backend; continuous batching pads nothing).
@@ -61,6 +62,19 @@ def flops_per_token_estimate(cfg: Optional[Mapping[str, Any]], n_params: Optiona
     return 2 * non_emb + 2 * vocab * d + 4 * layers * context * d_attn, None
 
 
+def kv_bytes_per_token(cfg: Optional[Mapping[str, Any]], dtype_bytes: float) -> Optional[float]:
+    """K and V of every layer for one token: 2 x layers x KV heads x head dim x element size."""
+    if not cfg:
+        return None
+    layers = _first(cfg, "num_hidden_layers", "n_layer", "num_layers")
+    d = _first(cfg, "hidden_size", "n_embd", "d_model")
+    heads = _first(cfg, "num_attention_heads", "n_head")
+    if layers is None or d is None or heads is None:
+        return None
+    head_dim = _first(cfg, "head_dim") or d / heads
+    return 2 * layers * (_first(cfg, "num_key_value_heads") or heads) * head_dim * dtype_bytes
+
+
 def window_samples(meter: Any, t0: float, t1: float) -> dict[str, list[Any]]:
     sampler = getattr(meter, "sampler", None)
     if sampler is None:
@@ -86,6 +100,7 @@ def efficiency_metrics(ms: MetricSet, meter: Any, win: Any, *, reps: int, reques
     ms.put("gpu_memory_peak_allocated_gib", stats_end.get("peak_allocated_gib"),
            "torch's allocator statistics are only visible in the PyTorch backend's own process")
     ms.put("kv_cache_usage_pct", stats_end.get("kv_cache_usage_pct"), "the engine reports no KV-cache usage")
+    ms.put("kv_cache_gib", stats_end.get("kv_cache_gib"), "the engine does not report its KV-cache allocation")
     q0, q1 = stats_begin.get("prefix_cache_queries"), stats_end.get("prefix_cache_queries")
     h0, h1 = stats_begin.get("prefix_cache_hits"), stats_end.get("prefix_cache_hits")
     if None not in (q0, q1, h0, h1) and (q1 or 0) - (q0 or 0) > 0:

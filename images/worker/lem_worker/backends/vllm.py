@@ -43,6 +43,7 @@ from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, de
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.efficiency import kv_bytes_per_token
 from lem_worker.engine_args import passthrough, vllm_extra
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
@@ -227,18 +228,34 @@ VLLM_COUNTERS = {"vllm:prefix_cache_queries": "prefix_cache_queries", "vllm:pref
                  "vllm:kv_cache_usage_perc": "kv_cache_usage_pct"}
 
 
-def engine_stats(llm: Any) -> Any:
+KV_BYTES = {"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "float16": 2, "bfloat16": 2, "float32": 4}
+
+
+def kv_cache_gib(llm: Any, arch: Optional[dict[str, Any]], dtype: str) -> Optional[float]:
+    """The KV cache vLLM allocated, from its cache config (num_gpu_blocks x block_size) and the architecture."""
+    try:
+        cc = llm.llm_engine.vllm_config.cache_config
+        blocks, size = int(cc.num_gpu_blocks), int(cc.block_size)
+        kv_dtype = str(getattr(cc, "cache_dtype", "auto"))
+    except Exception:  # noqa: BLE001 - not exposed by this version
+        return None
+    per_token = kv_bytes_per_token(arch, KV_BYTES.get(kv_dtype if kv_dtype != "auto" else dtype, 2))
+    return blocks * size * per_token / 1024 ** 3 if per_token else None
+
+
+def engine_stats(llm: Any, arch: Optional[dict[str, Any]] = None, dtype: str = "bfloat16") -> Any:
     """run_generation's engine_stats from `LLM.get_metrics()` (V1 engine; filled with disable_log_stats=False):
     prefix-cache query/hit counters and KV-cache usage (a 0..1 gauge, reported in percent)."""
     def stats(phase: str) -> dict[str, Optional[float]]:
+        kv = kv_cache_gib(llm, arch, dtype) if phase == "end" else None
         get = getattr(llm, "get_metrics", None)
         if get is None:
-            return {}
+            return {"kv_cache_gib": kv}
         try:
             metrics = get()
         except Exception:  # noqa: BLE001 - stats are optional
-            return {}
-        out: dict[str, Optional[float]] = {}
+            return {"kv_cache_gib": kv}
+        out: dict[str, Optional[float]] = {"kv_cache_gib": kv}
         for m in metrics:
             key = VLLM_COUNTERS.get(str(getattr(m, "name", "")))
             v = getattr(m, "value", None)
@@ -330,7 +347,7 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
                         "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
             reasoning=rc,
-            engine_stats=engine_stats(llm),
+            engine_stats=engine_stats(llm, hf_config(llm, arch), kwargs["dtype"]),
             arch_config=hf_config(llm, arch),
             fixed_length=fixed,
             gpu_ids=list(range(tp)),
