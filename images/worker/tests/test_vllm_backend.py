@@ -221,6 +221,14 @@ class VllmRunTest(unittest.TestCase):
         self.assertTrue(any("RequestOutput.metrics" in n for n in doc["notes"]))
         self.assertTrue(doc["validation"]["passed"], doc["validation"])
 
+    def test_reasoning_family_counts_outputs_without_the_answer_marker_as_reasoning(self) -> None:
+        doc, _ = self.run_fake(config(model={"id": "Qwen/Qwen3-8B"}))
+        m = doc["metrics"]
+        self.assertEqual(doc["workload"]["reasoning"]["family"], "qwen3")
+        self.assertEqual((m["reasoning_output_tokens"], m["answer_output_tokens"]), (m["output_tokens"], 0.0))
+        doc, _ = self.run_fake(config())
+        self.assertIn("no family", doc["unmeasured"]["reasoning_output_tokens"])
+
     def test_v1_metrics_and_missing_metrics(self) -> None:
         doc, _ = self.run_fake(config(extra={"prefill_split": False}), metrics="v1")
         self.assertIsNotNone(doc["metrics"]["ttft_mean_s"])
