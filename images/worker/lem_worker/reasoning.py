@@ -2,7 +2,7 @@
 
 `plan(model_id, cfg)` turns the experiment's `reasoning: {enabled, effort, budget_tokens}` section into
 a `ReasoningPlan`: chat-template keyword arguments, a system prompt, a prefix after the generation
-prompt and OpenAI request fields. Every backend (through generation.tokenize_prompts) and the serving
+prompt and OpenAI request fields. Every backend (through backends/prompting.tokenize_prompts) and the serving
 client apply the same plan, so a family is asked the same way everywhere. `split_counts` counts the
 reasoning tokens of an output (up to and including the family's answer marker) apart from the answer.
 """
@@ -267,3 +267,21 @@ def counter_for(tokenizer: Any, model_id: str, raw_section: Any, notes: list[str
                      + ("; reasoning tokens counted up to the answer marker" if marker_ids else ""))
     notes.extend(rplan.notes)
     return ReasoningCounter(rplan, marker_ids)
+
+
+def reasoning_metrics(ms: Any, rc: Optional[ReasoningCounter], reasoning_tokens: int, answer_tokens: int,
+                      split_outputs: int, completed: int) -> None:
+    """reasoning_output_tokens / answer_output_tokens of a window (a report.MetricSet): split at the family's
+    answer marker, null with the reason when the outputs could not be split."""
+    if rc is None or rc.plan.family is None:
+        why = "the model matches no family of the reasoning registry"
+    elif rc.marker_ids is None:
+        why = f"family {rc.plan.family} has no answer marker to split reasoning from answer"
+    elif split_outputs == 0 or split_outputs < completed:
+        why = "outputs were not available as token ids to split"
+    else:
+        ms.put("reasoning_output_tokens", float(reasoning_tokens))
+        ms.put("answer_output_tokens", float(answer_tokens))
+        return
+    ms.put("reasoning_output_tokens", None, why)
+    ms.put("answer_output_tokens", None, why)

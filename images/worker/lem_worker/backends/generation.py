@@ -17,15 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from lem_worker.batching import Request
+from lem_worker.backends.prompting import tokenize_prompts  # noqa: F401  (re-exported for the backends)
 from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.efficiency import EngineStats, efficiency_metrics
 from lem_worker.energy.meter import Flag, Meter, WindowEnergy
 from lem_worker.environment import base_environment
-from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
-from lem_worker.prompts import load_prompts
-from lem_worker.reasoning import ReasoningCounter, ReasoningPlan
+from lem_worker.reasoning import ReasoningCounter, reasoning_metrics
 from lem_worker.report import MetricSet, build_result, energy_block, validation_block
 from lem_worker.warmup import run_warmup
 
@@ -93,60 +92,6 @@ def count_new_tokens(row: list[int], eos: set[int], ignore_eos: bool) -> int:
             if t in eos:
                 return i + 1
     return len(row)
-
-
-def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], vocab_size: Optional[int],
-                     exp: Experiment, notes: list[str], rplan: Optional[ReasoningPlan] = None) -> list[Request]:
-    """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one),
-    asked to reason or not as `rplan` says (system prompt, chat-template kwargs, generation prefix)."""
-    special = tuple(eos_ids + ([pad_id] if pad_id is not None else []))
-    pset = load_prompts(exp.prompts, vocab_size, special, seed=int(exp.extra.get("seed", 0) or 0))
-    notes.extend(pset.notes)
-    if pset.token_ids is not None:
-        return [Request(i, ids[: exp.max_input_tokens]) for i, ids in enumerate(pset.token_ids)]
-    tok = tokenizer
-    use_chat = exp.extra.get("chat_template", True) is not False and bool(getattr(tok, "chat_template", None))
-    if use_chat:
-        notes.append("prompts wrapped in the tokenizer's chat template (user turn + generation prompt)")
-    needs_template = rplan is not None and (rplan.system_prompt or rplan.template_kwargs)
-    if needs_template and not use_chat:
-        raise ConfigError("experiment.reasoning: this family is switched through the chat template, but the tokenizer "
-                          "has none (or extra.chat_template is false)")
-    tkw = dict(rplan.template_kwargs) if rplan is not None else {}
-    prefix = rplan.generation_prefix if rplan is not None else ""
-    reqs = []
-    truncated = 0
-    assert pset.texts is not None
-    for i, text in enumerate(pset.texts):
-        if use_chat:
-            msgs = rplan.messages(text) if rplan is not None else [{"role": "user", "content": text}]
-            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **tkw)
-        text += prefix
-        full = tok(text, add_special_tokens=not use_chat)["input_ids"]
-        ids = list(full[: exp.max_input_tokens])
-        truncated += len(full) > len(ids)
-        if not ids:
-            raise ConfigError(f"experiment.prompts: prompt {i} tokenizes to nothing")
-        reqs.append(Request(i, ids))
-    if truncated:
-        notes.append(f"{truncated} prompt(s) truncated to max_input_tokens={exp.max_input_tokens}")
-    return reqs
-
-
-def reasoning_metrics(ms: MetricSet, stats: PassStats, rc: Optional[ReasoningCounter]) -> None:
-    """reasoning_output_tokens / answer_output_tokens: split at the family's answer marker."""
-    if rc is None or rc.plan.family is None:
-        why = "the model matches no family of the reasoning registry"
-    elif rc.marker_ids is None:
-        why = f"family {rc.plan.family} has no answer marker to split reasoning from answer"
-    elif stats.split_outputs == 0 or stats.split_outputs < stats.requests - stats.failed:
-        why = "outputs were not available as token ids to split"
-    else:
-        ms.put("reasoning_output_tokens", float(stats.reasoning_tokens))
-        ms.put("answer_output_tokens", float(stats.answer_tokens))
-        return
-    ms.put("reasoning_output_tokens", None, why)
-    ms.put("answer_output_tokens", None, why)
 
 
 def tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
@@ -329,7 +274,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         ms.ratio("j_per_request_adjusted", ms.get("energy_gpu_adjusted_j"), done,
                  ms.unmeasured.get("energy_gpu_adjusted_j", gpu_reason), no_req)
         ms.put("load_s", gen.load_s)
-        reasoning_metrics(ms, stats, gen.reasoning)
+        reasoning_metrics(ms, gen.reasoning, stats.reasoning_tokens, stats.answer_tokens, stats.split_outputs,
+                          stats.requests - stats.failed)
         notes.extend(efficiency_metrics(
             ms, meter, win, reps=reps, requests=stats.requests - stats.failed, input_tokens=stats.input_tokens,
             output_tokens=out_tok, batch_sizes=gen.batch_sizes, batch_size=exp.batching.batch_size,
