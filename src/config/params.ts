@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { Precision, Quantization, Reasoning } from './experiment.js';
+import { Precision, PytorchExperiment, Quantization, Reasoning, TensorrtExperiment, VllmExperiment } from './experiment.js';
 import { PytorchSection } from './sections/pytorch.js';
 import { TensorrtSection } from './sections/tensorrt.js';
 import { VllmSection } from './sections/vllm.js';
@@ -18,6 +18,7 @@ export type EngineBackend = (typeof ENGINE_BACKENDS)[number];
 
 const SECTIONS: Record<EngineBackend, z.ZodType> = { pytorch: PytorchSection, vllm: VllmSection, tensorrt: TensorrtSection };
 const SHARED: Record<string, z.ZodType> = { precision: Precision, quantization: Quantization, reasoning: Reasoning };
+const EXPERIMENTS: Record<EngineBackend, z.ZodType> = { pytorch: PytorchExperiment, vllm: VllmExperiment, tensorrt: TensorrtExperiment };
 
 export interface ParamRow {
   /** Dotted config path; also the grid axis (`vary:` key) that varies it. */
@@ -52,7 +53,7 @@ function typeOf(s: Js): string {
 function rows(prefix: string, schema: Js, section: boolean, out: ParamRow[]): void {
   const props = (schema['properties'] ?? {}) as Record<string, Js>;
   for (const [k, s] of Object.entries(props)) {
-    const field = `${prefix}.${k}`;
+    const field = prefix === '' ? k : `${prefix}.${k}`;
     const inner = s['type'] === 'object' && s['properties'] ? s : null;
     out.push({ field, type: typeOf(s), default: s['default'] ?? null, description: String(s['description'] ?? ''), section });
     if (inner) rows(field, inner, section, out);
@@ -102,8 +103,10 @@ export interface CoverageView {
  */
 export function catalogueCoverage(backend: EngineBackend, cat = engineCatalogue()): CoverageView {
   const c = cat[backend];
-  const fields = new Set(backendParams(backend).map((r) => r.field));
-  const known = (f: string): boolean => fields.has(f) || /^(model|decoder)\./.test(f) || fields.has(`${f}.method`) || f === 'precision';
+  const all: ParamRow[] = [];
+  rows('', z.toJSONSchema(EXPERIMENTS[backend], { io: 'input', unrepresentable: 'any' }) as Js, false, all);
+  const fields = new Set(all.map((r) => r.field));
+  const known = (f: string): boolean => fields.has(f);
   const covered = c.energy_relevant.filter((e) => e in c.typed || c.set_by_lem.includes(e));
   return {
     backend,

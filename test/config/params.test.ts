@@ -35,6 +35,8 @@ describe('engine parameters from the schemas', () => {
       expect(c.typed.filter((t) => !t.known).map((t) => t.field), b).toEqual([]);
       expect(c.coverage ?? 0, b).toBeGreaterThanOrEqual(TARGETS[b]);
     }
+    const broken = { ...cat, vllm: { ...cat.vllm, typed: { ...cat.vllm.typed, new_knob: 'vllm.new_knob' } } };
+    expect(catalogueCoverage('vllm', broken).typed.filter((t) => !t.known).map((t) => t.engine)).toEqual(['new_knob']);
   });
 
   it('a grid over a new typed field and a reasoning section parse; a wrong value names the field', () => {
