@@ -252,8 +252,17 @@ class ReasoningCounter:
 
 
 def counter_for(tokenizer: Any, model_id: str, raw_section: Any, notes: list[str]) -> ReasoningCounter:
-    """The run's reasoning plan and answer-marker ids; notes say what was applied."""
-    rplan = plan(model_id, parse_reasoning(raw_section))
+    """The run's reasoning plan and answer-marker ids; notes say what was applied. Without PyYAML the registry
+    cannot be read: a run with a reasoning section fails (MissingDependency), one without runs unsplit."""
+    cfg = parse_reasoning(raw_section)
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        if cfg is not None:
+            load_registry()  # raises the clear missing-dependency error
+        notes.append("reasoning registry not read (PyYAML is not installed): reasoning tokens are not split")
+        return ReasoningCounter(ReasoningPlan(None, None), None)
+    rplan = plan(model_id, cfg)
     marker_ids: Optional[list[int]] = None
     if rplan.answer_marker and tokenizer is not None:
         try:

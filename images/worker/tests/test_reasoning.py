@@ -140,6 +140,22 @@ class TestServerRequests(unittest.TestCase):
         self.assertEqual((r1["continue_final_message"], r1["add_generation_prompt"]), (True, False))
 
 
+class TestWithoutPyYaml(unittest.TestCase):
+    def test_no_section_runs_unsplit_and_a_section_is_a_clear_error(self) -> None:
+        import sys
+        from unittest import mock
+
+        from lem_worker.errors import WorkerError
+        from lem_worker.reasoning import counter_for
+        notes: list[str] = []
+        with mock.patch.dict(sys.modules, {"yaml": None}):
+            rc = counter_for(None, "Qwen/Qwen3-8B", None, notes)
+            self.assertEqual((rc.plan.family, rc.marker_ids), (None, None))
+            self.assertIn("PyYAML", notes[0])
+            with self.assertRaisesRegex(WorkerError, "PyYAML"):
+                counter_for(None, "Qwen/Qwen3-8B", {"enabled": False}, notes)
+
+
 class TestSplitting(unittest.TestCase):
     def test_token_split_at_the_marker_and_no_marker_means_all_reasoning(self) -> None:
         self.assertEqual(split_counts([5, 6, 7, 9, 8, 1, 2], [9, 8]), (5, 2))
