@@ -116,8 +116,9 @@ class CalibrationCliTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertIn("terminated", rest)
         self.assertFalse(os.path.exists(os.path.join(out, "result.json")))
-        if os.path.isdir(out):
-            self.assertEqual(os.listdir(out), [])
+        self.assertEqual(os.listdir(out), ["failure.json"])  # no result, only the failure record
+        with open(os.path.join(out, "failure.json"), encoding="utf-8") as fh:
+            self.assertEqual(json.load(fh)["kind"], "terminated")
 
     def test_timeout_is_runtime_failure_without_result(self) -> None:
         doc = calibration_config(duration_s=30)
