@@ -133,6 +133,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE runs ADD COLUMN fire_slot TEXT;
   `,
+  // 7: failures: the failure kind of a run's last failed or interrupted attempt (the worker's
+  // failure.json or exit code, or the runtime's: timeout, container_gone, killed); each attempt's kind
+  // is also in its run_failed / run_interrupted event. NULL for runs ended before kinds existed.
+  `ALTER TABLE runs ADD COLUMN failure_kind TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

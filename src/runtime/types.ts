@@ -76,6 +76,8 @@ export interface DispatchOutcome {
   timedOut: boolean;
   /** Why the run failed when it is not a plain non-zero exit (killed container, OOM, timeout, abort). */
   failureReason: string | null;
+  /** What the runtime saw end the run, when it knows better than the worker's exit code (optional). */
+  failureKind?: 'container_gone' | 'killed';
 }
 
 /** GPU temperature and power as the worker reads them (`python3 -m lem_worker thermal --json`). */

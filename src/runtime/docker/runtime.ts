@@ -207,7 +207,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
 
     const stopped = stop as Stop | null;
     if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: redact(stopped.reason) };
-    if (died) return { exitCode, timedOut: false, failureReason: redact(died) };
+    if (died) return { exitCode, timedOut: false, failureReason: redact(died), failureKind: 'container_gone' };
     if (exitCode === null) {
       return { exitCode: null, timedOut: false, failureReason: `the engine reported no exit code for the worker in ${state.containerName}` };
     }
@@ -216,6 +216,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         exitCode,
         timedOut: false,
         failureReason: `the worker was killed by SIGKILL (exit 137) inside ${state.containerName}; usually the out-of-memory killer (see \`dmesg\` on the engine host)`,
+        failureKind: 'killed',
       };
     }
     return { exitCode, timedOut: false, failureReason: null };
