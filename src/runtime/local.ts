@@ -6,6 +6,7 @@
  * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
  */
 import { execFile, spawn } from 'node:child_process';
+import { probeLocal } from './local-probe.js';
 import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
@@ -179,6 +180,10 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
 
     async shutdown() {
       // Nothing long-running to stop.
+    },
+
+    probe(_backend, configs) {
+      return probeLocal(python, { ...process.env, ...opts.env, PYTHONPATH: pythonPath }, configs);
     },
 
     /** A worker tool command (thermal probe, calibrate) as a subprocess. */

@@ -26,7 +26,7 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "tensorrt_llm": ("tensorrt_llm", "tensorrt-llm"),
     "pynvml": ("nvidia-ml-py", "pynvml"),
 }
-ALWAYS = ("numpy", "jsonschema", "pynvml")
+ALWAYS = ("numpy", "jsonschema")
 
 
 def package_version(package: str) -> str | None:

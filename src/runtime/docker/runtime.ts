@@ -296,6 +296,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
 
+    probe: (backend: BackendName, configs: readonly unknown[]) => services.probe(backend, configs),
+
     /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
     async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
       const state = await services.readyForRun(backend);
