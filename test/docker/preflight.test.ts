@@ -21,7 +21,9 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     await requireEngine();
   });
   afterAll(async () => {
-    for (const p of projects) for (const c of await withLabel(`lem.project=${p}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const p of projects) {
+      for (const label of [`lem.project=${p}`, `${PROBE_LABEL}=${p}`]) for (const c of await withLabel(label)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
   });
 
   it('a missing image fails preflight with exit 2: no campaign row, no container', async () => {
@@ -39,6 +41,7 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     const list = lem(['--state', state, 'campaign', 'list', '--json']);
     expect((JSON.parse(list.stdout) as { campaigns: unknown[] }).campaigns).toEqual([]);
     expect(await withLabel(`lem.project=${project}`)).toEqual([]);
+    expect(await withLabel(`${PROBE_LABEL}=${project}`)).toEqual([]);
   });
 
   it('the worker probe runs in a throwaway container of the image and leaves none behind', async () => {
@@ -55,7 +58,6 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     expect(report.packages['numpy']).not.toBeNull();
     expect(report.missing).toContainEqual({ package: 'vllm', needed_by: ['backend vllm'] });
     expect(report.gpus.count).toBe(report.gpus.devices.length);
-    expect(await withLabel(`lem.project=${project}`)).toEqual([]);
-    expect((await withLabel(PROBE_LABEL)).filter((c) => c.Labels['lem.project'] === project)).toEqual([]);
+    expect(await withLabel(`${PROBE_LABEL}=${project}`)).toEqual([]);
   });
 });

@@ -25,7 +25,10 @@ export interface ProbeInput {
   timeoutMs?: number;
 }
 
-/** A label every probe container carries (with lem.project), so a test or a user can find a leftover one. */
+/**
+ * The label of every probe container, valued with the base compose project, so a leftover one can be
+ * found (`docker ps -a --filter label=lem.probe`). Not lem.project: that label marks service containers.
+ */
 export const PROBE_LABEL = 'lem.probe';
 
 export async function probeImage(docker: Docker, input: ProbeInput, configs: readonly unknown[]): Promise<ProbeOutcome> {
@@ -58,7 +61,7 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
-      Labels: { [PROBE_LABEL]: 'true', [LABELS.project]: input.project, [LABELS.managed]: 'lem', [LABELS.service]: def.name },
+      Labels: { [PROBE_LABEL]: input.project, [LABELS.managed]: 'lem', [LABELS.service]: def.name },
       HostConfig: {
         AutoRemove: false, // removed below, after its output and exit code are read
         NetworkMode: 'none',
