@@ -96,13 +96,16 @@ export class BackendSkips {
     this.succeeded.add(backend);
   }
 
-  /** After a final failure: the reason to skip the backend's other runs, or null (only once per backend). */
-  afterFailure(backend: string, kind: FailureKind, message: string | null): string | null {
+  /**
+   * After a run's final failure: when it is a kind no other run of the backend escapes and no run of
+   * the backend succeeded yet, its `left` remaining runs are skipped (once per backend); what to say.
+   */
+  afterFailure(backend: string, kind: FailureKind, message: string | null, left: number): { message: string; detail: Record<string, unknown> } | null {
     if (kind !== 'missing_dependency' && kind !== 'config_error') return null;
-    if (this.succeeded.has(backend) || this.skipped.has(backend)) return null;
+    if (this.succeeded.has(backend) || this.skipped.has(backend) || left === 0) return null;
     const reason = `${kind} on the first run of backend ${backend}${message ? ` (${message.slice(0, 300)})` : ''}`;
     this.skipped.set(backend, reason);
-    return reason;
+    return { message: `skipping the ${left} remaining run(s) of backend ${backend}: ${reason}; they stay pending`, detail: { backend, kind, runs: left, reason } };
   }
 
   /** Why runs of this backend are skipped, or null. */

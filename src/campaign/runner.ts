@@ -175,7 +175,12 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         const error = r.error !== null && decision?.why ? `${r.error} (${decision.why})` : r.error;
         progress.runEnded({ ...ev, status: r.status, seconds, error, willRetry, deviceWaitS: r.deviceWaitS, failureKind: r.kind ?? null }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
         if (r.status === 'interrupted') interrupted = true;
-        if (r.status === 'failed' && !willRetry) skipBackend(skips, exp.config.backend, r, todo.slice(i + 1), experiments, campaign.id, deps);
+        if (r.status === 'failed' && !willRetry) {
+          const left = todo.slice(i + 1).filter((x) => experiments.get(x.experimentId)?.config.backend === exp.config.backend).length;
+          const skip = skips.afterFailure(exp.config.backend, r.kind ?? 'engine_error', r.error, left);
+          if (skip) manifest.note(campaign.id, null, 'backend_skipped', skip.detail);
+          if (skip) progress.note(`${skip.message} — fix it, then \`lem campaign resume ${campaign.id}\``);
+        }
         if (r.status !== 'failed' || !willRetry) break;
       }
     }
@@ -243,24 +248,6 @@ interface AttemptResult {
   error: string | null;
   deviceWaitS?: number | null;
   kind?: FailureKind;
-}
-
-/** After a backend's first run failed for good with a kind no other run of it escapes: its remaining runs are skipped (left pending). */
-function skipBackend(
-  skips: BackendSkips,
-  backend: string,
-  r: AttemptResult,
-  rest: readonly RunRow[],
-  experiments: ReadonlyMap<string, { config: ExperimentConfig }>,
-  campaignId: string,
-  deps: RunnerDeps,
-): void {
-  const why = skips.afterFailure(backend, r.kind ?? 'engine_error', r.error);
-  if (why === null) return;
-  const left = rest.filter((x) => experiments.get(x.experimentId)?.config.backend === backend).length;
-  if (left === 0) return;
-  deps.manifest.note(campaignId, null, 'backend_skipped', { backend, kind: r.kind, runs: left, reason: why });
-  deps.progress.note(`skipping the ${left} remaining run(s) of backend ${backend}: ${why}; they stay pending — fix it, then \`lem campaign resume ${campaignId}\``);
 }
 
 async function executeAttempt(
