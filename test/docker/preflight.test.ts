@@ -3,10 +3,12 @@
  * recorded or started (no campaign row, no container with its project label); the worker's probe in
  * a throwaway container of a real image reports packages and GPUs and leaves no container behind.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeReport } from '../../src/campaign/preflight.js';
+import { doctorReport } from '../../src/cli/commands/doctor.js';
 import { loadCompose } from '../../src/runtime/docker/compose.js';
 import { probeImage, PROBE_LABEL } from '../../src/runtime/docker/probe.js';
 import { workerDir } from '../../src/util/paths.js';
@@ -14,6 +16,21 @@ import { lem } from '../helpers/cli.js';
 import { docker, engine, requireEngine, runDockerTests, TEST_IMAGE, tempWorkspace, uniqueId } from './engine.js';
 
 const projects: string[] = [];
+const images: string[] = [];
+
+/** TEST_IMAGE with this checkout's worker copied in (the image may predate `probe`), committed as a new tag. */
+async function imageWithThisWorker(tag: string): Promise<void> {
+  const c = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'] });
+  try {
+    const tar = spawn('tar', ['-c', '--exclude=__pycache__', '-C', workerDir(), 'lem_worker'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await c.putArchive(tar.stdout, { path: '/opt/lem/worker' });
+    const [repo, t] = tag.split(':');
+    await c.commit({ repo, tag: t });
+    images.push(tag);
+  } finally {
+    await c.remove({ force: true });
+  }
+}
 const withLabel = async (label: string) => docker.listContainers({ all: true, filters: { label: [label] } });
 
 describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)', () => {
@@ -21,6 +38,7 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     await requireEngine();
   });
   afterAll(async () => {
+    for (const i of images) await docker.getImage(i).remove({ force: true }).catch(() => undefined);
     for (const p of projects) {
       for (const label of [`lem.project=${p}`, `${PROBE_LABEL}=${p}`]) for (const c of await withLabel(label)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
@@ -58,6 +76,25 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     expect(report.packages['numpy']).not.toBeNull();
     expect(report.missing).toContainEqual({ package: 'vllm', needed_by: ['backend vllm'] });
     expect(report.gpus.count).toBe(report.gpus.devices.length);
+    expect(await withLabel(`${PROBE_LABEL}=${project}`)).toEqual([]);
+  });
+
+  it('doctor counts a remote engine’s GPUs through the worker’s probe there, not this machine’s nvidia-smi', async () => {
+    const project = uniqueId('lemdoc').toLowerCase().replace(/[^a-z0-9-]/g, '');
+    projects.push(project);
+    const tag = `lem-probe-test-${project}:latest`;
+    await imageWithThisWorker(tag);
+    const dir = tempWorkspace('lem-doctor-');
+    writeFileSync(join(dir, 'docker-compose.yml'), `name: ${project}\nservices:\n  cpu:\n    image: ${tag}\n`);
+    // The local engine, described as a remote one (what DOCKER_HOST=tcp://… gives).
+    const remote = { docker, endpoint: { ...engine.endpoint, local: false, description: 'tcp://gpu-box.test:2376' } };
+    const report = await doctorReport({ composeFiles: [join(dir, 'docker-compose.yml')], engine: remote });
+    const gpu = report.checks.find((c) => c.id === 'gpu');
+    expect(report.gpu.host_gpus).toBeNull(); // nvidia-smi was not asked
+    expect(report.gpu.engine_gpus_source).toBe(`worker probe in ${tag} on tcp://gpu-box.test:2376`);
+    expect(report.gpu.engine_gpus).toEqual([]); // this CI engine has no GPU
+    expect(gpu).toMatchObject({ status: 'warn' });
+    expect(gpu?.summary).toContain(`no GPU visible in ${tag} on the engine at tcp://gpu-box.test:2376`);
     expect(await withLabel(`${PROBE_LABEL}=${project}`)).toEqual([]);
   });
 });
