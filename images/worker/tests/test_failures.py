@@ -122,7 +122,7 @@ class CliFailureTest(unittest.TestCase):
         r, f = self.run_config({"run": run, "experiment": pytorch_exp(prompts={"source": "huggingface", "dataset": "org/ds", "split": "train"})})
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertEqual(f["kind"], "missing_dependency")
-        self.assertTrue(set(f["detail"]["packages"]) <= {"transformers", "datasets"} and f["detail"]["packages"])
+        self.assertTrue(set(f["detail"]["packages"]) <= {"torch", "transformers", "datasets"} and f["detail"]["packages"])
         self.assertIn("missing dependency", r.stderr)
         self.assertNotIn("loading", r.stderr.lower())  # the model was never loaded
 
