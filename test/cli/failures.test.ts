@@ -73,6 +73,24 @@ runtime: local
     expect((JSON.parse(list.stdout) as { campaigns: unknown[] }).campaigns).toEqual([]);
   });
 
+  it('campaign resume preflights the backends of its runs left to do: exit 2, nothing claimed or run', () => {
+    const state = tempDir('lem-resume-pre-');
+    const m = Manifest.open(join(state, 'lem.db'), systemClock);
+    try {
+      const config = ExperimentConfig.parse({ backend: 'vllm', model: { id: 'org/tiny' } });
+      const settings = { cycles: 2, structure: 'interleaved', seed: 1, thermal_gap: 0, runtime: 'local', force_cold_start: false, retries: 0, keep_services: false } as const;
+      m.createCampaign({ id: 'rv', name: 'rv', sourcePath: 'rv.yaml', settings, notes: [], experiments: [{ id: 'e0', name: 'v', backend: 'vllm', config }], runs: [1, 2].map((c) => ({ position: c - 1, experimentId: 'e0', cycle: c })) });
+    } finally {
+      m.close();
+    }
+    const r = lem(['--state', state, 'campaign', 'resume', 'rv']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/preflight failed: 1 problem\(s\)[\s\S]*Python package vllm is not installed/);
+    const doc = JSON.parse(lem(['--state', state, 'campaign', 'status', 'rv', '--json']).stdout) as { status: string; runs: Record<string, number> };
+    expect(doc.status).toBe('planned');
+    expect(doc.runs).toMatchObject({ pending: 2, running: 0, failed: 0 });
+  });
+
   it('lem doctor with an unknown backend exits 2 and lists the valid ones', () => {
     const r = lem(['doctor', 'foo']);
     expect(r.code).toBe(2);
