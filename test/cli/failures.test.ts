@@ -73,6 +73,15 @@ runtime: local
     expect((JSON.parse(list.stdout) as { campaigns: unknown[] }).campaigns).toEqual([]);
   });
 
+  it('a local interpreter that does not exist fails preflight with its fix (exit 2, no campaign)', () => {
+    const state = tempDir('lem-nopython-');
+    const r = lem(['--state', state, 'campaign', 'run', 'test/fixtures/campaigns/tiny-calibration.yaml'], { env: { LEM_PYTHON: '/nonexistent/python3' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('cannot start /nonexistent/python3');
+    expect(r.stderr).toContain('set LEM_PYTHON');
+    expect((JSON.parse(lem(['--state', state, 'campaign', 'list', '--json']).stdout) as { campaigns: unknown[] }).campaigns).toEqual([]);
+  });
+
   it('campaign resume preflights the backends of its runs left to do: exit 2, nothing claimed or run', () => {
     const state = tempDir('lem-resume-pre-');
     const m = Manifest.open(join(state, 'lem.db'), systemClock);
