@@ -1,5 +1,5 @@
 /**
- * Starting a campaign (the use case behind `lem campaign run`): plan its runs, preflight every
+ * Starting a campaign (the use case behind `lem campaign run`): plan its runs (design.ts), preflight every
  * backend it needs where its runs will run, and only then give it an id and record it. A failed
  * preflight throws PreflightError (exit 2) with every problem, and leaves no campaign row.
  */
@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { ExperimentConfig } from '../config/experiment.js';
 import type { LoadedCampaign } from '../config/load.js';
 import { isImportedCampaign } from '../manifest/imports.js';
-import type { CampaignRow, Manifest, PlannedRun } from '../manifest/manifest.js';
+import type { CampaignRow, Manifest } from '../manifest/manifest.js';
 import type { Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
-import { planRuns } from './planner.js';
+import { planCampaign } from './design.js';
 import { preflight, PreflightError, type PreflightReport } from './preflight.js';
 
 export function newCampaignId(name: string, now: Date): string {
@@ -19,15 +19,10 @@ export function newCampaignId(name: string, now: Date): string {
   return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
-/** The campaign's runs in order (cycles × experiments, by its structure and seed). */
-export function planCampaign(c: LoadedCampaign): PlannedRun[] {
-  return planRuns({ experimentIds: c.experiments.map((e) => e.id), cycles: c.settings.cycles, structure: c.settings.structure, seed: c.settings.seed });
-}
-
 /** Records a planned campaign under `id`; returns how many runs it has. */
 export function recordCampaign(manifest: Manifest, c: LoadedCampaign, id: string): number {
-  const runs = planCampaign(c);
-  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs });
+  const { runs, design } = planCampaign(c.experiments, c.settings);
+  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs, design });
   return runs.length;
 }
 

@@ -133,7 +133,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE runs ADD COLUMN fire_slot TEXT;
   `,
-  // 7: failures: the failure kind of a run's last failed or interrupted attempt (the worker's
+  // 7: the campaign's experimental design as planned (whole-plot and sub-plot factors, engine loads): design.ts.
+  `
+  CREATE TABLE designs (
+    campaign_id TEXT PRIMARY KEY REFERENCES campaigns(id),
+    design_json TEXT NOT NULL
+  );
+  `,
+  // 8: failures: the failure kind of a run's last failed or interrupted attempt (the worker's
   // failure.json or exit code, or the runtime's: timeout, container_gone, killed); each attempt's kind
   // is also in its run_failed / run_interrupted event. NULL for runs ended before kinds existed.
   `ALTER TABLE runs ADD COLUMN failure_kind TEXT;`,

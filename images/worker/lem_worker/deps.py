@@ -50,6 +50,9 @@ def needs(raw: Mapping[str, Any]) -> list[Need]:
     """The packages an experiment (its resolved config, as the orchestrator sends it) needs."""
     backend = str(raw.get("backend", ""))
     out = [Need(p, f"backend {backend}") for p in BACKEND_PACKAGES.get(backend, ())]
+    vllm = _section(raw, "vllm")
+    if backend == "vllm" and (vllm.get("endpoint") is not None or vllm.get("mode") == "server"):
+        out = []  # measured over HTTP: the served engine is a server's (serving/), not imported here
     if backend == "pytorch" and _custom_loader(raw):
         out = [n for n in out if n.package != "transformers"]  # a loader hook (tests, custom models) loads the model
     if _section(raw, "prompts").get("source") == "huggingface":

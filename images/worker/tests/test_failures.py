@@ -84,6 +84,8 @@ class DepsTest(unittest.TestCase):
         self.assertEqual(pk(pytorch_exp()), ["torch", "transformers"])
         self.assertEqual(pk(pytorch_exp(backend="vllm", prompts={"source": "huggingface", "dataset": "d"})), ["datasets", "vllm"])
         self.assertEqual(pk({"backend": "tensorrt"}), ["tensorrt_llm"])
+        self.assertEqual(pk({"backend": "vllm", "vllm": {"endpoint": "http://127.0.0.1:8000"}}), [])
+        self.assertEqual(pk({"backend": "vllm", "vllm": {"mode": "server"}}), [])
         self.assertEqual(pk({"backend": "calibration", "calibration": {"device": "cuda"}}), ["numpy", "torch"])
 
     def test_check_lists_every_missing_package(self) -> None:

@@ -1,9 +1,10 @@
 /** `lem campaign run | resume`: parse, print; the use cases are campaign/start.ts (preflight, id, plan, record) and campaign/runner.ts. */
 import { join } from 'node:path';
 import { loadCampaign } from '../../config/load.js';
+import { describeDesign, planCampaign } from '../../campaign/design.js';
 import type { PreflightReport } from '../../campaign/preflight.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
-import { planCampaign, preflightResume, startCampaign } from '../../campaign/start.js';
+import { preflightResume, startCampaign } from '../../campaign/start.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import type { Runtime } from '../../runtime/types.js';
 import { campaignRecords } from '../../results/records.js';
@@ -48,10 +49,15 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
   if (opts.keepServices) loaded.settings.keep_services = true;
   for (const n of loaded.notes) ctx.err(`note: ${n}`);
   if (opts.dryRun) {
-    const runs = planCampaign(loaded);
+    const { runs, design } = planCampaign(loaded.experiments, loaded.settings);
     const names = new Map(loaded.experiments.map((e) => [e.id, e.name]));
-    if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })) });
-    else for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
+    if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })), design });
+    else {
+      for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
+      const cold = loaded.settings.force_cold_start ? ' (force_cold_start: every run loads afresh)' : ` with warm engines (${design.whole_plots} whole plots; reloading every run: ${design.engine_loads_reload_every_run})`;
+      ctx.out(`engine loads: ${design.engine_loads}${cold}`);
+      ctx.out(describeDesign(design));
+    }
     return EXIT_OK;
   }
   const runtime = await runtimeFor(ctx, loaded.settings.runtime);
@@ -60,6 +66,8 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     const { id, runs: n, preflight } = await startCampaign(loaded, { manifest, runtime, clock: systemClock });
     printPreflight(ctx, preflight);
     ctx.err(`campaign ${id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${n} run(s), ${loaded.settings.structure} order, seed ${loaded.settings.seed}, runtime ${loaded.settings.runtime}`);
+    const design = manifest.design(id);
+    if (design) ctx.err(`plan: ${describeDesign(design)}`);
     ctx.err(`manifest: ${ctx.dbPath}   resume with: lem campaign resume ${id}`);
     return await execute(ctx, manifest, id, runtime, opts);
   } finally {
