@@ -12,7 +12,7 @@ import { CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../res
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
-import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, LemError } from '../../util/errors.js';
+import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { loadOptions } from './config.js';
 import { duration, flaggedSummary, num, pct, table } from '../format.js';
