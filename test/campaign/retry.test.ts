@@ -4,6 +4,7 @@
  * whose first run fails with missing_dependency skips its remaining runs at once. Real SQLite
  * manifest; the runtime is the scripted test double of the runtime seam (no Docker, no worker).
  */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { classifyFailure, retryDecision } from '../../src/campaign/retry.js';
@@ -63,6 +64,9 @@ describe('retry policy by failure kind', () => {
     expect(classifyFailure({ exitCode: 4, timedOut: false, failureReason: null }, dir).kind).toBe('out_of_memory');
     expect(classifyFailure({ exitCode: 75, timedOut: false, failureReason: null }, dir).kind).toBe('lock_timeout');
     expect(classifyFailure({ exitCode: 9, timedOut: false, failureReason: null }, dir).kind).toBe('engine_error');
+    // A worker's own failure.json is believed when its exit code agrees.
+    writeFileSync(join(dir, 'failure.json'), JSON.stringify({ schema: 'lem.failure/1', kind: 'config_error', exit_code: 2, message: 'experiment.x: bad', detail: {} }));
+    expect(classifyFailure({ exitCode: 2, timedOut: false, failureReason: null }, dir)).toEqual({ kind: 'config_error', message: 'experiment.x: bad' });
   });
 
   it('records each attempt’s kind; retries engine_error and lock_timeout, stops at out_of_memory (scripted runtime)', async () => {
