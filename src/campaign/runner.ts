@@ -15,6 +15,7 @@ import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 import { checkWindow, recordOrphanWindows } from './windows.js';
 import { nominalGapS, parseThermal, waitThermalGap, type GapRecord } from './gap.js';
+import { BackendSkips, classifyFailure, retryDecision, type FailureKind } from './retry.js';
 
 export interface RunEvent {
   position: number;
@@ -45,6 +46,8 @@ export interface ProgressSink {
       willRetry: boolean;
       /** Seconds the worker waited for another measurement to release the device (from its result); null when it did not. */
       deviceWaitS?: number | null;
+      /** The failure's kind (retry.ts) when it failed or was interrupted. */
+      failureKind?: FailureKind | null;
     },
     p: Progress,
   ): void;
@@ -132,10 +135,12 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start, hub: hubNeeds(configs) });
     }
     let first = true;
+    const skips = new BackendSkips();
     for (let i = 0; i < todo.length && !interrupted; i++) {
       const run = todo[i] as RunRow;
       const exp = experiments.get(run.experimentId);
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
+      if (skips.reason(exp.config.backend) !== null) continue; // stays pending: resume runs it once fixed
       const maxAttempt = run.attempt + 1 + settings.retries;
       for (let attempt = run.attempt + 1; attempt <= maxAttempt; attempt++) {
         if (!first && (typeof settings.thermal_gap !== 'number' || settings.thermal_gap > 0)) {
@@ -160,12 +165,23 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
         runSeconds += seconds;
-        const willRetry = r.status === 'failed' && attempt < maxAttempt;
-        if (r.status === 'succeeded') done++;
+        const decision = r.status === 'failed' ? retryDecision(r.kind ?? 'engine_error', attempt, maxAttempt) : null;
+        const willRetry = decision?.retry ?? false;
+        if (r.status === 'succeeded') {
+          done++;
+          skips.succeededOn(exp.config.backend);
+        }
         if (r.status === 'failed' && !willRetry) failed++;
-        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
+        const error = r.error !== null && decision?.why ? `${r.error} (${decision.why})` : r.error;
+        progress.runEnded({ ...ev, status: r.status, seconds, error, willRetry, deviceWaitS: r.deviceWaitS, failureKind: r.kind ?? null }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
         if (r.status === 'interrupted') interrupted = true;
-        if (r.status !== 'failed') break;
+        if (r.status === 'failed' && !willRetry) {
+          const left = todo.slice(i + 1).filter((x) => experiments.get(x.experimentId)?.config.backend === exp.config.backend).length;
+          const skip = skips.afterFailure(exp.config.backend, r.kind ?? 'engine_error', r.error, left);
+          if (skip) manifest.note(campaign.id, null, 'backend_skipped', skip.detail);
+          if (skip) progress.note(`${skip.message} — fix it, then \`lem campaign resume ${campaign.id}\``);
+        }
+        if (r.status !== 'failed' || !willRetry) break;
       }
     }
     const counts = manifest.counts(campaign.id);
@@ -231,6 +247,7 @@ interface AttemptResult {
   status: 'succeeded' | 'failed' | 'interrupted';
   error: string | null;
   deviceWaitS?: number | null;
+  kind?: FailureKind;
 }
 
 async function executeAttempt(
@@ -286,7 +303,7 @@ async function executeAttempt(
     });
   } catch (e) {
     // The runtime cannot go on (its services keep disappearing): this run failed, the campaign stops.
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e) });
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e), failureKind: 'container_gone' });
     throw e;
   } finally {
     signal.removeEventListener('abort', forward);
@@ -295,8 +312,8 @@ async function executeAttempt(
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error });
-    return { status: 'interrupted', error };
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'interrupted' });
+    return { status: 'interrupted', error, kind: 'interrupted' };
   }
   if (outcome.exitCode === 0 && outcome.failureReason === null) {
     const ingested = ingestResultFile(join(dir, 'result.json'), { runId: id, experimentId: run.experimentId, cycle: run.cycle, attempt });
@@ -313,10 +330,12 @@ async function executeAttempt(
       });
       return { status: 'succeeded', error: null, deviceWaitS };
     }
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason });
-    return { status: 'failed', error: ingested.reason };
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason, failureKind: 'bad_result' });
+    return { status: 'failed', error: ingested.reason, kind: 'bad_result' };
   }
-  const error = outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${lastLogLine(spec.logPath)}`;
+  const failure = classifyFailure(outcome, dir);
+  const error =
+    outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${failure.message ? `: ${failure.message.slice(0, 500)}` : lastLogLine(spec.logPath)}`;
   // A worker that failed because the disk filled up is interrupted, not failed: it is re-run on resume.
   const min = minFreeBytes();
   const free = min > 0 ? freeBytes(dir) : null;
@@ -324,8 +343,8 @@ async function executeAttempt(
     manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error: `disk full at ${dir}: ${error}` });
     throw new DiskFullError(dir, `${free} bytes free after the run failed: ${error}`);
   }
-  manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error });
-  return { status: 'failed', error };
+  manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error, failureKind: failure.kind });
+  return { status: 'failed', error, kind: failure.kind };
 }
 
 /** A run that waited for another measurement to release its device: an event, and the wait for the progress line. */
@@ -388,6 +407,7 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
       status: 'interrupted',
       exitCode: null,
       error: 'the orchestrator stopped while this run was in flight; it is run again',
+      failureKind: 'interrupted',
     });
   }
   return recovered;

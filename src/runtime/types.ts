@@ -76,6 +76,8 @@ export interface DispatchOutcome {
   timedOut: boolean;
   /** Why the run failed when it is not a plain non-zero exit (killed container, OOM, timeout, abort). */
   failureReason: string | null;
+  /** What the runtime saw end the run, when it knows better than the worker's exit code (optional). */
+  failureKind?: 'container_gone' | 'killed';
 }
 
 /** GPU temperature and power as the worker reads them (`python3 -m lem_worker thermal --json`). */
@@ -91,6 +93,18 @@ export interface WorkerToolResult {
   stdout: string;
   stderr: string;
 }
+
+/**
+ * What `python3 -m lem_worker probe --json` said where a backend's runs will run (the local
+ * interpreter, or a throwaway container of the backend's image), or why it could not be asked.
+ */
+export type ProbeOutcome =
+  /**
+   * `where`: the image or interpreter asked; `report`: the worker's JSON (lem.probe/1), unparsed, or
+   * null when the worker there predates the probe (then `note` says so).
+   */
+  | { ok: true; where: string; report: unknown; note?: string }
+  | { ok: false; where: string; problem: string; fix: string | null };
 
 export interface Runtime {
   readonly name: 'local' | 'docker';
@@ -117,6 +131,12 @@ export interface Runtime {
    * `lem calibrate` use it; a runtime without it has no sensor.
    */
   workerTool?(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult>;
+  /**
+   * Preflight: does what the backend's runs need exist (its image, the interpreter), and what does
+   * the worker there report for these experiment configs (packages needed, GPUs seen)? Starts no
+   * service and leaves nothing behind (docker: a throwaway container, removed). Optional.
+   */
+  probe?(backend: BackendName, configs: readonly unknown[]): Promise<ProbeOutcome>;
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

@@ -13,7 +13,7 @@ import { fileLogger, type Logger } from '../../util/logger.js';
 import { packageRoot } from '../../util/paths.js';
 import { printJson, type CliContext } from '../context.js';
 import { duration } from '../format.js';
-import { newCampaignId, recordCampaign } from './campaign.js';
+import { newCampaignId, recordCampaign } from '../../campaign/start.js';
 
 export interface DaemonRunOptions {
   runtime?: 'local' | 'docker';

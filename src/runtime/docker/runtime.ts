@@ -207,7 +207,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
 
     const stopped = stop as Stop | null;
     if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: redact(stopped.reason) };
-    if (died) return { exitCode, timedOut: false, failureReason: redact(died) };
+    if (died) return { exitCode, timedOut: false, failureReason: redact(died), failureKind: 'container_gone' };
     if (exitCode === null) {
       return { exitCode: null, timedOut: false, failureReason: `the engine reported no exit code for the worker in ${state.containerName}` };
     }
@@ -216,6 +216,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         exitCode,
         timedOut: false,
         failureReason: `the worker was killed by SIGKILL (exit 137) inside ${state.containerName}; usually the out-of-memory killer (see \`dmesg\` on the engine host)`,
+        failureKind: 'killed',
       };
     }
     return { exitCode, timedOut: false, failureReason: null };
@@ -294,6 +295,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
+
+    probe: (backend: BackendName, configs: readonly unknown[]) => services.probe(backend, configs),
 
     /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
     async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
