@@ -7,7 +7,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { runOnSlots, slotsOfPlan } from './queues.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
@@ -131,16 +132,17 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       const configs = [...new Set(todo.map((r) => r.experimentId))].flatMap((id) => experiments.get(id)?.config ?? []);
       await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start, hub: hubNeeds(configs) });
     }
-    let first = true;
-    for (let i = 0; i < todo.length && !interrupted; i++) {
-      const run = todo[i] as RunRow;
+    let left = todo.length;
+    // One run with its retries; `firstHere`: nothing ran before it where it runs (no thermal gap). True when interrupted.
+    const runOne = async (run: RunRow, slot: GpuSlot | undefined, firstHere: boolean): Promise<boolean> => {
+      let first = firstHere;
       const exp = experiments.get(run.experimentId);
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
       const maxAttempt = run.attempt + 1 + settings.retries;
       for (let attempt = run.attempt + 1; attempt <= maxAttempt; attempt++) {
         if (!first && (typeof settings.thermal_gap !== 'number' || settings.thermal_gap > 0)) {
           progress.waiting(nominalGapS(settings.thermal_gap));
-          const source = runtime.workerTool ? () => readThermal(runtime, exp.config) : null;
+          const source = runtime.workerTool ? () => readThermal(runtime, exp.config, slot) : null;
           const gap = await waitThermalGap(settings.thermal_gap, settings.idle, source, clock, signal);
           gapSeconds += gap.waited_s;
           gapsTimed++;
@@ -148,25 +150,32 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
           progress.gapEnded?.(gap);
         }
         first = false;
-        if (signal.aborted) {
-          interrupted = true;
-          break;
-        }
+        if (signal.aborted) return true;
         const ev: RunEvent = { position: run.position, experimentId: exp.id, experimentName: exp.name, cycle: run.cycle, attempt };
-        const remaining = todo.length - i;
+        const remaining = left;
         progress.runStarted(ev, progressNow(remaining, remaining - 1));
         const t0 = clock.monotonicMs();
-        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal);
+        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal, slot);
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
         runSeconds += seconds;
         const willRetry = r.status === 'failed' && attempt < maxAttempt;
         if (r.status === 'succeeded') done++;
         if (r.status === 'failed' && !willRetry) failed++;
-        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
-        if (r.status === 'interrupted') interrupted = true;
+        if (!willRetry) left--;
+        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(left, left));
+        if (r.status === 'interrupted') return true;
         if (r.status !== 'failed') break;
       }
+      return false;
+    };
+    const gpusOf = (r: RunRow): number | null => experiments.get(r.experimentId)?.config.measurement.gpus ?? null;
+    const slotsFor = runtime.slots?.bind(runtime);
+    if (slotsFor && slotsOfPlan({ items: todo, gpusOf, slotsFor }).length > 1) {
+      // Disjoint GPU sets side by side, the plan's order within each (queues.ts).
+      await runOnSlots({ items: todo, gpusOf, slotsFor, work: async (run, slot, firstHere) => ((interrupted = (await runOne(run, slot, firstHere)) || interrupted) ? 'stop' : 'continue') });
+    } else {
+      for (let i = 0; i < todo.length && !interrupted; i++) interrupted = await runOne(todo[i] as RunRow, undefined, i === 0);
     }
     const counts = manifest.counts(campaign.id);
     const succeededInScope = opts.cycles === undefined ? counts.succeeded : manifest.runs(campaign.id, ['succeeded']).filter(inScope).length;
@@ -240,6 +249,7 @@ async function executeAttempt(
   attempt: number,
   deps: RunnerDeps,
   signal: AbortSignal,
+  slot?: GpuSlot,
 ): Promise<AttemptResult> {
   const { manifest, runtime } = deps;
   const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
@@ -258,6 +268,7 @@ async function executeAttempt(
     logPath: join(dir, 'worker.log'),
     timeoutS: config.measurement.timeout_s ?? null,
     attemptToken: token,
+    ...(slot ? { slot } : {}),
   };
   writeFileSync(
     spec.configPath,
@@ -267,6 +278,7 @@ async function executeAttempt(
   // The token is in the manifest before the worker exists: a resume finds the worker by it even
   // when this process dies before the handle is recorded.
   manifest.markRunning(campaignId, run.position, attempt, token);
+  if (slot) manifest.note(campaignId, run.position, 'placed', { attempt, host: slot.host, gpu_set: slot.key, gpus: slot.gpus, gpu_model: slot.model });
   // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
   // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
   const local = new AbortController();
@@ -394,10 +406,10 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
 }
 
 /** The next run's GPU temperatures and power, through the worker where that run will run. */
-async function readThermal(runtime: Runtime, config: ExperimentConfig): Promise<ThermalReading> {
+async function readThermal(runtime: Runtime, config: ExperimentConfig, slot?: GpuSlot): Promise<ThermalReading> {
   const gpus = config.measurement.gpu_ids;
   const args = ['thermal', '--json', ...(gpus && gpus.length ? ['--gpus', gpus.join(',')] : [])];
-  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30);
+  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30, slot);
   if (r.exitCode !== 0) return { gpus: [], reason: `the worker's thermal probe exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}` };
   return parseThermal(r.stdout);
 }

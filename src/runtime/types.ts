@@ -45,6 +45,21 @@ export interface RunSpec {
    * findWorkers/stopWorkers find it even when no handle was ever recorded.
    */
   attemptToken: string;
+  /** The GPU set the run was placed on (parallel GPU sets, a pool of hosts); absent: the runtime's one place. */
+  slot?: GpuSlot;
+}
+
+/**
+ * One place a run can run: a set of GPUs on one host (one service per backend and set, one run at a
+ * time). GPUs are named by UUID where known (a fake or index-only list keeps what it was given).
+ */
+export interface GpuSlot {
+  /** Unique in the runtime: `<host>/<gpu set>`, e.g. `local/0-1`. */
+  key: string;
+  host: string;
+  gpus: string[];
+  /** The GPUs' model (results of different models are kept apart), or null when unknown. */
+  model: string | null;
 }
 
 /** A live worker of a campaign, found by its attempt token. */
@@ -116,7 +131,13 @@ export interface Runtime {
    * (local: a subprocess; docker: an exec in the backend's service). Optional: thermal gaps and
    * `lem calibrate` use it; a runtime without it has no sensor.
    */
-  workerTool?(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult>;
+  workerTool?(backend: BackendName, args: readonly string[], timeoutS: number, slot?: GpuSlot): Promise<WorkerToolResult>;
+  /**
+   * The disjoint GPU sets runs needing `gpus` GPUs (null: the experiment names no count) can run on
+   * at the same time. Optional: a runtime without it (or one answering fewer than two) runs one run
+   * at a time as before.
+   */
+  slots?(gpus: number | null): GpuSlot[];
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

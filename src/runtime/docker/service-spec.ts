@@ -41,7 +41,24 @@ export const LABELS = {
   project: 'lem.project',
   /** sha256 of the image id and the resolved container spec: adopt only a container whose hash matches. */
   configHash: 'lem.config-hash',
+  /** The GPU set a service serves (parallel GPU sets): its key, and its GPUs' UUIDs comma-separated. */
+  gpuSet: 'lem.gpu-set',
+  gpus: 'lem.gpus',
 } as const;
+
+/** A service bound to one GPU set: DeviceRequests name exactly its GPUs (none when they are fake). */
+export interface GpuSetSpec {
+  key: string;
+  /** GPU UUIDs (or indices when UUIDs are unknown). */
+  gpus: string[];
+  /** A fake GPU list (tests): no device request, only the label and LEM_GPU_UUIDS. */
+  fake: boolean;
+}
+
+/** The container-name part of a GPU set key (`local/0-1` → `g-local-0-1`). */
+export function gpuSetSlug(key: string): string {
+  return `g-${key.toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`;
+}
 
 export const COMPOSE = {
   project: 'com.docker.compose.project',
@@ -129,6 +146,8 @@ export interface SpecInput {
   needsHome: boolean;
   /** Further host binds (`src:dst[:opts]`) every service container gets, e.g. a device-lock directory. */
   extraBinds: readonly string[];
+  /** The GPU set this service serves, or absent: the service as the compose file (or `gpus`) says. */
+  gpuSet?: GpuSetSpec | null;
 }
 
 /** The configuration hash: the image id and everything in the spec but its name and labels. */
@@ -154,11 +173,12 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     ...(input.hfWritable ? {} : { HF_HUB_OFFLINE: '1' }),
     ...(input.needsHome ? { HOME: '/tmp' } : {}),
     PYTHONUNBUFFERED: '1',
+    ...(input.gpuSet ? { LEM_GPU_UUIDS: input.gpuSet.gpus.join(',') } : {}),
   }).map(([k, v]) => `${k}=${v}`);
   const hostConfig: Docker.HostConfig = {
     Binds: binds,
     Init: input.init,
-    DeviceRequests: deviceRequests(def, input.gpus),
+    DeviceRequests: input.gpuSet ? (input.gpuSet.fake ? [] : deviceRequests(def, input.gpuSet.gpus)) : deviceRequests(def, input.gpus),
     RestartPolicy: { Name: 'no' },
     NetworkMode: def.networkMode ?? 'bridge',
     // Never privileged, whatever the compose file says: security_opt may only add confinement options.
@@ -175,7 +195,7 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
   };
   const projectName = campaignProjectName(project.name, c.campaignId);
   const spec: Docker.ContainerCreateOptions = {
-    name: `${projectName}-${state.name}-${number}`,
+    name: `${projectName}-${state.name}-${input.gpuSet ? `${gpuSetSlug(input.gpuSet.key)}-` : ''}${number}`,
     Image: def.image,
     Entrypoint: ['sh', '-c', IDLE_COMMAND, 'lem-idle'],
     Cmd: [],
@@ -201,6 +221,7 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     [LABELS.managed]: 'lem',
     [LABELS.project]: project.name,
     [LABELS.configHash]: hash,
+    ...(input.gpuSet ? { [LABELS.gpuSet]: input.gpuSet.key, [LABELS.gpus]: input.gpuSet.gpus.join(',') } : {}),
   };
   return spec;
 }

@@ -31,7 +31,7 @@ import { defaultComposeFiles, loadCompose, type ComposeProject } from './compose
 import { connectEngine, engineVersion, type Engine } from './engine.js';
 import { hfCacheAccess, type HfCacheAccess } from './hf-cache.js';
 import { createLifecycle, type LifecycleHost } from './lifecycle.js';
-import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
+import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type GpuSetSpec, type ServiceState } from './service-spec.js';
 
 export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
 export { ServicesLostError, isGoneError } from './service-errors.js';
@@ -76,6 +76,8 @@ export interface ServiceOptions {
   healthTimeoutS?: number;
   /** The readiness probe; default python3 -m lem_worker health. */
   healthCommand?: string[];
+  /** The GPU set these services serve (parallel GPU sets; pool.ts makes one runtime per set). */
+  gpuSet?: GpuSetSpec;
   /** Progress messages (service started / adopted / restarted / removed). Default: none. */
   log?: (message: string) => void;
 }
@@ -235,6 +237,7 @@ export function createServices(opts: ServiceOptions = {}): Services {
     prepareLocalHost,
     maxRecreations: opts.maxRecreations ?? 3,
     recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
+    gpuSet: opts.gpuSet ?? null,
   };
   const lifecycle = createLifecycle(host);
 

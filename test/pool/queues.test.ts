@@ -1,0 +1,75 @@
+/**
+ * GPU-set queues (campaign/queues.ts) and GPU sets (runtime/docker/hosts.ts), with fake GPU lists:
+ * runs on disjoint sets overlap in time, two runs never hold one GPU, each set keeps the plan's order.
+ */
+import { describe, expect, it } from 'vitest';
+import { runOnSlots } from '../../src/campaign/queues.js';
+import { gpuSetsOf, parseGpuList } from '../../src/runtime/docker/hosts.js';
+import type { GpuSlot } from '../../src/runtime/types.js';
+
+const gpus = parseGpuList('GPU-a=A100,GPU-b=A100,GPU-c=A100,GPU-d=A100');
+
+/** Runs a plan with work that yields to the event loop a few times; records holds and order. */
+async function simulate(items: Array<{ id: number; gpus: number | null }>, stopAt: number | null = null) {
+  const held = new Map<string, number>();
+  const log: Array<{ id: number; slot: string; first: boolean }> = [];
+  const violations: string[] = [];
+  let concurrent = 0;
+  let maxConcurrent = 0;
+  await runOnSlots({
+    items,
+    gpusOf: (i) => i.gpus,
+    slotsFor: (n) => gpuSetsOf('h', gpus, n),
+    work: async (item, slot: GpuSlot, first) => {
+      for (const g of slot.gpus) {
+        if (held.has(g)) violations.push(`run ${item.id} on ${g} held by ${held.get(g)}`);
+        held.set(g, item.id);
+      }
+      log.push({ id: item.id, slot: slot.key, first });
+      maxConcurrent = Math.max(maxConcurrent, ++concurrent);
+      for (let k = 0; k < 3 + (item.id % 4); k++) await new Promise((r) => setImmediate(r));
+      concurrent--;
+      for (const g of slot.gpus) held.delete(g);
+      return item.id === stopAt ? 'stop' : 'continue';
+    },
+  });
+  return { log, violations, maxConcurrent };
+}
+
+describe('parallel GPU sets (fake GPU lists)', () => {
+  it('cuts a GPU list into disjoint sets of the count a run needs, per GPU model, or uses fixed sets', () => {
+    expect(gpuSetsOf('h', gpus, 2).map((s) => s.gpus)).toEqual([['GPU-a', 'GPU-b'], ['GPU-c', 'GPU-d']]);
+    expect(gpuSetsOf('h', gpus, 3).map((s) => s.key)).toEqual(['h/0-1-2']);
+    expect(gpuSetsOf('h', gpus, null).map((s) => s.key)).toEqual(['h/all']);
+    const mixed = parseGpuList('GPU-a=A100,GPU-b=H100,GPU-c=A100');
+    expect(gpuSetsOf('h', mixed, 2).map((s) => [s.gpus, s.model])).toEqual([[['GPU-a', 'GPU-c'], 'A100']]);
+    expect(gpuSetsOf('h', gpus, 1, [[0, 1], [2], [3]]).map((s) => s.key)).toEqual(['h/2', 'h/3']);
+    expect(() => gpuSetsOf('h', gpus, 1, [[7]])).toThrow(/gpu_sets names GPU 7/);
+    expect(() => parseGpuList('GPU-a,GPU-a')).toThrow(/listed twice/);
+  });
+
+  it('runs disjoint sets side by side, never two runs on one GPU, the plan order within each set', async () => {
+    // Sets of 1 and of 2 GPUs overlap on the same GPUs: the scheduler must still keep them apart.
+    const items = Array.from({ length: 24 }, (_, id) => ({ id, gpus: id % 3 === 0 ? 2 : 1 }));
+    const { log, violations, maxConcurrent } = await simulate(items);
+    expect(violations).toEqual([]);
+    expect(log.map((l) => l.id).sort((a, b) => a - b)).toEqual(items.map((i) => i.id));
+    expect(maxConcurrent).toBeGreaterThan(1);
+    for (const slot of new Set(log.map((l) => l.slot))) {
+      const ids = log.filter((l) => l.slot === slot).map((l) => l.id);
+      expect(ids).toEqual([...ids].sort((a, b) => a - b));
+      expect(log.filter((l) => l.slot === slot && l.first)).toHaveLength(1);
+    }
+  });
+
+  it('stops taking runs after one says stop; the runs in flight end', async () => {
+    const items = Array.from({ length: 12 }, (_, id) => ({ id, gpus: 1 }));
+    const { log } = await simulate(items, 2);
+    expect(log.length).toBeLessThan(12);
+    expect(log.some((l) => l.id === 2)).toBe(true);
+  });
+
+  it('refuses a run no GPU set fits', async () => {
+    await expect(simulate([{ id: 0, gpus: 8 }])).rejects.toThrow(/no GPU set fits a run needing 8/);
+  });
+});
