@@ -8,8 +8,11 @@
 import PQueue from 'p-queue';
 import type { GpuSlot } from '../runtime/types.js';
 
-/** What a run's work says when it ends: go on, or stop taking new runs (interrupted). */
-export type SlotVerdict = 'continue' | 'stop';
+/**
+ * What a run's work says when it ends: go on; stop taking new runs (interrupted); or place the run
+ * again (its host was lost: it goes back to its place in the plan, on the sets still there).
+ */
+export type SlotVerdict = 'continue' | 'stop' | 'requeue';
 
 export interface SlotPlan<T> {
   /** The runs, in the plan's order. */
@@ -20,6 +23,8 @@ export interface SlotPlan<T> {
   slotsFor(gpus: number | null): GpuSlot[];
   /** Runs one run on a set; `first` is true for the set's first run of this session. */
   work(item: T, slot: GpuSlot, first: boolean): Promise<SlotVerdict>;
+  /** A requeued run fits no set any more (its hosts are gone): no new runs start; it is left for a resume. */
+  onUnplaceable?(item: T): void;
 }
 
 /** Every GPU set the plan's runs can use (for deciding whether there is anything to run in parallel). */
@@ -35,9 +40,30 @@ export function slotsOfPlan<T>(plan: Pick<SlotPlan<T>, 'items' | 'gpusOf' | 'slo
  * throws stops the plan; it is thrown once the runs in flight have ended.
  */
 export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
-  const pending = plan.items.map((item) => ({ item, slots: plan.slotsFor(plan.gpusOf(item)) }));
-  const unplaceable = pending.find((p) => p.slots.length === 0);
+  // The sets of each GPU count, asked again after a requeue (a lost host's sets are gone).
+  let byCount = new Map<number | null, GpuSlot[]>();
+  const slotsOf = (item: T): GpuSlot[] => {
+    const n = plan.gpusOf(item);
+    let s = byCount.get(n);
+    if (!s) {
+      s = plan.slotsFor(n);
+      byCount.set(n, s);
+    }
+    return s;
+  };
+  const counts = [...new Set(plan.items.map((i) => plan.gpusOf(i)))];
+  const allGpus = (): number =>
+    new Set(
+      counts.flatMap((n) => {
+        let s = byCount.get(n);
+        if (!s) byCount.set(n, (s = plan.slotsFor(n)));
+        return s.flatMap((x) => x.gpus.map((g) => `${x.host}/${g}`));
+      }),
+    ).size;
+  const pending = plan.items.map((item, order) => ({ item, order }));
+  const unplaceable = pending.find((p) => slotsOf(p.item).length === 0);
   if (unplaceable) throw new Error(`no GPU set fits a run needing ${plan.gpusOf(unplaceable.item) ?? 'all'} GPU(s)`);
+  let gpuCount = allGpus();
   const busyGpus = new Set<string>();
   const busySlots = new Set<string>();
   const started = new Set<string>();
@@ -55,9 +81,9 @@ export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
     };
     const pump = (): void => {
       if (!stopped && failure === null) {
-        for (let i = 0; i < pending.length; i++) {
+        for (let i = 0; i < pending.length && busyGpus.size < gpuCount; i++) {
           const p = pending[i] as (typeof pending)[number];
-          const slot = p.slots.find((s) => !busySlots.has(s.key) && s.gpus.every((g) => !busyGpus.has(gpuKey(s, g))));
+          const slot = slotsOf(p.item).find((s) => !busySlots.has(s.key) && s.gpus.every((g) => !busyGpus.has(gpuKey(s, g))));
           if (!slot) continue;
           pending.splice(i--, 1);
           busySlots.add(slot.key);
@@ -75,6 +101,16 @@ export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
             .then(
               (verdict) => {
                 if (verdict === 'stop') stopped = true;
+                if (verdict !== 'requeue') return;
+                byCount = new Map();
+                if (slotsOf(p.item).length === 0) {
+                  stopped = true;
+                  plan.onUnplaceable?.(p.item);
+                  return;
+                }
+                gpuCount = allGpus();
+                const at = pending.findIndex((q) => q.order > p.order);
+                pending.splice(at < 0 ? pending.length : at, 0, p);
               },
               (error: unknown) => {
                 failure ??= { error };

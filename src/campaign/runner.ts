@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
 import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
-import { runOnSlots, slotsOfPlan } from './queues.js';
+import { runOnSlots, slotsOfPlan, type SlotVerdict } from './queues.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
@@ -134,8 +134,9 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
     }
     let left = todo.length;
     // One run with its retries; `firstHere`: nothing ran before it where it runs (no thermal gap). True when interrupted.
-    const runOne = async (run: RunRow, slot: GpuSlot | undefined, firstHere: boolean): Promise<boolean> => {
+    const runOne = async (planned: RunRow, slot: GpuSlot | undefined, firstHere: boolean): Promise<SlotVerdict> => {
       let first = firstHere;
+      const run = slot ? (manifest.run(campaign.id, planned.position) ?? planned) : planned; // placed again after a host loss
       const exp = experiments.get(run.experimentId);
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
       const maxAttempt = run.attempt + 1 + settings.retries;
@@ -150,7 +151,7 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
           progress.gapEnded?.(gap);
         }
         first = false;
-        if (signal.aborted) return true;
+        if (signal.aborted) return 'stop';
         const ev: RunEvent = { position: run.position, experimentId: exp.id, experimentName: exp.name, cycle: run.cycle, attempt };
         const remaining = left;
         progress.runStarted(ev, progressNow(remaining, remaining - 1));
@@ -162,20 +163,27 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
         const willRetry = r.status === 'failed' && attempt < maxAttempt;
         if (r.status === 'succeeded') done++;
         if (r.status === 'failed' && !willRetry) failed++;
-        if (!willRetry) left--;
+        if (!willRetry && !r.hostLost) left--;
         progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(left, left));
-        if (r.status === 'interrupted') return true;
+        if (r.hostLost) return 'requeue';
+        if (r.status === 'interrupted') return 'stop';
         if (r.status !== 'failed') break;
       }
-      return false;
+      return 'continue';
     };
     const gpusOf = (r: RunRow): number | null => experiments.get(r.experimentId)?.config.measurement.gpus ?? null;
     const slotsFor = runtime.slots?.bind(runtime);
     if (slotsFor && slotsOfPlan({ items: todo, gpusOf, slotsFor }).length > 1) {
       // Disjoint GPU sets side by side, the plan's order within each (queues.ts).
-      await runOnSlots({ items: todo, gpusOf, slotsFor, work: async (run, slot, firstHere) => ((interrupted = (await runOne(run, slot, firstHere)) || interrupted) ? 'stop' : 'continue') });
+      await runOnSlots({ items: todo, gpusOf, slotsFor, work: async (run, slot, firstHere) => {
+          const verdict = await runOne(run, slot, firstHere);
+          if (verdict === 'stop' || (verdict === 'requeue' && signal.aborted)) interrupted = true;
+          return verdict;
+        },
+        onUnplaceable: () => (interrupted = true),
+      });
     } else {
-      for (let i = 0; i < todo.length && !interrupted; i++) interrupted = await runOne(todo[i] as RunRow, undefined, i === 0);
+      for (let i = 0; i < todo.length && !interrupted; i++) interrupted = (await runOne(todo[i] as RunRow, undefined, i === 0)) !== 'continue';
     }
     const counts = manifest.counts(campaign.id);
     const succeededInScope = opts.cycles === undefined ? counts.succeeded : manifest.runs(campaign.id, ['succeeded']).filter(inScope).length;
@@ -240,6 +248,7 @@ interface AttemptResult {
   status: 'succeeded' | 'failed' | 'interrupted';
   error: string | null;
   deviceWaitS?: number | null;
+  hostLost?: boolean;
 }
 
 async function executeAttempt(
@@ -304,6 +313,11 @@ async function executeAttempt(
     signal.removeEventListener('abort', forward);
   }
   if (handleError !== null) throw handleError;
+  if (outcome.hostLost) {
+    const error = outcome.failureReason ?? 'the run\'s host stopped answering';
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error });
+    return { status: 'interrupted', error, hostLost: true };
+  }
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
@@ -380,6 +394,8 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
       manifest.note(campaignId, null, 'workers_stopped', { workers: stopped.map((w) => ({ token: w.token, where: w.where })) });
       progress.note(`stopped ${stopped.length} worker(s) left running by an earlier session: ${stopped.map((w) => `${w.token} (${w.where})`).join(', ')}`);
     }
+    const fetched = (await runtime.recoverResults?.(campaignId, deps.workspaceRoot)) ?? 0;
+    if (fetched > 0) progress.note(`fetched ${fetched} result file(s) left on remote hosts by an earlier session`);
     const orphans = recordOrphanWindows(manifest, campaignId, (run, attempt) => runDir(deps.workspaceRoot, campaignId, run, attempt));
     if (orphans > 0) progress.note(`recorded the measured windows of ${orphans} unrecorded result(s) left by earlier sessions`);
   }

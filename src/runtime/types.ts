@@ -91,6 +91,8 @@ export interface DispatchOutcome {
   timedOut: boolean;
   /** Why the run failed when it is not a plain non-zero exit (killed container, OOM, timeout, abort). */
   failureReason: string | null;
+  /** The run's host stopped answering (a pool of engines): the run is interrupted and placed again elsewhere. */
+  hostLost?: boolean;
 }
 
 /** GPU temperature and power as the worker reads them (`python3 -m lem_worker thermal --json`). */
@@ -138,6 +140,11 @@ export interface Runtime {
    * at a time as before.
    */
   slots?(gpus: number | null): GpuSlot[];
+  /**
+   * On resume, before orphans are looked at: bring back result files that workers wrote where this
+   * machine cannot see them (a remote engine's volume) into the run directories here. Optional.
+   */
+  recoverResults?(campaignId: string, workspaceRoot: string): Promise<number>;
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

@@ -104,7 +104,7 @@ function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
 
 async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: RunOptions): Promise<number> {
   const campaign = manifest.findCampaign(id);
-  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`) });
+  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`), ...(campaign.settings.hosts ? { hosts: campaign.settings.hosts } : {}) });
   const log = fileLogger(join(ctx.stateDir, 'runs', campaign.id, 'orchestrator.log'));
   log.info({ event: 'session_started', runtime: runtime.name, argv: process.argv.slice(2) });
   const controller = new AbortController();

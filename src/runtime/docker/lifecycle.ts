@@ -20,7 +20,7 @@ import type { ComposeProject, ComposeService } from './compose.js';
 import { describeError, statusCode, type Engine } from './engine.js';
 import { isGoneError, ServicesLostError, startError } from './service-errors.js';
 import { waitHealthy, type HealthCheck, type ReadinessHost } from './readiness.js';
-import { campaignProjectName, campaignRunsDir, COMPOSE, containerSpec, LABELS, type GpuChoice, type GpuSetSpec, type ServiceDef, type ServiceState } from './service-spec.js';
+import { campaignProjectName, campaignRunsDir, COMPOSE, containerSpec, LABELS, type GpuChoice, type GpuSetSpec, remoteVolumesFor, type ServiceDef, type ServiceState } from './service-spec.js';
 
 /** What the lifecycle needs from the service layer. */
 export interface LifecycleHost extends ReadinessHost {
@@ -45,6 +45,8 @@ export interface LifecycleHost extends ReadinessHost {
   recreateBackoffMs: number;
   /** The GPU set this host's services serve (parallel GPU sets), or absent. */
   gpuSet?: GpuSetSpec | null;
+  /** A remote engine: named volumes instead of binds of this machine's paths. */
+  remote?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -120,6 +122,7 @@ export function createLifecycle(host: LifecycleHost): Lifecycle {
       needsHome: host.user() !== null && !imageEnv.some((e) => e.startsWith('HOME=')),
       extraBinds: host.extraBinds,
       gpuSet: host.gpuSet ?? null,
+      remoteVolumes: host.remote ? remoteVolumesFor(c.campaignId) : null,
     });
   }
 

@@ -148,7 +148,28 @@ export interface SpecInput {
   extraBinds: readonly string[];
   /** The GPU set this service serves, or absent: the service as the compose file (or `gpus`) says. */
   gpuSet?: GpuSetSpec | null;
+  /**
+   * A remote engine (no shared filesystem): named volumes on its host instead of any bind of the
+   * controller's paths — the campaign's runs directory (at the same path) and the device locks.
+   */
+  remoteVolumes?: RemoteVolumes | null;
 }
+
+export interface RemoteVolumes {
+  /** Named volume holding the campaign's run directories until their results are fetched. */
+  runs: string;
+  /** Named volume shared by every service on the host for the device locks, and where it is mounted. */
+  locks: string;
+  locksAt: string;
+}
+
+/** The named volumes of a campaign on a remote host. */
+export function remoteVolumesFor(campaignId: string): RemoteVolumes {
+  return { runs: `lem-runs-${campaignProjectName('c', campaignId).slice(2)}`, locks: 'lem-device-locks', locksAt: REMOTE_LOCKS_AT };
+}
+
+/** Where a remote service mounts the host's device-lock volume; LEM_LOCK_DIR is its `locks` subdirectory. */
+export const REMOTE_LOCKS_AT = '/var/lib/lem-locks';
 
 /** The configuration hash: the image id and everything in the spec but its name and labels. */
 export function configHash(imageId: string, spec: Docker.ContainerCreateOptions): string {
@@ -160,12 +181,15 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
   const { def } = state;
   const { project, ctx: c, imageId, number, hfHome: hf } = input;
   const runs = campaignRunsDir(c);
-  const binds = [`${runs}:${runs}`, `${hf}:${hf}${input.hfWritable ? '' : ':ro'}`, ...input.extraBinds];
-  if (input.workerMount) binds.push(`${input.workerMount}:${WORKER_MOUNT}:ro`);
+  const rv = input.remoteVolumes ?? null;
+  const binds = rv
+    ? [`${rv.runs}:${runs}`, `${rv.locks}:${rv.locksAt}`]
+    : [`${runs}:${runs}`, `${hf}:${hf}${input.hfWritable ? '' : ':ro'}`, ...input.extraBinds];
+  if (input.workerMount && !rv) binds.push(`${input.workerMount}:${WORKER_MOUNT}:ro`);
   const tmpfs: Record<string, string> = {};
   for (const v of def.volumes) {
     if (v.type === 'tmpfs') tmpfs[v.target] = '';
-    else binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
+    else if (!rv || !v.source.startsWith('/')) binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
   }
   const envList = Object.entries({
     ...def.environment,
