@@ -8,7 +8,7 @@
  *     a remote run is in flight, then a resume: the orphan's result is fetched from the host's volume;
  *  2. one engine is killed mid-run: its run is interrupted and placed again on another host.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -146,6 +146,14 @@ describe.skipIf(!run)('a pool of Docker engines: unix, ssh (OpenSSH forward) and
   it('runs each run once over three hosts, results over the archive API, disjoint windows per (host, GPU); kill -9 and resume fetches an orphan\'s result', async () => {
     const w = workspace('once');
     writeFileSync(w.file, campaignYaml('poolonce', 3, true));
+    // lem doctor checks every host through its own engine.
+    const doc = spawnSync(process.execPath, [LEM, 'doctor', '--json', '--campaign', w.file], { cwd: ROOT, env: { ...process.env, ...w.env }, encoding: 'utf8' }).stdout;
+    const checks = (JSON.parse(doc) as { checks: Array<{ id: string; status: string; summary: string }> }).checks;
+    for (const h of ['local1', 'ssh1', 'tls1']) {
+      expect(checks.find((c) => c.id === `host:${h}`)?.status, JSON.stringify(checks)).toBe('ok');
+      expect(checks.find((c) => c.id === `host:${h}:image:cpu`)?.status).toBe('ok');
+      expect(checks.find((c) => c.id === `host:${h}:gpus`)?.summary).toMatch(/fake list/);
+    }
     const first = startLem(['--state', w.state, 'campaign', 'run', w.file], w.env);
     const placed = await waitPlacedOn(w.state, 'tls1');
     await sleep(300); // its worker is measuring on the remote engine
