@@ -24,7 +24,7 @@ stop_pid() {
   local pid; pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
     as_root kill "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && as_root kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
@@ -73,7 +73,7 @@ start_engine() { # N, extra dockerd args…
     --bridge "$bridge" --iptables=false --ip6tables=false --ip-masq=false >"$d/dockerd.log" 2>&1 &
   for _ in $(seq 150); do docker -H "unix://$d/docker.sock" version >/dev/null 2>&1 && break; sleep 0.2; done
   docker -H "unix://$d/docker.sock" version >/dev/null || { tail -20 "$d/dockerd.log"; exit 1; }
-  docker save "$IMAGE" | docker -H "unix://$d/docker.sock" load -q >/dev/null
+  docker -H "unix://$d/docker.sock" load -q -i "$DIR/image.tar" >/dev/null
 }
 
 # TLS certificates: a CA, the server's (127.0.0.1), the client's.
@@ -86,6 +86,7 @@ openssl req -newkey rsa:2048 -nodes -subj /CN=lem-client -keyout "$T/key.pem" -o
 printf 'extendedKeyUsage=clientAuth\n' > "$T/client.ext"
 openssl x509 -req -in "$T/client.csr" -CA "$T/ca.pem" -CAkey "$T/ca-key.pem" -CAcreateserial -days 2 -extfile "$T/client.ext" -out "$T/cert.pem" 2>/dev/null
 
+docker save -o "$DIR/image.tar" "$IMAGE"
 TLS_PORT=$(free_port)
 start_engine 1 &
 start_engine 2 --host "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$T/ca.pem" --tlscert "$T/server.pem" --tlskey "$T/server-key.pem" &
@@ -119,4 +120,5 @@ cat > "$DIR/pool.json" <<JSON
 {"ssh": {"engine": "ssh://$(id -un)@127.0.0.1:$SSH_PORT$DIR/d1/docker.sock", "identity": "$S/id", "known_hosts": "$S/known_hosts", "socket": "$DIR/d1/docker.sock", "pidfile": "$DIR/d1/docker.pid"},
  "tls": {"engine": "tcp://127.0.0.1:$TLS_PORT", "ca": "$T/ca.pem", "cert": "$T/cert.pem", "key": "$T/key.pem", "socket": "$DIR/d2/docker.sock", "pidfile": "$DIR/d2/docker.pid"}}
 JSON
+rm -f "$DIR/image.tar"
 echo "pool-engines: ssh engine on 127.0.0.1:$SSH_PORT, tls engine on 127.0.0.1:$TLS_PORT ($DIR)"

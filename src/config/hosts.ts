@@ -41,7 +41,7 @@ export type HostConfig = z.infer<typeof HostConfig>;
 
 export const Placement = z.strictObject({
   group_by: z.enum(['gpu_model', 'none']).default('gpu_model').describe('gpu_model: results of different GPU models are never pooled'),
-  on_host_loss: z.enum(['retry_elsewhere', 'wait']).default('retry_elsewhere').describe('a lost host\'s running runs: retried on another host of the same GPU model, or left for a resume'),
+  on_host_loss: z.enum(['retry_elsewhere']).default('retry_elsewhere').describe('a lost host\'s running runs are placed again on the GPU sets still there'),
 });
 export type Placement = z.infer<typeof Placement>;
 
