@@ -10,7 +10,8 @@ import type { GpuSlot } from '../runtime/types.js';
 
 /**
  * What a run's work says when it ends: go on; stop taking new runs (interrupted); or place the run
- * again (its host was lost: it goes back to its place in the plan, on the sets still there).
+ * again (its host was lost: it goes back to its place in the plan, on the sets still there of
+ * the same GPU model).
  */
 export type SlotVerdict = 'continue' | 'stop' | 'requeue';
 
@@ -60,7 +61,9 @@ export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
         return s.flatMap((x) => x.gpus.map((g) => `${x.host}/${g}`));
       }),
     ).size;
-  const pending = plan.items.map((item, order) => ({ item, order }));
+  // A run placed again after a host loss keeps to its first set's GPU model (when that is known).
+  const pending: Array<{ item: T; order: number; model?: string }> = plan.items.map((item, order) => ({ item, order }));
+  const fits = (p: (typeof pending)[number]): GpuSlot[] => (p.model === undefined ? slotsOf(p.item) : slotsOf(p.item).filter((s) => s.model === p.model));
   const unplaceable = pending.find((p) => slotsOf(p.item).length === 0);
   if (unplaceable) throw new Error(`no GPU set fits a run needing ${plan.gpusOf(unplaceable.item) ?? 'all'} GPU(s)`);
   let gpuCount = allGpus();
@@ -83,7 +86,7 @@ export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
       if (!stopped && failure === null) {
         for (let i = 0; i < pending.length && busyGpus.size < gpuCount; i++) {
           const p = pending[i] as (typeof pending)[number];
-          const slot = slotsOf(p.item).find((s) => !busySlots.has(s.key) && s.gpus.every((g) => !busyGpus.has(gpuKey(s, g))));
+          const slot = fits(p).find((s) => !busySlots.has(s.key) && s.gpus.every((g) => !busyGpus.has(gpuKey(s, g))));
           if (!slot) continue;
           pending.splice(i--, 1);
           busySlots.add(slot.key);
@@ -103,7 +106,8 @@ export async function runOnSlots<T>(plan: SlotPlan<T>): Promise<void> {
                 if (verdict === 'stop') stopped = true;
                 if (verdict !== 'requeue') return;
                 byCount = new Map();
-                if (slotsOf(p.item).length === 0) {
+                if (slot.model !== null) p.model ??= slot.model;
+                if (fits(p).length === 0) {
                   stopped = true;
                   plan.onUnplaceable?.(p.item);
                   return;

@@ -69,6 +69,42 @@ describe('parallel GPU sets (fake GPU lists)', () => {
     expect(log.some((l) => l.id === 2)).toBe(true);
   });
 
+  it('a run whose host was lost is placed again on a set still there of the same GPU model, at its place in the plan', async () => {
+    const h1 = parseGpuList('GPU-1a=A100,GPU-1b=H100');
+    const h2 = parseGpuList('GPU-2a=A100');
+    const down = new Set<string>();
+    const ran: Array<{ id: number; slot: string }> = [];
+    const unplaceable: number[] = [];
+    let lost = false;
+    await runOnSlots({
+      items: Array.from({ length: 6 }, (_, id) => ({ id })),
+      gpusOf: () => 1,
+      slotsFor: (n) => [...(down.has('h1') ? [] : gpuSetsOf('h1', h1, n)), ...(down.has('h2') ? [] : gpuSetsOf('h2', h2, n))],
+      work: async (item, slot) => {
+        // h1's A100 is slow and h2 is lost soon: when the lost run comes back, only the H100 set is free.
+        for (let k = 0; k < (slot.key === 'h1/0' ? 8 : slot.host === 'h2' ? 2 : 1); k++) await new Promise((r) => setImmediate(r));
+        if (slot.host === 'h2' && !lost) {
+          lost = true;
+          down.add('h2');
+          return 'requeue';
+        }
+        ran.push({ id: item.id, slot: slot.key });
+        return 'continue';
+      },
+      onUnplaceable: (item) => unplaceable.push(item.id),
+    });
+    expect(lost).toBe(true);
+    expect(unplaceable).toEqual([]);
+    expect(ran.map((r) => r.id).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(ran.every((r) => !r.slot.startsWith('h2/'))).toBe(true);
+    // The run lost on h2 (an A100) ran again on h1's A100 (GPU 0), not on the H100.
+    const again = ran.find((r) => r.id === 2);
+    expect(again?.slot).toBe('h1/0');
+    // It went back to its place among the runs not yet started: later runs on that set come after it.
+    const onA100 = ran.filter((r) => r.slot === 'h1/0').map((r) => r.id);
+    expect(onA100.slice(onA100.indexOf(2) + 1).every((id) => id > 2)).toBe(true);
+  });
+
   it('refuses a run no GPU set fits', async () => {
     await expect(simulate([{ id: 0, gpus: 8 }])).rejects.toThrow(/no GPU set fits a run needing 8/);
   });
