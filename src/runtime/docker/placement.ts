@@ -27,19 +27,23 @@ export function createPoolFromHosts(hosts: readonly HostConfig[], opts: Placemen
   const fake = opts.fakeGpus ?? false;
   const connectAll = async (): Promise<PoolHost[]> => {
     const out: PoolHost[] = [];
-    try {
-      for (const h of hosts) {
-        const he = await connectHost(h, env);
-        const close = he.close;
-        out.push({ name: h.name, engine: he.engine, gpuList: [], gpuSets: h.gpu_sets ?? null, fakeGpus: fake, remote: he.remote, close });
-        const given = configuredGpus(h);
-        if (given === 'auto' && fake) throw new LemError(`host ${h.name}: LEM_FAKE_GPUS needs its gpus listed, not auto`);
-        (out[out.length - 1] as PoolHost).gpuList = given === 'auto' ? await autoGpus(h, he.engine, opts.probeImage ?? env['LEM_GPU_PROBE_IMAGE'] ?? 'lem-cpu') : given;
+    const unreachable: string[] = [];
+    for (const h of hosts) {
+      const given = configuredGpus(h);
+      if (given === 'auto' && fake) throw new LemError(`host ${h.name}: LEM_FAKE_GPUS needs its gpus listed, not auto`);
+      let he: Awaited<ReturnType<typeof connectHost>> | null = null;
+      try {
+        he = await connectHost(h, env);
+        const gpuList = given === 'auto' ? await autoGpus(h, he.engine, opts.probeImage ?? env['LEM_GPU_PROBE_IMAGE'] ?? 'lem-cpu') : given;
+        out.push({ name: h.name, engine: he.engine, gpuList, gpuSets: h.gpu_sets ?? null, fakeGpus: fake, remote: he.remote, close: he.close });
+      } catch (err) {
+        // A host that cannot be reached now is left out of this session; the others run the campaign.
+        he?.close();
+        unreachable.push(`${h.name}: ${err instanceof Error ? err.message : String(err)}`);
+        opts.log?.(`host ${h.name} is left out of this session: ${err instanceof Error ? err.message : String(err)}`);
       }
-    } catch (err) {
-      for (const h of out) h.close?.();
-      throw err;
     }
+    if (out.length === 0) throw new LemError(`no host of the pool can be reached: ${unreachable.join('; ')}`);
     return out;
   };
   return createGpuPoolRuntime({ hosts: connectAll, ...(opts.log ? { log: opts.log } : {}) });
