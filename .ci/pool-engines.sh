@@ -50,6 +50,7 @@ if [ "$cmd" = stop ]; then
     stop_pid "$d/exec/containerd/containerd.pid"
   }
   stop_engine 1 & stop_engine 2 & wait
+  [ -f "$DIR/image" ] && docker rmi -f "$(cat "$DIR/image")" >/dev/null 2>&1 || true
   { grep -F " $DIR/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do as_root umount -l "$m" 2>/dev/null || true; done
   for b in $(cat "$DIR/bridges" 2>/dev/null); do as_root ip link del "$b" 2>/dev/null || true; done
   as_root rm -rf "$DIR"
@@ -86,7 +87,11 @@ openssl req -newkey rsa:2048 -nodes -subj /CN=lem-client -keyout "$T/key.pem" -o
 printf 'extendedKeyUsage=clientAuth\n' > "$T/client.ext"
 openssl x509 -req -in "$T/client.csr" -CA "$T/ca.pem" -CAkey "$T/ca-key.pem" -CAcreateserial -days 2 -extfile "$T/client.ext" -out "$T/cert.pem" 2>/dev/null
 
-docker save -o "$DIR/image.tar" "$IMAGE"
+# The test image with this checkout's worker on top (a stale image must not decide the test).
+POOL_IMAGE="lem-pool-worker:$(basename "$DIR" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')"
+printf 'FROM %s\nCOPY lem_worker /opt/lem/worker/lem_worker\n' "$IMAGE" | DOCKER_BUILDKIT=0 docker build -q -t "$POOL_IMAGE" -f - "$(dirname "$0")/../images/worker" >/dev/null
+echo "$POOL_IMAGE" > "$DIR/image"
+docker save -o "$DIR/image.tar" "$POOL_IMAGE"
 TLS_PORT=$(free_port)
 start_engine 1 &
 start_engine 2 --host "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$T/ca.pem" --tlscert "$T/server.pem" --tlskey "$T/server-key.pem" &
@@ -117,7 +122,8 @@ for _ in $(seq 50); do [ -f "$DIR/sshd.pid" ] && break; sleep 0.1; done
 echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$S/host_key.pub")" > "$S/known_hosts"
 
 cat > "$DIR/pool.json" <<JSON
-{"ssh": {"engine": "ssh://$(id -un)@127.0.0.1:$SSH_PORT$DIR/d1/docker.sock", "identity": "$S/id", "known_hosts": "$S/known_hosts", "socket": "$DIR/d1/docker.sock", "pidfile": "$DIR/d1/docker.pid"},
+{"image": "$POOL_IMAGE",
+ "ssh": {"engine": "ssh://$(id -un)@127.0.0.1:$SSH_PORT$DIR/d1/docker.sock", "identity": "$S/id", "known_hosts": "$S/known_hosts", "socket": "$DIR/d1/docker.sock", "pidfile": "$DIR/d1/docker.pid"},
  "tls": {"engine": "tcp://127.0.0.1:$TLS_PORT", "ca": "$T/ca.pem", "cert": "$T/cert.pem", "key": "$T/key.pem", "socket": "$DIR/d2/docker.sock", "pidfile": "$DIR/d2/docker.pid"}}
 JSON
 rm -f "$DIR/image.tar"

@@ -21,6 +21,8 @@ const isRoot = process.getuid?.() === 0;
 const run = runDockerTests && (isRoot || Boolean(process.env['CI']));
 
 interface PoolEnv {
+  /** The test image with this checkout's worker, on all three engines. */
+  image: string;
   ssh: { engine: string; identity: string; known_hosts: string; socket: string; pidfile: string };
   tls: { engine: string; ca: string; cert: string; key: string; socket: string; pidfile: string };
 }
@@ -103,7 +105,7 @@ function workspace(name: string): { dir: string; state: string; file: string; en
   const dir = tempWorkspace(`lem-pool-${name}-`);
   const project = uniqueId('lempool').toLowerCase().replace(/[^a-z0-9-]/g, '');
   projects.push(project);
-  writeFileSync(join(dir, 'docker-compose.yml'), `name: ${project}\nservices:\n  cpu:\n    image: ${TEST_IMAGE}\n    network_mode: none\n`);
+  writeFileSync(join(dir, 'docker-compose.yml'), `name: ${project}\nservices:\n  cpu:\n    image: ${pool.image}\n    network_mode: none\n`);
   const state = join(dir, 'state');
   mkdirSync(state);
   return { dir, state, file: join(dir, 'campaign.yaml'), env: { LEM_COMPOSE_FILE: join(dir, 'docker-compose.yml'), LEM_FAKE_GPUS: '1', LEM_LOCK_DIR: join(dir, 'locks') } };
