@@ -1,11 +1,13 @@
 /**
- * GPU-set queues (campaign/queues.ts) and GPU sets (runtime/docker/hosts.ts), with fake GPU lists:
+ * GPU-set queues (campaign/queues.ts), GPU sets (runtime/docker/hosts.ts) and their service specs, with fake GPU lists:
  * runs on disjoint sets overlap in time, two runs never hold one GPU, each set keeps the plan's order.
  */
 import { describe, expect, it } from 'vitest';
 import { runOnSlots } from '../../src/campaign/queues.js';
 import { gpuSetsOf, parseGpuList } from '../../src/runtime/docker/hosts.js';
 import type { GpuSlot } from '../../src/runtime/types.js';
+import { composeFromTexts } from '../../src/runtime/docker/compose.js';
+import { containerSpec, remoteVolumesFor } from '../../src/runtime/docker/service-spec.js';
 
 const gpus = parseGpuList('GPU-a=A100,GPU-b=A100,GPU-c=A100,GPU-d=A100');
 
@@ -107,5 +109,31 @@ describe('parallel GPU sets (fake GPU lists)', () => {
 
   it('refuses a run no GPU set fits', async () => {
     await expect(simulate([{ id: 0, gpus: 8 }])).rejects.toThrow(/no GPU set fits a run needing 8/);
+  });
+});
+
+describe('the service spec of a GPU set (pure)', () => {
+  const p = composeFromTexts([{ file: '/p/docker-compose.yml', text: 'services:\n  cpu:\n    image: lem-cpu\n    volumes:\n      - /host/models:/models:ro\n      - cache:/cache\n' }], { projectDir: '/p', env: {} });
+  const def = p.services['cpu'];
+  if (!def) throw new Error('no cpu service');
+  const input = { project: p, ctx: { campaignId: 'c1', workspaceRoot: '/ws', forceColdStart: false }, imageId: 'sha256:x', number: 1, hfHome: '/hf', gpus: 'compose' as const, init: true, workerMount: null, user: null, hfWritable: false, needsHome: false, extraBinds: ['/tmp/locks:/tmp/locks'] };
+
+  it('names exactly the set\'s GPUs in its device request and label; indices are host-qualified for the worker', () => {
+    const spec = containerSpec({ name: 'cpu', def, backends: new Set(['calibration']) }, { ...input, gpuSet: { key: 'h1/2-3', gpus: ['2', '3'], fake: false } });
+    expect(spec.HostConfig?.DeviceRequests).toEqual([{ Driver: 'nvidia', DeviceIDs: ['2', '3'], Capabilities: [['gpu']] }]);
+    expect(spec.Labels?.['lem.gpus']).toBe('2,3');
+    expect(spec.Labels?.['lem.gpu-set']).toBe('h1/2-3');
+    expect(spec.Env).toContain('LEM_GPU_UUIDS=h1:2,h1:3');
+    expect(spec.name).toMatch(/-cpu-g-h1-2-3-1$/);
+    const fake = containerSpec({ name: 'cpu', def, backends: new Set(['calibration']) }, { ...input, gpuSet: { key: 'h1/0', gpus: ['GPU-x'], fake: true } });
+    expect(fake.HostConfig?.DeviceRequests).toEqual([]);
+    expect(fake.Env).toContain('LEM_GPU_UUIDS=GPU-x');
+  });
+
+  it('a remote engine gets named volumes only: no bind of the controller\'s paths', () => {
+    const spec = containerSpec({ name: 'cpu', def, backends: new Set(['calibration']) }, { ...input, remoteVolumes: remoteVolumesFor('c1') });
+    expect(spec.HostConfig?.Binds).toEqual([`${remoteVolumesFor('c1').runs}:/ws/runs/c1`, 'lem-device-locks:/var/lib/lem-locks', 'cache:/cache']);
+    const local = containerSpec({ name: 'cpu', def, backends: new Set(['calibration']) }, input);
+    expect(local.HostConfig?.Binds).toContain('/ws/runs/c1:/ws/runs/c1');
   });
 });

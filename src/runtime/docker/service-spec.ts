@@ -55,6 +55,15 @@ export interface GpuSetSpec {
   fake: boolean;
 }
 
+/**
+ * The device ids the worker locks and records for a GPU set without NVML (a fake list): UUIDs as
+ * they are; an index, which is not unique across hosts, as `<host>:<index>`.
+ */
+export function lockIds(set: GpuSetSpec): string[] {
+  const host = set.key.split('/')[0] ?? '';
+  return set.gpus.map((g) => (/^(GPU|MIG)-/.test(g) ? g : `${host}:${g}`));
+}
+
 /** The container-name part of a GPU set key (`local/0-1` → `g-local-0-1`). */
 export function gpuSetSlug(key: string): string {
   return `g-${key.toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`;
@@ -197,7 +206,7 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     ...(input.hfWritable ? {} : { HF_HUB_OFFLINE: '1' }),
     ...(input.needsHome ? { HOME: '/tmp' } : {}),
     PYTHONUNBUFFERED: '1',
-    ...(input.gpuSet ? { LEM_GPU_UUIDS: input.gpuSet.gpus.join(',') } : {}),
+    ...(input.gpuSet ? { LEM_GPU_UUIDS: lockIds(input.gpuSet).join(',') } : {}),
   }).map(([k, v]) => `${k}=${v}`);
   const hostConfig: Docker.HostConfig = {
     Binds: binds,
