@@ -18,7 +18,7 @@ import type { DispatchOutcome } from '../runtime/types.js';
 /** Kinds the worker reports (exit code and failure.json; images/worker/lem_worker/errors.py). */
 export const WORKER_FAILURE_KINDS = ['engine_error', 'config_error', 'missing_dependency', 'out_of_memory', 'lock_timeout', 'terminated'] as const;
 /** Kinds the orchestrator or runtime assigns. */
-export const RUNTIME_FAILURE_KINDS = ['timeout', 'container_gone', 'killed', 'bad_result', 'interrupted'] as const;
+export const RUNTIME_FAILURE_KINDS = ['timeout', 'container_gone', 'killed', 'bad_result', 'interrupted', 'host_lost'] as const;
 export const FAILURE_KINDS = [...WORKER_FAILURE_KINDS, ...RUNTIME_FAILURE_KINDS] as const;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 

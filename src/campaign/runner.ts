@@ -7,7 +7,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { runOnSlots, slotsOfPlan, type SlotVerdict } from './queues.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
@@ -134,18 +135,25 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       const configs = [...new Set(todo.map((r) => r.experimentId))].flatMap((id) => experiments.get(id)?.config ?? []);
       await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start, hub: hubNeeds(configs) });
     }
-    let first = true;
+    let left = todo.length;
     const skips = new BackendSkips();
-    for (let i = 0; i < todo.length && !interrupted; i++) {
-      const run = todo[i] as RunRow;
+    const started = new Set<number>();
+    // One run with its retries; `firstHere`: nothing ran before it where it runs (no thermal gap).
+    const runOne = async (planned: RunRow, slot: GpuSlot | undefined, firstHere: boolean): Promise<SlotVerdict> => {
+      let first = firstHere;
+      const run = slot ? (manifest.run(campaign.id, planned.position) ?? planned) : planned; // placed again after a host loss
       const exp = experiments.get(run.experimentId);
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
-      if (skips.reason(exp.config.backend) !== null) continue; // stays pending: resume runs it once fixed
+      started.add(run.position);
+      if (skips.reason(exp.config.backend) !== null) {
+        left--;
+        return 'continue'; // stays pending: resume runs it once fixed
+      }
       const maxAttempt = run.attempt + 1 + settings.retries;
       for (let attempt = run.attempt + 1; attempt <= maxAttempt; attempt++) {
         if (!first && (typeof settings.thermal_gap !== 'number' || settings.thermal_gap > 0)) {
           progress.waiting(nominalGapS(settings.thermal_gap));
-          const source = runtime.workerTool ? () => readThermal(runtime, exp.config) : null;
+          const source = runtime.workerTool ? () => readThermal(runtime, exp.config, slot) : null;
           const gap = await waitThermalGap(settings.thermal_gap, settings.idle, source, clock, signal);
           gapSeconds += gap.waited_s;
           gapsTimed++;
@@ -153,15 +161,12 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
           progress.gapEnded?.(gap);
         }
         first = false;
-        if (signal.aborted) {
-          interrupted = true;
-          break;
-        }
+        if (signal.aborted) return 'stop';
         const ev: RunEvent = { position: run.position, experimentId: exp.id, experimentName: exp.name, cycle: run.cycle, attempt };
-        const remaining = todo.length - i;
+        const remaining = left;
         progress.runStarted(ev, progressNow(remaining, remaining - 1));
         const t0 = clock.monotonicMs();
-        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal);
+        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal, slot);
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
         runSeconds += seconds;
@@ -172,17 +177,34 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
           skips.succeededOn(exp.config.backend);
         }
         if (r.status === 'failed' && !willRetry) failed++;
+        if (!willRetry && !r.hostLost) left--;
         const error = r.error !== null && decision?.why ? `${r.error} (${decision.why})` : r.error;
-        progress.runEnded({ ...ev, status: r.status, seconds, error, willRetry, deviceWaitS: r.deviceWaitS, failureKind: r.kind ?? null }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
-        if (r.status === 'interrupted') interrupted = true;
+        progress.runEnded({ ...ev, status: r.status, seconds, error, willRetry, deviceWaitS: r.deviceWaitS, failureKind: r.kind ?? null }, progressNow(left, left));
+        if (r.hostLost) return 'requeue';
+        if (r.status === 'interrupted') return 'stop';
         if (r.status === 'failed' && !willRetry) {
-          const left = todo.slice(i + 1).filter((x) => experiments.get(x.experimentId)?.config.backend === exp.config.backend).length;
-          const skip = skips.afterFailure(exp.config.backend, r.kind ?? 'engine_error', r.error, left);
+          const rest = todo.filter((x) => !started.has(x.position) && experiments.get(x.experimentId)?.config.backend === exp.config.backend).length;
+          const skip = skips.afterFailure(exp.config.backend, r.kind ?? 'engine_error', r.error, rest);
           if (skip) manifest.note(campaign.id, null, 'backend_skipped', skip.detail);
           if (skip) progress.note(`${skip.message} — fix it, then \`lem campaign resume ${campaign.id}\``);
         }
         if (r.status !== 'failed' || !willRetry) break;
       }
+      return 'continue';
+    };
+    const gpusOf = (r: RunRow): number | null => experiments.get(r.experimentId)?.config.measurement.gpus ?? null;
+    const slotsFor = runtime.slots?.bind(runtime);
+    if (slotsFor && slotsOfPlan({ items: todo, gpusOf, slotsFor }).length > 1) {
+      // Disjoint GPU sets side by side, the plan's order within each (queues.ts).
+      await runOnSlots({ items: todo, gpusOf, slotsFor, work: async (run, slot, firstHere) => {
+          const verdict = await runOne(run, slot, firstHere);
+          if (verdict === 'stop' || (verdict === 'requeue' && signal.aborted)) interrupted = true;
+          return verdict;
+        },
+        onUnplaceable: () => (interrupted = true),
+      });
+    } else {
+      for (let i = 0; i < todo.length && !interrupted; i++) interrupted = (await runOne(todo[i] as RunRow, undefined, i === 0)) !== 'continue';
     }
     const counts = manifest.counts(campaign.id);
     const succeededInScope = opts.cycles === undefined ? counts.succeeded : manifest.runs(campaign.id, ['succeeded']).filter(inScope).length;
@@ -248,6 +270,7 @@ interface AttemptResult {
   error: string | null;
   deviceWaitS?: number | null;
   kind?: FailureKind;
+  hostLost?: boolean;
 }
 
 async function executeAttempt(
@@ -257,6 +280,7 @@ async function executeAttempt(
   attempt: number,
   deps: RunnerDeps,
   signal: AbortSignal,
+  slot?: GpuSlot,
 ): Promise<AttemptResult> {
   const { manifest, runtime } = deps;
   const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
@@ -275,6 +299,7 @@ async function executeAttempt(
     logPath: join(dir, 'worker.log'),
     timeoutS: config.measurement.timeout_s ?? null,
     attemptToken: token,
+    ...(slot ? { slot } : {}),
   };
   writeFileSync(
     spec.configPath,
@@ -284,6 +309,7 @@ async function executeAttempt(
   // The token is in the manifest before the worker exists: a resume finds the worker by it even
   // when this process dies before the handle is recorded.
   manifest.markRunning(campaignId, run.position, attempt, token);
+  if (slot) manifest.note(campaignId, run.position, 'placed', { attempt, host: slot.host, gpu_set: slot.key, gpus: slot.gpus, gpu_model: slot.model });
   // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
   // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
   const local = new AbortController();
@@ -309,6 +335,11 @@ async function executeAttempt(
     signal.removeEventListener('abort', forward);
   }
   if (handleError !== null) throw handleError;
+  if (outcome.hostLost) {
+    const error = outcome.failureReason ?? 'the run\'s host stopped answering';
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'host_lost' });
+    return { status: 'interrupted', error, hostLost: true, kind: 'host_lost' };
+  }
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
@@ -387,6 +418,8 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
       manifest.note(campaignId, null, 'workers_stopped', { workers: stopped.map((w) => ({ token: w.token, where: w.where })) });
       progress.note(`stopped ${stopped.length} worker(s) left running by an earlier session: ${stopped.map((w) => `${w.token} (${w.where})`).join(', ')}`);
     }
+    const fetched = (await runtime.recoverResults?.(campaignId, deps.workspaceRoot)) ?? 0;
+    if (fetched > 0) progress.note(`fetched ${fetched} result file(s) left on remote hosts by an earlier session`);
     const orphans = recordOrphanWindows(manifest, campaignId, (run, attempt) => runDir(deps.workspaceRoot, campaignId, run, attempt));
     if (orphans > 0) progress.note(`recorded the measured windows of ${orphans} unrecorded result(s) left by earlier sessions`);
   }
@@ -414,10 +447,10 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
 }
 
 /** The next run's GPU temperatures and power, through the worker where that run will run. */
-async function readThermal(runtime: Runtime, config: ExperimentConfig): Promise<ThermalReading> {
+async function readThermal(runtime: Runtime, config: ExperimentConfig, slot?: GpuSlot): Promise<ThermalReading> {
   const gpus = config.measurement.gpu_ids;
   const args = ['thermal', '--json', ...(gpus && gpus.length ? ['--gpus', gpus.join(',')] : [])];
-  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30);
+  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30, slot);
   if (r.exitCode !== 0) return { gpus: [], reason: `the worker's thermal probe exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}` };
   return parseThermal(r.stdout);
 }

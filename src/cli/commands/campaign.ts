@@ -1,6 +1,7 @@
 /** `lem campaign run | resume`: parse, print; the use cases are campaign/start.ts (preflight, id, plan, record) and campaign/runner.ts. */
 import { join } from 'node:path';
 import { loadCampaign } from '../../config/load.js';
+import type { CampaignSettings } from '../../config/campaign.js';
 import { describeDesign, planCampaign } from '../../campaign/design.js';
 import type { PreflightReport } from '../../campaign/preflight.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
@@ -37,8 +38,8 @@ function printPreflight(ctx: CliContext, report: PreflightReport): void {
   for (const n of report.notes) ctx.err(`note: ${n}`);
 }
 
-function runtimeFor(ctx: CliContext, name: 'local' | 'docker'): Promise<Runtime> {
-  return createRuntime(name, { log: (m) => ctx.err(`runtime: ${m}`) });
+function runtimeFor(ctx: CliContext, name: 'local' | 'docker', hosts: CampaignSettings['hosts']): Promise<Runtime> {
+  return createRuntime(name, { log: (m) => ctx.err(`runtime: ${m}`), ...(hosts ? { hosts } : {}) });
 }
 
 export async function campaignRun(ctx: CliContext, file: string, opts: RunOptions): Promise<number> {
@@ -60,7 +61,7 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     }
     return EXIT_OK;
   }
-  const runtime = await runtimeFor(ctx, loaded.settings.runtime);
+  const runtime = await runtimeFor(ctx, loaded.settings.runtime, loaded.settings.hosts);
   const manifest = ctx.openManifest();
   try {
     const { id, runs: n, preflight } = await startCampaign(loaded, { manifest, runtime, clock: systemClock });
@@ -79,7 +80,7 @@ export async function campaignResume(ctx: CliContext, id: string, opts: RunOptio
   const manifest = ctx.openManifest();
   try {
     const c = manifest.findCampaign(id);
-    const runtime = await runtimeFor(ctx, opts.runtime ?? c.settings.runtime);
+    const runtime = await runtimeFor(ctx, opts.runtime ?? c.settings.runtime, c.settings.hosts);
     printPreflight(ctx, await preflightResume(manifest, c, runtime));
     const counts = manifest.counts(c.id);
     ctx.err(`resuming ${c.id}: ${counts.succeeded} succeeded (kept), ${counts.pending + counts.failed + counts.interrupted + counts.running} to run`);

@@ -91,11 +91,12 @@ export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOp
   process.on('SIGTERM', onSignal);
   try {
     const runtimeName = opts.runtime ?? manifest.findCampaign(id).settings.runtime;
+    const hosts = manifest.findCampaign(id).settings.hosts;
     const outcome = await runDaemon(
       id,
       {
         manifest,
-        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`) }),
+        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`), ...(hosts ? { hosts } : {}) }),
         clock: systemClock,
         workspaceRoot: ctx.stateDir,
         progress: progressFor(ctx, log),

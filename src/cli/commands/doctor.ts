@@ -41,6 +41,8 @@ export interface DoctorOptions {
   engine?: Engine;
   io?: CliIo;
   env?: NodeJS.ProcessEnv;
+  /** A campaign file whose `hosts:` are checked too, each through its own engine. */
+  campaign?: string;
 }
 
 export interface DoctorReport {
@@ -176,6 +178,13 @@ export async function doctorReport(opts: Omit<DoctorOptions, 'json' | 'io'> = {}
     summary: token ? 'HF_TOKEN is set (passed to each worker exec only)' : 'HF_TOKEN is not set: gated models (e.g. Llama) cannot be downloaded',
     fix: token ? null : 'export HF_TOKEN=... (a read token from https://huggingface.co/settings/tokens)',
   });
+
+  if (opts.campaign !== undefined) {
+    const [{ loadCampaign }, { checkHosts }] = await Promise.all([import('../../config/load.js'), import('../../runtime/docker/hosts-check.js')]);
+    const hosts = loadCampaign(opts.campaign).settings.hosts;
+    if (hosts) checks.push(...(await checkHosts(hosts, project, env)));
+    else checks.push({ id: 'hosts', status: 'ok', summary: `${opts.campaign} has no hosts: (one engine)`, fix: null });
+  }
 
   report.ok = checks.every((c) => c.status !== 'fail');
   return report;

@@ -32,7 +32,7 @@ import { connectEngine, engineVersion, type Engine } from './engine.js';
 import { hfCacheAccess, type HfCacheAccess } from './hf-cache.js';
 import { createLifecycle, type LifecycleHost } from './lifecycle.js';
 import { probeImage } from './probe.js';
-import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
+import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type GpuSetSpec, REMOTE_LOCKS_AT, type ServiceState } from './service-spec.js';
 import type { ProbeOutcome } from '../types.js';
 
 export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
@@ -78,6 +78,10 @@ export interface ServiceOptions {
   healthTimeoutS?: number;
   /** The readiness probe; default python3 -m lem_worker health. */
   healthCommand?: string[];
+  /** A remote engine (no shared filesystem): named volumes, no binds of this machine's paths (pool.ts). */
+  remote?: boolean;
+  /** The GPU set these services serve (parallel GPU sets; pool.ts makes one runtime per set). */
+  gpuSet?: GpuSetSpec;
   /** Progress messages (service started / adopted / restarted / removed). Default: none. */
   log?: (message: string) => void;
 }
@@ -179,6 +183,7 @@ export function createServices(opts: ServiceOptions = {}): Services {
 
   /** The host's device-lock directory, bind-mounted at the same path so workers in every container share the locks. */
   function lockDir(): string {
+    if (opts.remote) return `${REMOTE_LOCKS_AT}/locks`;
     return env['LEM_LOCK_DIR'] || DEFAULT_LOCK_DIR;
   }
 
@@ -239,6 +244,8 @@ export function createServices(opts: ServiceOptions = {}): Services {
     prepareLocalHost,
     maxRecreations: opts.maxRecreations ?? 3,
     recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
+    gpuSet: opts.gpuSet ?? null,
+    remote: opts.remote ?? false,
   };
   const lifecycle = createLifecycle(host);
 
