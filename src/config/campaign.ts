@@ -2,10 +2,11 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { gridIntensityTable, knownRegions } from './grid-intensity.js';
+import { SlurmSettings } from './slurm.js';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped']);
 export type Structure = z.infer<typeof Structure>;
-export const RuntimeName = z.enum(['local', 'docker']);
+export const RuntimeName = z.enum(['local', 'docker', 'slurm']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
 
 /** The longest campaign name: its id (name + 21 characters) names a directory, which paths cap at 255 bytes. */
@@ -126,6 +127,7 @@ export const CampaignFile = z
     schedule: Schedule.optional().describe('run the cycles at set times with `lem daemon run`'),
     calibration_file: z.string().min(1).optional().describe('a `lem calibrate` output (path relative to this file): idle temperature and power for thermal gaps'),
     carbon: Carbon.optional().describe('grid carbon intensity for emissions: {intensity_g_per_kwh: N} or {region: CODE}'),
+    slurm: SlurmSettings.optional().describe('runtime: slurm — login, partition, account, allocation, container, results'),
   })
   .superRefine((c, ctx) => {
     if (c.configs && c.base_config) {
@@ -154,5 +156,6 @@ export const CampaignSettings = z.object({
   /** Idle reference read from calibration_file when the campaign was planned. */
   idle: IdleReference.optional(),
   carbon: Carbon.optional(),
+  slurm: SlurmSettings.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

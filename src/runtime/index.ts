@@ -1,5 +1,6 @@
 /** Picks the runtime a campaign asked for. */
 import type { RuntimeName } from '../config/campaign.js';
+import { SlurmSettings } from '../config/slurm.js';
 import { createLocalRuntime } from './local.js';
 import type { Runtime } from './types.js';
 
@@ -8,6 +9,8 @@ export type { Runtime, RunSpec, DispatchOutcome, RuntimeContext } from './types.
 export interface RuntimeOptions {
   /** Where a runtime reports what it starts, adopts and removes. */
   log?: (message: string) => void;
+  /** The campaign's `slurm:` block (runtime slurm; absent: every default). */
+  slurm?: SlurmSettings;
 }
 
 export async function createRuntime(name: RuntimeName, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -18,6 +21,10 @@ export async function createRuntime(name: RuntimeName, opts: RuntimeOptions = {}
       // Loaded only when asked for: dockerode is not needed on the embedded default.
       const { createDockerRuntime } = await import('./docker/runtime.js');
       return createDockerRuntime(opts.log ? { log: opts.log } : {});
+    }
+    case 'slurm': {
+      const { createSlurmRuntime } = await import('./slurm/runtime.js');
+      return createSlurmRuntime(opts.slurm ?? SlurmSettings.parse({}), opts.log ? { log: opts.log } : {});
     }
   }
 }

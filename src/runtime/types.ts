@@ -93,7 +93,7 @@ export interface WorkerToolResult {
 }
 
 export interface Runtime {
-  readonly name: 'local' | 'docker';
+  readonly name: 'local' | 'docker' | 'slurm';
   /** Start (or adopt) whatever the listed backends need. Called once per campaign session. */
   prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
   /**

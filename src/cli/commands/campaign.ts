@@ -104,7 +104,8 @@ function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
 
 async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: RunOptions): Promise<number> {
   const campaign = manifest.findCampaign(id);
-  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`) });
+  const slurm = campaign.settings.slurm;
+  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`), ...(slurm ? { slurm } : {}) });
   const log = fileLogger(join(ctx.stateDir, 'runs', campaign.id, 'orchestrator.log'));
   log.info({ event: 'session_started', runtime: runtime.name, argv: process.argv.slice(2) });
   const controller = new AbortController();

@@ -90,12 +90,13 @@ export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOp
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const runtimeName = opts.runtime ?? manifest.findCampaign(id).settings.runtime;
+    const { runtime: stored, slurm } = manifest.findCampaign(id).settings;
+    const runtimeName = opts.runtime ?? stored;
     const outcome = await runDaemon(
       id,
       {
         manifest,
-        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`) }),
+        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`), ...(slurm ? { slurm } : {}) }),
         clock: systemClock,
         workspaceRoot: ctx.stateDir,
         progress: progressFor(ctx, log),
