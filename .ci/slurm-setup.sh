@@ -53,7 +53,7 @@ start_cluster() {
     dd if=/dev/urandom of="$dir/munge/munge.key" bs=1 count=1024 status=none
     chmod 0400 "$dir/munge/munge.key"
   fi
-  chmod 0700 "$dir/munge"
+  chmod 0755 "$dir" "$dir/munge"  # clients of any uid reach the socket; the key stays 0400
   local ctl_port slurmd_port
   ctl_port=$(free_port)
   slurmd_port=$(free_port)

@@ -16,11 +16,18 @@ function onPath(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+const isRoot = process.getuid?.() === 0;
+
+/** A command as root: directly when this is root, else through passwordless sudo (a CI user). */
+function asRoot(cmd: string, args: readonly string[]): [string, string[]] {
+  return isRoot ? [cmd, [...args]] : ['sudo', ['-n', cmd, ...args]];
+}
+
 /** Why these tests cannot run here, or null. */
 export const slurmMissing: string | null = !['slurmctld', 'slurmd', 'srun', 'salloc', 'munged'].every(onPath)
   ? 'Slurm is not installed (run .ci/slurm-setup.sh: Debian slurmctld slurmd slurm-client munge)'
-  : process.getuid?.() !== 0
-    ? 'the test cluster needs root (mknod for the fake GPUs, slurmd)'
+  : !isRoot && spawnSync('sudo', ['-n', 'true'], { stdio: 'ignore' }).status !== 0
+    ? 'the test cluster needs root or passwordless sudo (mknod for the fake GPUs, slurmd)'
     : null;
 
 /** In CI these tests must run (CI installs Slurm): skipping is only for a developer machine without it. */
@@ -36,17 +43,16 @@ export interface Cluster {
 export function startCluster(gpus = 4): Cluster {
   if (slurmMissing !== null) throw new Error(`CI is set but ${slurmMissing}`);
   const dir = mkdtempSync(join(tmpdir(), 'lem-slurm-'));
-  execFileSync('bash', [join(ROOT, '.ci', 'slurm-setup.sh'), 'start', dir, String(gpus)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(...asRoot('bash', [join(ROOT, '.ci', 'slurm-setup.sh'), 'start', dir, String(gpus)]), { stdio: ['ignore', 'ignore', 'inherit'] });
   return { dir, env: { SLURM_CONF: join(dir, 'slurm.conf') }, gpus };
 }
 
 function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(`/proc/${pid}`);
+}
+
+function signal(pid: number, sig: 'TERM' | 'KILL'): void {
+  spawnSync(...asRoot('kill', [`-${sig}`, String(pid)]), { stdio: 'ignore' });
 }
 
 /** Stops every daemon of the cluster by its pid file (TERM, then KILL), then removes its directory. */
@@ -56,11 +62,12 @@ export async function stopCluster(c: Cluster): Promise<void> {
     if (!existsSync(file)) continue;
     const pid = Number(readFileSync(file, 'utf8').trim());
     if (!(pid > 1) || !alive(pid)) continue;
-    process.kill(pid, 'SIGTERM');
+    signal(pid, 'TERM');
     for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    if (alive(pid)) signal(pid, 'KILL');
   }
-  rmSync(c.dir, { recursive: true, force: true });
+  if (isRoot) rmSync(c.dir, { recursive: true, force: true });
+  else spawnSync('sudo', ['-n', 'rm', '-rf', c.dir], { stdio: 'ignore' });
 }
 
 /** A Slurm client command against the cluster (squeue, scancel, …); its stdout. */
