@@ -113,19 +113,28 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
         let stop: { reason: string; timedOut: boolean; cancelled: string[] } | null = null;
         let timer: NodeJS.Timeout | undefined;
         let killTimer: NodeJS.Timeout | undefined;
+        // The step's id, learnt as soon as squeue lists it, so a timeout or Ctrl-C needs only scancel.
+        let stepIds: string[] = [];
+        let closed = false;
+        void (async () => {
+          for (let i = 0; i < 100 && !closed && stepIds.length === 0; i++) {
+            stepIds = (await listSteps(shell)).filter((x) => x.name === spec.attemptToken).map((x) => x.id);
+            if (stepIds.length === 0) await sleep(200);
+          }
+        })().catch(() => undefined);
         const requestStop = (reason: string, timedOut: boolean): void => {
           if (stop) return;
           const s = { reason, timedOut, cancelled: [] as string[] };
           stop = s;
           killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs + 20_000);
           void (async () => {
-            const steps = await stepsOf(spec.attemptToken, 10);
-            if (steps.length === 0) {
+            const ids = stepIds.length > 0 ? stepIds : (await stepsOf(spec.attemptToken, 30)).map((x) => x.id);
+            if (ids.length === 0) {
               child.kill('SIGTERM'); // no step yet: srun itself gives up creating it
               return;
             }
-            s.cancelled = steps.map((x) => x.id);
-            const left = await cancelSteps(s.cancelled);
+            s.cancelled = ids;
+            const left = await cancelSteps(ids);
             if (left.length > 0) log(`step(s) ${left.join(', ')} still listed after scancel`);
           })().catch((e: unknown) => {
             log(`could not cancel the step of ${spec.attemptToken}: ${e instanceof Error ? e.message : String(e)}`);
@@ -141,6 +150,7 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
         });
         child.once('spawn', () => onStarted(stepHandle(jobId, spec.attemptToken)));
         child.once('error', (err) => {
+          closed = true;
           clearTimeout(timer);
           clearTimeout(killTimer);
           signal.removeEventListener('abort', onAbort);
@@ -148,6 +158,7 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
           resolve({ exitCode: null, timedOut: false, failureReason: `srun could not start on ${shell.where}: ${err.message}` });
         });
         child.once('close', (code, sig) => {
+          closed = true;
           clearTimeout(timer);
           clearTimeout(killTimer);
           signal.removeEventListener('abort', onAbort);
