@@ -117,15 +117,20 @@ EOF
 }
 
 stop_cluster() {
-  local dir=$1 f pid
+  local dir=$1 f pid pids=()
   for f in slurmd slurmctld munged; do
     [ -s "$dir/run/$f.pid" ] || continue
     pid=$(cat "$dir/run/$f.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/run/$f.pid"
+    kill "$pid" 2>/dev/null && pids+=("$pid")
   done
+  for _ in $(seq 1 100); do
+    local left=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && left=1; done
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -f "$dir"/run/*.pid
 }
 
 case "${1:-install}" in

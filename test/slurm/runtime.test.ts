@@ -151,6 +151,37 @@ cycles: 3
     expect(liveSteps(cluster)).toEqual([]);
   });
 
+  it('two campaigns at once hold two allocations: their steps get disjoint fake GPUs, and windows on each GPU never overlap', async () => {
+    const body = `base_config:
+  backend: calibration
+  measurement: { idle_baseline_s: 0, min_window_s: 0 }
+  calibration: { duration_s: 1, matrix_size: 32 }
+cycles: 2
+`;
+    const [a, b] = [campaign('slurmpa', body), campaign('slurmpb', body)].map((c) => {
+      writeFileSync(c.file, readFileSync(c.file, 'utf8').replace('gres: "gpu:4"', 'gres: "gpu:2"'));
+      return c;
+    }) as [{ state: string; file: string }, { state: string; file: string }];
+    // Each campaign its own device-lock directory: on fake GPUs the worker locks `cpu`, which would serialise them.
+    const [ra, rb] = await Promise.all([
+      lem(['--state', a.state, 'campaign', 'run', a.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
+      lem(['--state', b.state, 'campaign', 'run', b.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
+    ]);
+    expect(ra.code, ra.stderr).toBe(0);
+    expect(rb.code, rb.stderr).toBe(0);
+    const runsA = attempts(a.state, idOf(ra.stderr, 'slurmpa'));
+    const runsB = attempts(b.state, idOf(rb.stderr, 'slurmpb'));
+    const gpusOf = (xs: typeof runsA): Set<string> => new Set(xs.flatMap((x) => (x.placement.env['SLURM_STEP_GPUS'] ?? '').split(',')));
+    expect(runsA[0]?.placement.env['SLURM_JOB_ID']).not.toBe(runsB[0]?.placement.env['SLURM_JOB_ID']);
+    expect([...gpusOf(runsA)].filter((g) => gpusOf(runsB).has(g))).toEqual([]);
+    const windows = [...runsA, ...runsB].map((x) => ({ gpu: x.placement.env['SLURM_STEP_GPUS'] ?? '', job: x.placement.env['SLURM_JOB_ID'], t0: Date.parse(x.window?.started_at ?? ''), t1: Date.parse(x.window?.ended_at ?? '') }));
+    const overlap = (p: (typeof windows)[number], q: (typeof windows)[number]): boolean => p.t0 < q.t1 && q.t0 < p.t1;
+    const pairs = windows.flatMap((p, i) => windows.slice(i + 1).map((q) => [p, q] as const));
+    expect(pairs.filter(([p, q]) => p.gpu === q.gpu && overlap(p, q))).toEqual([]);
+    // The two campaigns really measured at the same time (else the check above proves nothing).
+    expect(pairs.some(([p, q]) => p.job !== q.job && overlap(p, q))).toBe(true);
+  });
+
   it("passes the worker's exit code through srun, and a timeout scancels the step", async () => {
     // Exit code 75 (device lock timeout): this test holds the run's device lock while it runs.
     const locks = tempDir('lem-slurm-locks-');
@@ -201,7 +232,7 @@ structure: grouped
     const c = campaign('slurmkill', `base_config:
   backend: calibration
   measurement: { idle_baseline_s: 0, min_window_s: 0 }
-  calibration: { duration_s: 2, matrix_size: 32 }
+  calibration: { duration_s: 1, matrix_size: 32 }
 cycles: 3
 `);
     let sent = false;
