@@ -36,11 +36,12 @@ def frame(name: str, data: bytes) -> bytes:
     return head + data + f"\n{FRAME_END} {name}\n".encode()
 
 
-def visible_gpus() -> dict[str, Any]:
-    """The GPUs this process may use, by UUID (NVML), or why they cannot be named."""
+def visible_gpus(nvml: Any = None) -> dict[str, Any]:
+    """The GPUs this process may use (CUDA_VISIBLE_DEVICES, as Slurm set it), by UUID through NVML,
+    or why they cannot be named. `nvml`: pynvml or a stand-in (tests)."""
     from lem_worker.energy.nvml import NvmlSession, import_pynvml
 
-    nv, reason = import_pynvml()
+    nv, reason = (nvml, None) if nvml is not None else import_pynvml()
     if nv is None:
         return {"gpus": None, "reason": reason}
     session = NvmlSession(nv, None)

@@ -9,6 +9,10 @@ import subprocess
 import sys
 import unittest
 
+from unittest import mock
+
+from lem_worker.framing import visible_gpus
+from tests.fixtures.fake_nvml import FakeDevice, FakeNvml, Steady, VirtualClock, uuid
 from tests.test_cli_calibration import WORKER_ROOT, calibration_config
 
 HEADER = re.compile(rb"@@lem-frame/1 (\S+) (\d+) ([0-9a-f]{64})\n")
@@ -56,6 +60,15 @@ class FramingTest(unittest.TestCase):
         self.assertNotIn("result.json", files)
         self.assertIn("placement.json", files)
         self.assertIn(b"matrix_size", p.stderr)
+
+    def test_placement_names_the_steps_gpus_by_uuid_with_a_fake_nvml(self) -> None:
+        # Slurm gave this step GPUs 1 and 2 of four (CUDA_VISIBLE_DEVICES=1,2 without ConstrainDevices).
+        nv = FakeNvml([FakeDevice(uuid(i), Steady(100.0)) for i in range(4)], VirtualClock())
+        with mock.patch.dict(os.environ, {"CUDA_VISIBLE_DEVICES": "1,2", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}):
+            got = visible_gpus(nv)
+        self.assertEqual([g["uuid"] for g in got["gpus"]], [uuid(1), uuid(2)])
+        self.assertEqual([g["nvml_index"] for g in got["gpus"]], [1, 2])
+        self.assertIsNone(got["reason"])
 
 
 if __name__ == "__main__":
