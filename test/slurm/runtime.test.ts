@@ -2,101 +2,20 @@
  * `runtime: slurm` end to end, on a real single-node Slurm cluster (test/slurm/cluster.ts) with 4
  * fake GPUs (device nodes, no GPU behind them: the worker runs the calibration backend bare through
  * srun). Checked through Slurm itself (squeue) and the manifest: one allocation per campaign, each
- * run a step of it on its own GPUs, results over stdout, exit codes and timeouts through srun, a
- * kill -9 of lem then a resume that adopts the allocation and cancels the orphan step, and the
- * allocation released at the end and on Ctrl-C.
+ * run a step of it on its own GPUs, results over stdout, two campaigns on disjoint GPUs, exit codes
+ * and timeouts through srun. Crashes and interrupts: recovery.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEM, ROOT, tempDir } from '../helpers/cli.js';
+import { tempDir } from '../helpers/cli.js';
 import { jobsNamed, liveSteps, runSlurmTests, slurmMissing, startCluster, stopCluster, type Cluster } from './cluster.js';
+import { attempts, campaign, idOf, lem, manifest, sleep } from './harness.js';
 
 if (!runSlurmTests) console.warn(`test/slurm: skipped — ${slurmMissing ?? ''}`);
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 let cluster: Cluster;
-
-/** The CLI against the test cluster, asynchronously; `onStderr` may signal it. */
-function lem(args: string[], env: Record<string, string> = {}, onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<CliRun> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...cluster.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr, (sig) => child.kill(sig));
-    });
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
-}
-
-function campaign(name: string, body: string): { state: string; file: string } {
-  const dir = tempDir('lem-slurm-test-');
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(file, `campaign_name: ${name}\n${body}thermal_gap: 0\nretries: 0\nruntime: slurm\nslurm:\n  allocation: { gres: "gpu:4", time: "10:00" }\n  python: /usr/bin/python3\n`);
-  return { state: join(dir, 'state'), file };
-}
-
-interface RunRow {
-  position: number;
-  status: string;
-  attempt: number;
-  exit_code: number | null;
-  error: string | null;
-  handle: string | null;
-  experiment_id: string;
-  cycle: number;
-}
-
-function manifest(state: string): { runs: RunRow[]; events: Array<{ position: number | null; kind: string; detail_json: string }> } {
-  const db = new Database(join(state, 'lem.db'), { readonly: true });
-  try {
-    return {
-      runs: db.prepare('SELECT position, status, attempt, exit_code, error, handle, experiment_id, cycle FROM runs ORDER BY position').all() as RunRow[],
-      events: db.prepare('SELECT position, kind, detail_json FROM events ORDER BY seq').all() as Array<{ position: number | null; kind: string; detail_json: string }>,
-    };
-  } finally {
-    db.close();
-  }
-}
-
-/** Every run directory's files of a campaign: result window, placement (Slurm job, step, GPUs). */
-function attempts(state: string, id: string): Array<{ dir: string; files: string[]; placement: { env: Record<string, string>; gpus: unknown }; window: { started_at: string; ended_at: string } | null }> {
-  const root = join(state, 'runs', id);
-  return readdirSync(root, { withFileTypes: true })
-    .filter((e) => e.isDirectory())
-    .flatMap((e) => readdirSync(join(root, e.name)).map((a) => join(root, e.name, a)))
-    .map((dir) => {
-      const files = readdirSync(dir).sort();
-      // A step killed with lem has no placement.json (nobody read its stdout).
-      const placement = existsSync(join(dir, 'placement.json')) ? (JSON.parse(readFileSync(join(dir, 'placement.json'), 'utf8')) as { env: Record<string, string>; gpus: unknown }) : { env: {}, gpus: null };
-      const result = existsSync(join(dir, 'result.json')) ? (JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8')) as { window?: { started_at: string; ended_at: string } }) : null;
-      return { dir, files, placement, window: result?.window ?? null };
-    });
-}
-
-/** The worker.log texts of a campaign's run directories so far. */
-function attemptLogs(state: string, id: string): string[] {
-  const root = join(state, 'runs', id);
-  if (!existsSync(root)) return [];
-  return readdirSync(root, { withFileTypes: true })
-    .filter((e) => e.isDirectory())
-    .flatMap((e) => readdirSync(join(root, e.name)).map((a) => join(root, e.name, a, 'worker.log')))
-    .filter((f) => existsSync(f))
-    .map((f) => readFileSync(f, 'utf8'));
-}
-
-const idOf = (stderr: string, name: string): string => new RegExp(`campaign (${name}-\\S+):`).exec(stderr)?.[1] ?? '';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!runSlurmTests)('runtime: slurm on a single-node test cluster (fake GPUs)', () => {
   beforeAll(() => {
@@ -115,7 +34,7 @@ vary:
   calibration.matrix_size: [32, 64]
 cycles: 3
 `);
-    const r = await lem(['--state', c.state, 'campaign', 'run', c.file]);
+    const r = await lem(cluster, ['--state', c.state, 'campaign', 'run', c.file]);
     expect(r.code, r.stderr).toBe(0);
     const id = idOf(r.stderr, 'slurmok');
     const job = /allocation (\d+) granted \(lem-slurmok-/.exec(r.stderr)?.[1];
@@ -164,8 +83,8 @@ cycles: 2
     }) as [{ state: string; file: string }, { state: string; file: string }];
     // Each campaign its own device-lock directory: on fake GPUs the worker locks `cpu`, which would serialise them.
     const [ra, rb] = await Promise.all([
-      lem(['--state', a.state, 'campaign', 'run', a.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
-      lem(['--state', b.state, 'campaign', 'run', b.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
+      lem(cluster, ['--state', a.state, 'campaign', 'run', a.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
+      lem(cluster, ['--state', b.state, 'campaign', 'run', b.file], { LEM_LOCK_DIR: tempDir('lem-slurm-locks-') }),
     ]);
     expect(ra.code, ra.stderr).toBe(0);
     expect(rb.code, rb.stderr).toBe(0);
@@ -194,7 +113,7 @@ cycles: 2
     calibration: { duration_s: 0.3, matrix_size: 32 }
 cycles: 1
 `);
-    const r1 = await lem(['--state', held.state, 'campaign', 'run', held.file], { LEM_LOCK_DIR: locks });
+    const r1 = await lem(cluster, ['--state', held.state, 'campaign', 'run', held.file], { LEM_LOCK_DIR: locks });
     holder.kill('SIGKILL');
     expect(r1.code, r1.stderr).toBe(1);
     const [locked] = manifest(held.state).runs;
@@ -213,7 +132,7 @@ cycles: 1
 cycles: 1
 structure: grouped
 `);
-    const r = await lem(['--state', c.state, 'campaign', 'run', c.file]);
+    const r = await lem(cluster, ['--state', c.state, 'campaign', 'run', c.file]);
     expect(r.code, r.stderr).toBe(1);
     const id = idOf(r.stderr, 'slurmtimeout');
     const { runs } = manifest(c.state);
@@ -226,76 +145,5 @@ structure: grouped
     expect(runs.filter((x) => x.status === 'succeeded')).toHaveLength(1);
     expect(liveSteps(cluster)).toEqual([]);
     expect(jobsNamed(cluster, `lem-${id}`)).toEqual([]);
-  });
-
-  it('kill -9 of lem leaves the allocation and the step; resume adopts the allocation, cancels the orphan step and finishes', async () => {
-    const c = campaign('slurmkill', `base_config:
-  backend: calibration
-  measurement: { idle_baseline_s: 0, min_window_s: 0 }
-  calibration: { duration_s: 1, matrix_size: 32 }
-cycles: 3
-`);
-    let sent = false;
-    const first = await lem(['--state', c.state, 'campaign', 'run', c.file], {}, (all, kill) => {
-      if (sent || !/^\[2\/3\]/m.test(all)) return;
-      sent = true;
-      void (async () => {
-        // Kill once the run in flight has its step (its handle recorded, its step listed).
-        for (let i = 0; i < 600 && !liveSteps(cluster).some((s) => /\|lem-slurmkill-/.test(s)); i++) await sleep(50);
-        kill('SIGKILL');
-      })();
-    });
-    expect(first.code).toBe(null); // killed
-    const id = idOf(first.stderr, 'slurmkill');
-    const job = /allocation (\d+) granted/.exec(first.stderr)?.[1] ?? '';
-    expect(jobsNamed(cluster, `lem-${id}`)).toEqual([`${job}|RUNNING`]);
-    const orphan = liveSteps(cluster).find((s) => s.includes(`|lem-${id}-p`));
-    expect(orphan).toBeDefined();
-
-    const r = await lem(['--state', c.state, 'campaign', 'resume', id]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`adopted allocation ${job} (lem-${id})`);
-    expect(r.stderr).toContain(`stopped 1 worker(s) left running by an earlier session: ${orphan?.split('|')[1]} (Slurm step ${orphan?.split('|')[0]}`);
-    const { runs, events } = manifest(c.state);
-    expect(runs.map((x) => x.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
-    for (const run of runs) expect(events.filter((e) => e.position === run.position && (e.kind === 'run_succeeded' || e.kind === 'run_recovered'))).toHaveLength(1);
-    expect(events.some((e) => e.kind === 'run_interrupted')).toBe(true);
-    // Every recorded result ran in the one allocation.
-    expect(new Set(attempts(c.state, id).filter((a) => a.files.includes('result.json')).map((a) => a.placement.env['SLURM_JOB_ID']))).toEqual(new Set([job]));
-    expect(jobsNamed(cluster, `lem-${id}`)).toEqual([]);
-    expect(liveSteps(cluster)).toEqual([]);
-  });
-
-  it('Ctrl-C cancels the step and releases the allocation', async () => {
-    const c = campaign('slurmint', `base_config:
-  backend: calibration
-  measurement: { idle_baseline_s: 0, min_window_s: 0 }
-  calibration: { duration_s: 30, matrix_size: 32 }
-cycles: 2
-`);
-    let sent = false;
-    const r = await lem(['--state', c.state, 'campaign', 'run', c.file], {}, (all, kill) => {
-      if (sent || !/^\[1\/2\]/m.test(all)) return;
-      sent = true;
-      void (async () => {
-        // Once the worker in the step is burning (its signal handlers are installed by then).
-        const id = idOf(all, 'slurmint');
-        const burning = (): boolean => attemptLogs(c.state, id).some((log) => log.includes('calibration: '));
-        for (let i = 0; i < 600 && !burning(); i++) await sleep(50);
-        kill('SIGINT');
-      })();
-    });
-    expect(r.code, r.stderr).toBe(130);
-    const id = idOf(r.stderr, 'slurmint');
-    const { runs } = manifest(c.state);
-    expect(runs.map((x) => x.status).sort()).toEqual(['interrupted', 'pending']);
-    // scancel --signal=TERM reached the worker in the step, and srun passed its exit code (143) on.
-    const stopped = runs.find((x) => x.status === 'interrupted');
-    expect(stopped?.exit_code).toBe(143);
-    const [dir] = attempts(c.state, id);
-    expect(readFileSync(join(dir?.dir ?? '', 'worker.log'), 'utf8')).toMatch(/terminated: received signal SIGTERM/);
-    expect(r.stderr).toMatch(new RegExp(`released allocation \\d+ \\(lem-${id}\\)`));
-    expect(jobsNamed(cluster, `lem-${id}`)).toEqual([]);
-    expect(liveSteps(cluster)).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@
 import { appendFileSync, chmodSync, closeSync, fchmodSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { SlurmSettings } from '../../config/slurm.js';
-import { LemError } from '../../util/errors.js';
+import { EXIT_FAILED_RUNS, LemError } from '../../util/errors.js';
 import { isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec } from '../types.js';
 import { parseFrames } from './frames.js';
 import { allocate, allocationName, cancel, findAllocations, listSteps, waitJobGone, waitRunning, waitStepsGone, type Step } from './queue.js';
@@ -68,6 +68,95 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
       .map((s) => ({ token: s.name, pid: 0, where: `Slurm step ${s.id} on ${s.nodes}` }));
   }
 
+  /** One run as a step of allocation `jobId`: srun, its framed output, scancel on timeout or abort. */
+  function runStep(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void, jobId: string): Promise<DispatchOutcome> {
+    const config = readFileSync(spec.configPath);
+    const gpuIds = (JSON.parse(config.toString('utf8')) as { experiment?: { measurement?: { gpu_ids?: number[] } } }).experiment?.measurement?.gpu_ids;
+    const shared = typeof settings.results === 'object' ? join(settings.results.shared, relative(workspaceRoot, spec.outDir)) : null;
+    if (shared !== null) {
+      mkdirSync(shared, { recursive: true });
+      writeFileSync(join(shared, 'config.json'), config);
+    }
+    const logFd = openSync(spec.logPath, 'a', 0o644);
+    fchmodSync(logFd, 0o644);
+    const child = shell.spawn('srun', srunArgs(settings, jobId, spec, stepGpus(settings, gpuIds), shared), logFd);
+    return new Promise<DispatchOutcome>((resolve) => {
+      const out: Buffer[] = [];
+      let outBytes = 0;
+      let stop: { reason: string; timedOut: boolean; cancelled: string[] } | null = null;
+      let timer: NodeJS.Timeout | undefined;
+      let killTimer: NodeJS.Timeout | undefined;
+      // The step's id, learnt as soon as squeue lists it, so a timeout or Ctrl-C needs only scancel.
+      let stepIds: string[] = [];
+      let closed = false;
+      void (async () => {
+        for (let i = 0; i < 100 && !closed && stepIds.length === 0; i++) {
+          stepIds = (await listSteps(shell)).filter((x) => x.name === spec.attemptToken).map((x) => x.id);
+          if (stepIds.length === 0) await sleep(200);
+        }
+      })().catch(() => undefined);
+      const requestStop = (reason: string, timedOut: boolean): void => {
+        if (stop) return;
+        const s = { reason, timedOut, cancelled: [] as string[] };
+        stop = s;
+        killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs + 20_000);
+        void (async () => {
+          const ids = stepIds.length > 0 ? stepIds : (await stepsOf(spec.attemptToken, 30)).map((x) => x.id);
+          if (ids.length === 0) {
+            child.kill('SIGTERM'); // no step yet: srun itself gives up creating it
+            return;
+          }
+          s.cancelled = ids;
+          const left = await cancelSteps(ids);
+          if (left.length > 0) log(`step(s) ${left.join(', ')} still listed after scancel`);
+        })().catch((e: unknown) => {
+          log(`could not cancel the step of ${spec.attemptToken}: ${e instanceof Error ? e.message : String(e)}`);
+          child.kill('SIGKILL');
+        });
+      };
+      const onAbort = (): void => requestStop('interrupted', false);
+      child.stdin.on('error', () => undefined); // a step that never reads its stdin
+      child.stdin.end(shared === null ? config : undefined);
+      child.stdout.on('data', (d: Buffer) => {
+        outBytes += d.length;
+        if (outBytes <= MAX_STDOUT) out.push(d);
+      });
+      child.once('spawn', () => onStarted(stepHandle(jobId, spec.attemptToken)));
+      child.once('error', (err) => {
+        closed = true;
+        clearTimeout(timer);
+        clearTimeout(killTimer);
+        signal.removeEventListener('abort', onAbort);
+        closeSync(logFd);
+        resolve({ exitCode: null, timedOut: false, failureReason: `srun could not start on ${shell.where}: ${err.message}` });
+      });
+      child.once('close', (code, sig) => {
+        closed = true;
+        clearTimeout(timer);
+        clearTimeout(killTimer);
+        signal.removeEventListener('abort', onAbort);
+        try {
+          if (shared === null) keepFrames(Buffer.concat(out), spec, logFd, outBytes > MAX_STDOUT);
+          else copyShared(shared, spec.outDir);
+        } finally {
+          closeSync(logFd);
+        }
+        const s = stop as { reason: string; timedOut: boolean; cancelled: string[] } | null;
+        if (s) {
+          const how = s.cancelled.length > 0 ? `; step ${s.cancelled.join(', ')} cancelled (scancel)` : '; srun stopped before its step started';
+          resolve({ exitCode: code, timedOut: s.timedOut, failureReason: s.timedOut ? `${s.reason}${how}` : s.reason });
+        } else if (code === null) {
+          resolve({ exitCode: null, timedOut: false, failureReason: `srun was killed by ${sig ?? 'a signal'}` });
+        } else {
+          resolve({ exitCode: code, timedOut: false, failureReason: null });
+        }
+      });
+      if (spec.timeoutS !== null) timer = setTimeout(() => requestStop(`timed out after ${spec.timeoutS}s`, true), spec.timeoutS * 1000);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   return {
     name: 'slurm',
 
@@ -94,94 +183,17 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
       process.once('exit', releaseOnExit);
     },
 
-    dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
-      if (!held) return Promise.resolve({ exitCode: null, timedOut: false, failureReason: 'runtime slurm: no allocation (prepare was not called)' });
-      const { jobId } = held;
-      const config = readFileSync(spec.configPath);
-      const gpuIds = (JSON.parse(config.toString('utf8')) as { experiment?: { measurement?: { gpu_ids?: number[] } } }).experiment?.measurement?.gpu_ids;
-      const shared = typeof settings.results === 'object' ? join(settings.results.shared, relative(workspaceRoot, spec.outDir)) : null;
-      if (shared !== null) {
-        mkdirSync(shared, { recursive: true });
-        writeFileSync(join(shared, 'config.json'), config);
+    async dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
+      if (!held) return { exitCode: null, timedOut: false, failureReason: 'runtime slurm: no allocation (prepare was not called)' };
+      const { jobId, name } = held;
+      const outcome = await runStep(spec, signal, onStarted, jobId);
+      if (outcome.exitCode !== 0 && outcome.failureReason === null && !(await findAllocations(shell, name)).some((a) => a.jobId === jobId && LIVE.has(a.state))) {
+        // Every later run would fail the same way: stop the campaign; a resume asks for a new allocation.
+        held = null;
+        process.off('exit', releaseOnExit);
+        throw new LemError(`runtime slurm: allocation ${jobId} (${name}) is gone (its time limit, or scancel outside lem) and this run failed with it; resume the campaign to ask for a new allocation.`, EXIT_FAILED_RUNS);
       }
-      const logFd = openSync(spec.logPath, 'a', 0o644);
-      fchmodSync(logFd, 0o644);
-      const child = shell.spawn('srun', srunArgs(settings, jobId, spec, stepGpus(settings, gpuIds), shared), logFd);
-      return new Promise<DispatchOutcome>((resolve) => {
-        const out: Buffer[] = [];
-        let outBytes = 0;
-        let stop: { reason: string; timedOut: boolean; cancelled: string[] } | null = null;
-        let timer: NodeJS.Timeout | undefined;
-        let killTimer: NodeJS.Timeout | undefined;
-        // The step's id, learnt as soon as squeue lists it, so a timeout or Ctrl-C needs only scancel.
-        let stepIds: string[] = [];
-        let closed = false;
-        void (async () => {
-          for (let i = 0; i < 100 && !closed && stepIds.length === 0; i++) {
-            stepIds = (await listSteps(shell)).filter((x) => x.name === spec.attemptToken).map((x) => x.id);
-            if (stepIds.length === 0) await sleep(200);
-          }
-        })().catch(() => undefined);
-        const requestStop = (reason: string, timedOut: boolean): void => {
-          if (stop) return;
-          const s = { reason, timedOut, cancelled: [] as string[] };
-          stop = s;
-          killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs + 20_000);
-          void (async () => {
-            const ids = stepIds.length > 0 ? stepIds : (await stepsOf(spec.attemptToken, 30)).map((x) => x.id);
-            if (ids.length === 0) {
-              child.kill('SIGTERM'); // no step yet: srun itself gives up creating it
-              return;
-            }
-            s.cancelled = ids;
-            const left = await cancelSteps(ids);
-            if (left.length > 0) log(`step(s) ${left.join(', ')} still listed after scancel`);
-          })().catch((e: unknown) => {
-            log(`could not cancel the step of ${spec.attemptToken}: ${e instanceof Error ? e.message : String(e)}`);
-            child.kill('SIGKILL');
-          });
-        };
-        const onAbort = (): void => requestStop('interrupted', false);
-        child.stdin.on('error', () => undefined); // a step that never reads its stdin
-        child.stdin.end(shared === null ? config : undefined);
-        child.stdout.on('data', (d: Buffer) => {
-          outBytes += d.length;
-          if (outBytes <= MAX_STDOUT) out.push(d);
-        });
-        child.once('spawn', () => onStarted(stepHandle(jobId, spec.attemptToken)));
-        child.once('error', (err) => {
-          closed = true;
-          clearTimeout(timer);
-          clearTimeout(killTimer);
-          signal.removeEventListener('abort', onAbort);
-          closeSync(logFd);
-          resolve({ exitCode: null, timedOut: false, failureReason: `srun could not start on ${shell.where}: ${err.message}` });
-        });
-        child.once('close', (code, sig) => {
-          closed = true;
-          clearTimeout(timer);
-          clearTimeout(killTimer);
-          signal.removeEventListener('abort', onAbort);
-          try {
-            if (shared === null) keepFrames(Buffer.concat(out), spec, logFd, outBytes > MAX_STDOUT);
-            else copyShared(shared, spec.outDir);
-          } finally {
-            closeSync(logFd);
-          }
-          const s = stop as { reason: string; timedOut: boolean; cancelled: string[] } | null;
-          if (s) {
-            const how = s.cancelled.length > 0 ? `; step ${s.cancelled.join(', ')} cancelled (scancel)` : '; srun stopped before its step started';
-            resolve({ exitCode: code, timedOut: s.timedOut, failureReason: s.timedOut ? `${s.reason}${how}` : s.reason });
-          } else if (code === null) {
-            resolve({ exitCode: null, timedOut: false, failureReason: `srun was killed by ${sig ?? 'a signal'}` });
-          } else {
-            resolve({ exitCode: code, timedOut: false, failureReason: null });
-          }
-        });
-        if (spec.timeoutS !== null) timer = setTimeout(() => requestStop(`timed out after ${spec.timeoutS}s`, true), spec.timeoutS * 1000);
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      });
+      return outcome;
     },
 
     async reap(handle: string) {
