@@ -1,16 +1,18 @@
 /**
  * No cluster needed: the framed stdout of a step (written by the real worker's framing.py, read by
- * frames.ts), and the `slurm:` block of a campaign file (what is accepted, what is a clear error).
+ * frames.ts), the `slurm:` block of a campaign file (what is accepted, what is a clear error), and
+ * the message of a host without Slurm.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignFile } from '../../src/config/campaign.js';
 import { parseFrames } from '../../src/runtime/slurm/frames.js';
 import { srunArgs } from '../../src/runtime/slurm/step.js';
 import { SlurmSettings } from '../../src/config/slurm.js';
-import { ROOT } from '../helpers/cli.js';
+import { lem, ROOT, tempDir } from '../helpers/cli.js';
 
 const frame = (name: string, body: string): string => `@@lem-frame/1 ${name} ${Buffer.byteLength(body)} ${createHash('sha256').update(body).digest('hex')}\n${body}\n@@lem-frame-end ${name}\n`;
 
@@ -88,5 +90,17 @@ describe('the slurm: block', () => {
     expect(pyxis).toContain('--container-image=/i/lem.sqsh');
     expect(pyxis).toContain('--gres=none');
     expect(pyxis.slice(-5)).toEqual(['/scratch/runs/x/config.json', '--out', '/scratch/runs/x', '--attempt-token', 'lem-c-p0-a1']);
+  });
+});
+
+describe('a host without Slurm', () => {
+  it('says which command is missing and what to install, with no stack trace', () => {
+    const dir = tempDir();
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'campaign_name: noslurm\nconfigs: [{backend: calibration}]\nruntime: slurm\nthermal_gap: 0\n');
+    const r = lem(['--state', join(dir, 'state'), 'campaign', 'run', file], { env: { PATH: '/nonexistent' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/lem: runtime slurm: squeue .* could not run on this host \(spawn squeue ENOENT\); is Slurm's client installed there \(Debian: slurm-client\)/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -80,8 +80,9 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
     const logFd = openSync(spec.logPath, 'a', 0o644);
     fchmodSync(logFd, 0o644);
     const child = shell.spawn('srun', srunArgs(settings, jobId, spec, stepGpus(settings, gpuIds), shared), logFd);
-    return new Promise<DispatchOutcome>((resolve) => {
+    return new Promise<DispatchOutcome>((resolve, reject) => {
       const out: Buffer[] = [];
+      let ended = false; // 'error' and 'close' may both come
       let outBytes = 0;
       let stop: { reason: string; timedOut: boolean; cancelled: string[] } | null = null;
       let timer: NodeJS.Timeout | undefined;
@@ -122,22 +123,27 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
         if (outBytes <= MAX_STDOUT) out.push(d);
       });
       child.once('spawn', () => onStarted(stepHandle(jobId, spec.attemptToken)));
-      child.once('error', (err) => {
-        closed = true;
+      const end = (): boolean => {
+        if (ended) return false;
+        ended = closed = true;
         clearTimeout(timer);
         clearTimeout(killTimer);
         signal.removeEventListener('abort', onAbort);
+        return true;
+      };
+      child.once('error', (err) => {
+        if (!end()) return;
         closeSync(logFd);
         resolve({ exitCode: null, timedOut: false, failureReason: `srun could not start on ${shell.where}: ${err.message}` });
       });
       child.once('close', (code, sig) => {
-        closed = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        signal.removeEventListener('abort', onAbort);
+        if (!end()) return;
         try {
           if (shared === null) keepFrames(Buffer.concat(out), spec, logFd, outBytes > MAX_STDOUT);
           else copyShared(shared, spec.outDir);
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e))); // a full disk: the runner handles it
+          return;
         } finally {
           closeSync(logFd);
         }
@@ -208,7 +214,7 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
 
     async stopWorkers(campaignId: string) {
       const found = await findWorkers(campaignId);
-      const left = await cancelSteps(found.map((w) => /^Slurm step (\S+)/.exec(w.where)?.[1] ?? ''));
+      const left = await cancelSteps(found.map((w) => /^Slurm step (\S+)/.exec(w.where)?.[1] ?? '').filter((id) => id !== ''));
       if (left.length > 0) throw new LemError(`could not stop leftover Slurm step(s) ${left.join(', ')}; scancel them by hand before resuming.`);
       return found;
     },
