@@ -46,7 +46,9 @@ start_cluster() {
   local node="lem$(basename "$dir" | tr -dc 'a-zA-Z0-9' | tail -c 12)"
   local i
   for ((i = 0; i < gpus; i++)); do
-    [ -e "$dir/dev/nvidia$i" ] || mknod -m 0666 "$dir/dev/nvidia$i" c 195 "$i"
+    # A character device, not a plain file: slurmd refuses plain files in gres.conf (and hands out no GPU).
+    [ -e "$dir/dev/nvidia$i" ] || mknod -m 0666 "$dir/dev/nvidia$i" c 195 "$i" \
+      || { echo "slurm-setup: mknod failed (a container without CAP_MKNOD?); the fake GPUs need it" >&2; exit 1; }
   done
   # munge: its own key, socket and pid file.
   if [ ! -s "$dir/munge/munge.key" ]; then
