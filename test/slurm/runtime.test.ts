@@ -101,6 +101,31 @@ cycles: 2
     expect(pairs.some(([p, q]) => p.job !== q.job && overlap(p, q))).toBe(true);
   });
 
+  it('login: ssh:// sends every Slurm command through ssh as one quoted command line (a fake ssh that runs it here)', async () => {
+    const c = campaign('slurmssh', `configs:
+  - backend: calibration
+    measurement: { idle_baseline_s: 0, min_window_s: 0 }
+    calibration: { duration_s: 0.3, matrix_size: 32 }
+cycles: 2
+`);
+    writeFileSync(c.file, readFileSync(c.file, 'utf8').replace('slurm:\n', 'slurm:\n  login: ssh://lab@login01:2222\n'));
+    // The fake ssh: records its arguments, then runs the remote command line with sh, on this host.
+    const bin = tempDir('lem-fake-ssh-');
+    const record = join(bin, 'calls.log');
+    writeFileSync(join(bin, 'ssh'), '#!/bin/sh\nprintf "%s\\n" "$*" >> "$FAKE_SSH_LOG"\nwhile [ $# -gt 0 ] && [ "$1" != "--" ]; do shift; done\nshift\nexec sh -c "$*"\n', { mode: 0o755 });
+    const r = await lem(cluster, ['--state', c.state, 'campaign', 'run', c.file], { PATH: `${bin}:${process.env['PATH'] ?? ''}`, FAKE_SSH_LOG: record });
+    // squeue's --format=%i|%T reaches squeue intact only when quoted (a bare | would be a pipe).
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('on ssh://lab@login01:2222');
+    const calls = readFileSync(record, 'utf8').trim().split('\n');
+    for (const call of calls) expect(call).toMatch(/^-o BatchMode=yes -T -p 2222 lab@login01 -- /);
+    const commands = new Set(calls.map((l) => l.split(' -- ')[1]?.split(' ')[0]));
+    expect([...commands].sort()).toEqual(['salloc', 'scancel', 'squeue', 'srun']);
+    expect(calls.filter((l) => / -- srun /.test(l))).toHaveLength(2);
+    expect(manifest(c.state).runs.map((x) => x.status)).toEqual(['succeeded', 'succeeded']);
+    expect(jobsNamed(cluster, `lem-${idOf(r.stderr, 'slurmssh')}`)).toEqual([]);
+  });
+
   it("passes the worker's exit code through srun, and a timeout scancels the step", async () => {
     // Exit code 75 (device lock timeout): this test holds the run's device lock while it runs.
     const locks = tempDir('lem-slurm-locks-');
