@@ -124,7 +124,7 @@ export type ProbeOutcome =
   | { ok: false; where: string; problem: string; fix: string | null };
 
 export interface Runtime {
-  readonly name: 'local' | 'docker';
+  readonly name: 'local' | 'docker' | 'slurm';
   /** Start (or adopt) whatever the listed backends need. Called once per campaign session. */
   prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
   /**
