@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jsonSchemas, renderSchema } from '../../src/results/json-schemas.js';
+import { jsonSchemas, renderSchema } from '../../src/config/json-schemas.js';
 import { ROOT } from '../helpers/cli.js';
 
 describe('JSON Schema exports', () => {

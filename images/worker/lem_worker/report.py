@@ -1,4 +1,4 @@
-"""Assembles result schema v3 (see images/worker/RESULTS.md and src/results/schema.ts)."""
+"""Assembles result schema v3 (see images/worker/RESULTS.md and src/contract/result.ts)."""
 from __future__ import annotations
 
 import math

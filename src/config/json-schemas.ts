@@ -6,10 +6,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CampaignFile } from '../config/campaign.js';
-import { ExperimentConfig } from '../config/experiment.js';
+import { CampaignFile } from './campaign.js';
+import { ExperimentConfig } from './experiment.js';
 import { packageRoot } from '../util/paths.js';
-import { resultJsonSchema } from './schema.js';
+import { resultJsonSchema } from '../contract/result.js';
 
 export function jsonSchemas(): Record<string, unknown> {
   return {

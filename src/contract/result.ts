@@ -15,9 +15,9 @@
  * per-GPU / cross-check), timeline, warmup, window, phases, validation, workload.
  */
 import { z } from 'zod';
-import { BackendName } from '../config/backends.js';
+import { BackendName } from './backends.js';
 
-export { BACKENDS, BackendName } from '../config/backends.js';
+export { BACKENDS, BackendName } from './backends.js';
 
 /** One energy domain. `joules` is null when the host could not measure it; `reason` says why. */
 export const EnergyReading = z
