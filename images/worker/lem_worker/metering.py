@@ -34,8 +34,8 @@ def torch_visible_uuids() -> Optional[list[str]]:
 
 def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
     opts = dict(kwargs)
-    probe = cfg.experiment.extra.get("nvml_probe_s")
-    if isinstance(probe, (int, float)) and not isinstance(probe, bool):
+    probe = cfg.experiment.measurement.nvml_probe_s
+    if probe is not None:
         opts.setdefault("probe_s", float(probe))
     return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
 

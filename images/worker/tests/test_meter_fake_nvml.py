@@ -245,7 +245,7 @@ class SelectionTest(unittest.TestCase):
 
 class CalibrationWithFakeGpuTest(unittest.TestCase):
     def test_calibration_energy_matches_trace(self) -> None:
-        from lem_worker.runner import run_calibration
+        from lem_worker.backends.calibration import run_calibration
         from tests.contract import common_errors
 
         cfg = parse_config({

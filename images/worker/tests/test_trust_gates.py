@@ -236,7 +236,7 @@ class WarmupGateTest(unittest.TestCase):
 
 class CalibrationUnstableBaselineTest(unittest.TestCase):
     def test_result_document_carries_the_flag_and_the_baseline_record(self) -> None:
-        from lem_worker.runner import run_calibration
+        from lem_worker.backends.calibration import run_calibration
         from tests.contract import common_errors
 
         c = parse_config({

@@ -84,12 +84,12 @@ def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], 
                      exp: Experiment, notes: list[str]) -> list[Request]:
     """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one)."""
     special = tuple(eos_ids + ([pad_id] if pad_id is not None else []))
-    pset = load_prompts(exp.prompts, vocab_size, special, seed=int(exp.extra.get("seed", 0) or 0))
+    pset = load_prompts(exp.prompts, vocab_size, special, seed=exp.prompts.seed)
     notes.extend(pset.notes)
     if pset.token_ids is not None:
         return [Request(i, ids[: exp.max_input_tokens]) for i, ids in enumerate(pset.token_ids)]
     tok = tokenizer
-    use_chat = exp.extra.get("chat_template", True) is not False and bool(getattr(tok, "chat_template", None))
+    use_chat = exp.prompts.chat_template and bool(getattr(tok, "chat_template", None))
     if use_chat:
         notes.append("prompts wrapped in the tokenizer's chat template (user turn + generation prompt)")
     reqs = []
@@ -210,8 +210,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
 
     exp = cfg.experiment
     notes = list(gen.notes)
-    max_reps = int(exp.extra.get("max_repetitions", 1000) or 1000)
-    split = exp.extra.get("prefill_split", True) is not False
+    max_reps = exp.measurement.max_repetitions
+    split = exp.measurement.prefill_split
     if exp.measurement.gpu_ids is None and gen.gpu_ids:
         cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(
             exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=list(gen.gpu_ids))))
@@ -306,7 +306,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             ms.ratio("j_per_output_token_decode", dec_e, out_per_pass, dec_reason or "not measured", "no output tokens")
         else:
             for k in ("energy_prefill_j", "energy_decode_j", "prefill_time_s", "j_per_output_token_decode"):
-                ms.put(k, None, "prefill/decode split disabled (extra.prefill_split = false)")
+                ms.put(k, None, "prefill/decode split disabled (measurement.prefill_split = false)")
         j_tok = ms.get("j_per_output_token")
         validation = validation_block(cfg, win, flags, failed_requests=stats.failed, j_per_token=j_tok,
                                       baseline=baseline, warmup=warm)
