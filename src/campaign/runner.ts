@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
-import { ingestResultFile } from '../results/ingest.js';
+import { ingestResultFile } from '../contract/ingest.js';
 import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
-import { ingestResultFile } from '../results/ingest.js';
+import { ingestResultFile } from '../contract/ingest.js';
 import type { Result } from '../contract/result.js';
 
 export const OVERLAP_FLAG = 'overlapping_window';

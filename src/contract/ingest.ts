@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseResult, type Result } from '../contract/result.js';
+import { parseResult, type Result } from './result.js';
 
 export interface ExpectedRun {
   runId: string;
