@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { axisApplies, BACKEND_REGISTRY, BACKENDS, DEFAULT_SERVICES } from '../../src/contract/backends.js';
 import { ExperimentConfig, MOVED_EXTRA_KNOBS } from '../../src/config/experiment.js';
 import { expandGrid } from '../../src/config/grid.js';
+import { defaultComposeFiles, loadCompose } from '../../src/runtime/docker/compose.js';
+import { ROOT } from '../helpers/cli.js';
 
 const llm = { model: { id: 'org/m' } };
 const withModel = (b: string) => (BACKEND_REGISTRY[b as keyof typeof BACKEND_REGISTRY].kind === 'llm' ? { backend: b, ...llm } : { backend: b });
@@ -42,6 +44,11 @@ describe('backend registry', () => {
     expect(axisApplies('vllm.max_num_seqs', 'pytorch')).toBe(false);
     expect(axisApplies('precision', 'calibration')).toBe(false);
     expect(DEFAULT_SERVICES.calibration).toBe('cpu');
+  });
+
+  it("the shipped compose file defines each backend's service with the registry's image", () => {
+    const project = loadCompose(defaultComposeFiles(ROOT, {}), { env: {} });
+    for (const b of BACKENDS) expect(project.services[BACKEND_REGISTRY[b].service]?.image, b).toBe(BACKEND_REGISTRY[b].image);
   });
 
   it('a knob that moved out of extra: is an error naming its new field; other extra keys pass through untouched', () => {
