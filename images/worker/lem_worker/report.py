@@ -219,7 +219,8 @@ def build_result(cfg: WorkerConfig, started_at: str, ended_at: str, ms: MetricSe
         "window": window,
         "phases": phases,
         "validation": validation,
-        "workload": workload or {},
+        # extra: (engine keyword arguments) is recorded as given
+        "workload": {**(workload or {}), **({"extra": cfg.experiment.extra} if cfg.experiment.extra else {})},
         "environment": environment,
         "notes": notes,
     }

@@ -77,6 +77,19 @@ class ConfigContractTest(unittest.TestCase):
 
 
 class ResultContractTest(unittest.TestCase):
+    def test_extra_is_recorded_in_the_result_workload(self) -> None:
+        doc = calibration_config()
+        doc["experiment"]["extra"] = {"scenario": "energy_star"}
+        d = tempfile.mkdtemp()
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d], check=False))
+        path = os.path.join(d, "CONFIG.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh)
+        proc = run_cli(["run", path, "--out", d])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(d, "result.json"), encoding="utf-8") as fh:
+            self.assertEqual(json.load(fh)["workload"]["extra"], {"scenario": "energy_star"})
+
     def test_a_result_that_breaks_the_schema_is_refused(self) -> None:
         with self.assertRaises(WorkerError) as cm:
             jsoncontract.check_result({"schema_version": 3, "run_id": ""})
