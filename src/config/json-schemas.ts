@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CampaignFile } from './campaign.js';
 import { ExperimentConfig, MOVED_EXTRA_KNOBS } from './experiment.js';
 import { packageRoot } from '../util/paths.js';
-import { resultJsonSchema } from '../contract/result.js';
+import { resultJsonSchema } from '../contract/result-parse.js';
 
 export function jsonSchemas(): Record<string, unknown> {
   return {
