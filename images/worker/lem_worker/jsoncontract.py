@@ -16,15 +16,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from lem_worker import errors as _errors
 from lem_worker.errors import ConfigError, WorkerError
 
-try:  # the "failures" helper adds MissingDependency (exit 3) to errors.py; until then, the same shape here
-    from lem_worker.errors import MissingDependency  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on errors.py's version
-    class MissingDependency(WorkerError):  # type: ignore[no-redef]
-        """A Python package the run needs is not installed (exit 3, never retried)."""
+class _MissingDependency(WorkerError):
+    """A Python package the run needs is not installed (exit 3, never retried)."""
 
-        exit_code = 3
+    exit_code = 3
+
+
+# errors.py's MissingDependency (exit 3) when this worker has it; the same shape otherwise.
+MissingDependency: type[WorkerError] = getattr(_errors, "MissingDependency", _MissingDependency)
 
 SCHEMA_DIR = Path(os.environ.get("LEM_SCHEMAS_DIR") or Path(__file__).resolve().parent / "schemas")
 
