@@ -1,7 +1,7 @@
 """Measured windows: synchronised counter reads at window edges, sampled-power cross-check,
 idle baseline, RAPL, and the window-level validation flags.
 
-Typical use (see runner):
+Typical use (see metering.make_meter):
 
     meter = Meter(measurement_cfg, open_devices(gpu_ids), sync=torch.cuda.synchronize)
     meter.start()                       # open NVML, probe update period, start sampler
@@ -13,63 +13,21 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from lem_worker.config import MeasurementCfg
 from lem_worker.energy.baseline import Baseline, BaselineStep, judge_step
 from lem_worker.energy.clock import Clock
 from lem_worker.energy.devices import Devices, MeterOptions
+from lem_worker.energy.window import DomainEnergy, WindowEnergy, WindowHandle
 from lem_worker.energy.flags import Flag
 from lem_worker.energy.nvml import NvmlSession
 from lem_worker.energy.rapl import RaplMeter, rapl_delta_j
-from lem_worker.energy.sampler import (PowerSampler, SampleSummary, compact_timeline, in_window,
+from lem_worker.energy.sampler import (PowerSampler, compact_timeline, in_window,
                                        integrate_power, power_of, summarize)
 from lem_worker.log import log
 
 __all__ = ["Baseline", "BaselineStep", "DomainEnergy", "Flag", "Meter", "WindowEnergy", "WindowHandle"]
-
-
-@dataclass
-class DomainEnergy:
-    joules: Optional[float]
-    source: Optional[str]
-    reason: Optional[str]
-
-    def as_reading(self) -> dict[str, Any]:
-        if self.joules is None:
-            return {"joules": None, "source": None, "reason": self.reason or "not measured"}
-        return {"joules": max(0.0, self.joules), "source": self.source, "reason": None}
-
-
-@dataclass
-class WindowHandle:
-    name: str
-    t0: float
-    gpu_mj: dict[str, Optional[int]]
-    rapl: dict[str, Optional[int]]
-
-
-@dataclass
-class WindowEnergy:
-    name: str
-    t0: float
-    t1: float
-    gpu: DomainEnergy
-    cpu: DomainEnergy
-    dram: DomainEnergy
-    per_gpu: list[dict[str, Any]]
-    cross_check: Optional[dict[str, Any]]
-    summary: Optional[SampleSummary]
-    flags: list[Flag] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return self.t1 - self.t0
-
-    def total_j(self) -> Optional[float]:
-        vals = [d.joules for d in (self.gpu, self.cpu, self.dram) if d.joules is not None]
-        return sum(vals) if vals else None
 
 
 class Meter:
