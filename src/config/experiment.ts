@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { type BackendName, invalidCombinations } from '../contract/backends.js';
+import { servingRules, Traffic, VLLM_SERVING_FIELDS } from './traffic.js';
 
 const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
 const posInt = z.number().int().positive();
@@ -139,6 +140,7 @@ export const MOVED_EXTRA_KNOBS: Readonly<Record<string, string>> = {
   prefill_split: 'measurement.prefill_split',
   nvml_probe_s: 'measurement.nvml_probe_s',
   loader: 'pytorch.loader',
+  request_timeout_s: 'vllm.request_timeout_s',
 };
 
 function movedKnobs(extra: Record<string, unknown>, ctx: z.RefinementCtx): void {
@@ -169,6 +171,7 @@ const llmCommon = {
   max_output_tokens: posInt.default(128),
   prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
   warmup: Warmup.default(Warmup.parse({})),
+  traffic: Traffic.optional().describe('how requests arrive at a served model (vllm.endpoint or vllm.mode: server); see src/config/traffic.ts'),
 };
 
 export const PytorchSection = strict({
@@ -191,6 +194,7 @@ export const VllmSection = strict({
   max_model_len: posInt.optional(),
   enforce_eager: z.boolean().default(false),
   enable_prefix_caching: z.boolean().optional(),
+  ...VLLM_SERVING_FIELDS,
 });
 
 export const TensorrtSection = strict({
@@ -232,6 +236,7 @@ export const CalibrationExperiment = strict({
 /** Cross-field rules that a backend imposes; each failure names the field it is about. */
 function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx): void {
   if (!('precision' in cfg)) return; // not an llm-kind backend: no model, precision or batching
+  servingRules(cfg, ctx);
   const values = { precision: cfg.precision, 'quantization.method': cfg.quantization.method, 'batching.strategy': cfg.batching.strategy };
   for (const hit of invalidCombinations(cfg.backend, values)) ctx.addIssue({ code: 'custom', path: hit.path, message: hit.why });
   if (cfg.batching.strategy === 'dynamic' && cfg.batching.max_tokens_per_batch === undefined) {
@@ -263,6 +268,5 @@ export const SECTION_SCHEMAS = {
   tensorrt: TensorrtSection,
   calibration: CalibrationSection,
 } as const satisfies { [B in BackendName]: z.ZodType };
-
 
 export { BACKEND_SECTION, LLM_ONLY_FIELDS } from '../contract/backends.js';

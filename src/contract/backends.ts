@@ -145,6 +145,7 @@ export const LLM_ONLY_FIELDS = [
   'max_output_tokens',
   'prompts',
   'warmup',
+  'traffic',
 ] as const;
 
 /** Whether a grid axis (dotted key) applies to a backend: its own section, or a field of its kind. */

@@ -13,16 +13,21 @@ import { BACKEND_REGISTRY, BACKENDS } from '../../src/contract/backends.js';
 import { ENERGY_STAR_PRESET } from '../../src/config/backend-env.js';
 import { DECODER_PRESETS, ExperimentConfig } from '../../src/config/experiment.js';
 import { loadCampaign, loadExperimentFile } from '../../src/config/load.js';
+import { VLLM_SERVING_FIELDS } from '../../src/config/traffic.js';
 import { ROOT } from '../helpers/cli.js';
 
 const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 /**
- * Top-level sections the worker parses in their own module from `exp.raw` (the shared rule for new
- * sections such as traffic or reasoning), not into config.py's Experiment: their agreement is that
- * module's test. Name each one here when it lands; any other field the worker lacks is a failure.
+ * Fields the worker parses in their own module from `exp.raw` (the shared rule for new sections such
+ * as traffic), not into config.py's Experiment: their agreement is that module's test (serving:
+ * images/worker/tests/test_serving.py). Name each one here when it lands; any other field the worker
+ * lacks is a failure.
  */
-const OWN_MODULE_SECTIONS: ReadonlySet<string> = new Set<string>([]);
+const OWN_MODULE_FIELDS: ReadonlySet<string> = new Set<string>([
+  'experiment.traffic',
+  ...Object.keys(VLLM_SERVING_FIELDS).map((k) => `experiment.vllm.${k}`),
+]);
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 interface Case {
@@ -38,8 +43,16 @@ function shippedConfigs(): Case[] {
     ...readdirSync(join(ROOT, 'campaigns')).map((f) => join(ROOT, 'campaigns', f)),
     ...readdirSync(join(ROOT, 'test/fixtures/campaigns')).map((f) => join(ROOT, 'test/fixtures/campaigns', f)),
   ].filter((f) => f.endsWith('.yaml'));
-  for (const file of campaignFiles) {
-    for (const e of loadCampaign(file).experiments) out.push({ label: `${file.slice(ROOT.length + 1)} ${e.name}`, sent: e.config, config: e.config });
+  // campaigns/serving.yaml measures a running server named by VLLM_ENDPOINT (as its header says).
+  const saved = process.env['VLLM_ENDPOINT'];
+  process.env['VLLM_ENDPOINT'] = 'http://127.0.0.1:8000/v1';
+  try {
+    for (const file of campaignFiles) {
+      for (const e of loadCampaign(file).experiments) out.push({ label: `${file.slice(ROOT.length + 1)} ${e.name}`, sent: e.config, config: e.config });
+    }
+  } finally {
+    if (saved === undefined) delete process.env['VLLM_ENDPOINT'];
+    else process.env['VLLM_ENDPOINT'] = saved;
   }
   const ok = loadExperimentFile(join(ROOT, 'test/fixtures/malformed/ok.yaml'));
   out.push({ label: 'test/fixtures/malformed/ok.yaml', sent: ok, config: ok });
@@ -72,7 +85,7 @@ function disagreements(ts: Json, py: Json, path: string, out: string[]): void {
         if (py[k] !== method) out.push(`${path}.quantization: TypeScript ${JSON.stringify(method)}, the worker ${JSON.stringify(py[k])}`);
         continue;
       }
-      if (path === 'experiment' && OWN_MODULE_SECTIONS.has(k)) continue;
+      if (OWN_MODULE_FIELDS.has(`${path}.${k}`)) continue;
       if (!(k in py)) out.push(`${path}.${k}: the worker has no such field`);
       else disagreements(v, py[k] as Json, `${path}.${k}`, out);
     }

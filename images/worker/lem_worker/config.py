@@ -196,6 +196,14 @@ def _floats(obj: Mapping[str, Any], cls: Any) -> dict[str, Any]:
     return out
 
 
+#: vllm fields of the serving mode: serving/settings.py reads them from exp.raw (src/config/traffic.ts).
+VLLM_SERVING_FIELDS = ("endpoint", "mode", "api", "goodput", "scrape_metrics", "server_start_timeout_s", "request_timeout_s")
+
+
+def _without(obj: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
 def _registry_rules(exp: Mapping[str, Any]) -> None:
     """The backend registry's refused values (e.g. fp8 on pytorch), with its reasons."""
     spec = jsoncontract.backends()[exp["backend"]]
@@ -273,7 +281,7 @@ def parse_config(doc: Any) -> WorkerConfig:
             prompts=_prompts(exp.get("prompts", {})),
             warmup=_build(WarmupCfg, _floats(exp.get("warmup", {}), WarmupCfg), "experiment.warmup"),
             pytorch=_build(PytorchCfg, exp.get("pytorch", {}), "experiment.pytorch"),
-            vllm=_build(VllmCfg, _floats(exp.get("vllm", {}), VllmCfg), "experiment.vllm"),
+            vllm=_build(VllmCfg, _floats(_without(exp.get("vllm", {}), VLLM_SERVING_FIELDS), VllmCfg), "experiment.vllm"),
             tensorrt=_build(TensorrtCfg, _floats(exp.get("tensorrt", {}), TensorrtCfg), "experiment.tensorrt"),
         ),
     )
