@@ -146,6 +146,7 @@ export const LLM_ONLY_FIELDS = [
   'prompts',
   'warmup',
   'traffic',
+  'reasoning',
 ] as const;
 
 /** Whether a grid axis (dotted key) applies to a backend: its own section, or a field of its kind. */

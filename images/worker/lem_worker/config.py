@@ -175,15 +175,15 @@ class WorkerConfig:
     experiment: Experiment
 
 
-def _build(cls: Any, obj: Mapping[str, Any], path: str, **fixed: Any) -> Any:
-    """A dataclass from a schema-checked mapping: each key is a field (a key the worker has no field for
-    is contract drift, reported as a config error); absent keys take the dataclass default."""
+def _build(cls: Any, obj: Mapping[str, Any], path: str, strict: bool = True) -> Any:
+    """A dataclass from a schema-checked mapping; absent keys take the dataclass default. strict: a key the
+    dataclass has no field for is contract drift (a config error). Backend sections are not strict: their
+    other typed fields are read from exp.raw by engine_args.py and serving/settings.py."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(k for k in obj if k not in names)
-    if unknown:
+    if unknown and strict:
         raise ConfigError("; ".join(f"{path}.{k}: unknown field (this worker does not know it)" for k in unknown))
-    kw = {**obj, **fixed}
-    return cls(**kw)
+    return cls(**{k: v for k, v in obj.items() if k in names})
 
 
 def _floats(obj: Mapping[str, Any], cls: Any) -> dict[str, Any]:
@@ -194,14 +194,6 @@ def _floats(obj: Mapping[str, Any], cls: Any) -> dict[str, Any]:
         if f.type in ("float", "Optional[float]") and isinstance(v, int) and not isinstance(v, bool):
             out[f.name] = float(v)
     return out
-
-
-#: vllm fields of the serving mode: serving/settings.py reads them from exp.raw (src/config/traffic.ts).
-VLLM_SERVING_FIELDS = ("endpoint", "mode", "api", "goodput", "scrape_metrics", "server_start_timeout_s", "request_timeout_s")
-
-
-def _without(obj: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in keys}
 
 
 def _registry_rules(exp: Mapping[str, Any]) -> None:
@@ -280,9 +272,9 @@ def parse_config(doc: Any) -> WorkerConfig:
             max_output_tokens=exp.get("max_output_tokens", 128),
             prompts=_prompts(exp.get("prompts", {})),
             warmup=_build(WarmupCfg, _floats(exp.get("warmup", {}), WarmupCfg), "experiment.warmup"),
-            pytorch=_build(PytorchCfg, exp.get("pytorch", {}), "experiment.pytorch"),
-            vllm=_build(VllmCfg, _floats(_without(exp.get("vllm", {}), VLLM_SERVING_FIELDS), VllmCfg), "experiment.vllm"),
-            tensorrt=_build(TensorrtCfg, _floats(exp.get("tensorrt", {}), TensorrtCfg), "experiment.tensorrt"),
+            pytorch=_build(PytorchCfg, exp.get("pytorch", {}), "experiment.pytorch", strict=False),
+            vllm=_build(VllmCfg, _floats(exp.get("vllm", {}), VllmCfg), "experiment.vllm", strict=False),
+            tensorrt=_build(TensorrtCfg, _floats(exp.get("tensorrt", {}), TensorrtCfg), "experiment.tensorrt", strict=False),
         ),
     )
 
