@@ -6,6 +6,7 @@
  * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
  */
 import { execFile, spawn } from 'node:child_process';
+import { probeLocal } from './local-probe.js';
 import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
@@ -132,7 +133,7 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
           if (stopReason) {
             finish({ exitCode: code, timedOut: stopReason.timedOut, failureReason: stopReason.reason });
           } else if (code === null) {
-            finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}` });
+            finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}`, failureKind: 'killed' });
           } else {
             finish({ exitCode: code, timedOut: false, failureReason: null });
           }
@@ -179,6 +180,10 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
 
     async shutdown() {
       // Nothing long-running to stop.
+    },
+
+    probe(_backend, configs) {
+      return probeLocal(python, { ...process.env, ...opts.env, PYTHONPATH: pythonPath }, configs);
     },
 
     /** A worker tool command (thermal probe, calibrate) as a subprocess. */

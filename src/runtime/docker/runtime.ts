@@ -29,6 +29,13 @@ export interface DockerRuntimeOptions extends ServiceOptions {
   killGraceMs?: number;
   /** The command a run execs; default python3 -m lem_worker run CONFIG --out DIR. (Tests, benchmarks.) */
   workerCommand?: (spec: RunSpec) => string[];
+  /** A remote engine's run files: put in before the exec, fetched after it (pool.ts, transfer.ts). */
+  transfer?: RunTransfer;
+}
+
+export interface RunTransfer {
+  before(d: Docker, containerId: string, spec: RunSpec, user: string | undefined): Promise<void>;
+  after(d: Docker, containerId: string, spec: RunSpec): Promise<void>;
 }
 
 interface Handle {
@@ -124,6 +131,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     let exec: Docker.Exec;
     let stream: Duplex;
     try {
+      await opts.transfer?.before(d, containerId, spec, user);
       exec = await d.getContainer(containerId).exec({
         Cmd: ['sh', '-c', PID_WRAPPER, 'lem-run', ...worker],
         AttachStdout: true,
@@ -203,11 +211,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         await killInContainer(d, h.containerId, h.pid, h.startTime, 9).catch(() => undefined);
       }
     }
+    const fetchError = await (opts.transfer?.after(d, containerId, spec) ?? Promise.resolve()).then(
+      () => null,
+      (err: unknown) => `cannot fetch the run's files from ${state.containerName}: ${describeError(err)}`,
+    );
     await closeLog(logStream);
 
     const stopped = stop as Stop | null;
     if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: redact(stopped.reason) };
-    if (died) return { exitCode, timedOut: false, failureReason: redact(died) };
+    if (died) return { exitCode, timedOut: false, failureReason: redact(died), failureKind: 'container_gone' };
+    if (fetchError) return { exitCode, timedOut: false, failureReason: redact(fetchError) };
     if (exitCode === null) {
       return { exitCode: null, timedOut: false, failureReason: `the engine reported no exit code for the worker in ${state.containerName}` };
     }
@@ -216,6 +229,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         exitCode,
         timedOut: false,
         failureReason: `the worker was killed by SIGKILL (exit 137) inside ${state.containerName}; usually the out-of-memory killer (see \`dmesg\` on the engine host)`,
+        failureKind: 'killed',
       };
     }
     return { exitCode, timedOut: false, failureReason: null };
@@ -294,6 +308,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
+
+    probe: (backend: BackendName, configs: readonly unknown[]) => services.probe(backend, configs),
 
     /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
     async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
