@@ -3,7 +3,7 @@
  * `local` runs the worker as a subprocess; `docker` execs it inside a long-running backend
  * container. The runner only ever talks to this interface.
  */
-import type { BackendName } from '../config/backends.js';
+import type { BackendName } from '../contract/backends.js';
 
 export interface RuntimeContext {
   campaignId: string;

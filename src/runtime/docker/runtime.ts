@@ -16,7 +16,7 @@
 import { chmodSync, createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import type { BackendName } from '../../config/backends.js';
+import type { BackendName } from '../../contract/backends.js';
 import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
 import { describeError, statusCode } from './engine.js';
 import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';

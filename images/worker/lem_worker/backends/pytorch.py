@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from lem_worker.backends import register
 from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassStats re-exported for callers)
     Generation,
     PassStats,
@@ -168,20 +169,21 @@ class Harness:
         return stats
 
 
+@register("pytorch")
 def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loader] = None, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     started_at = utc_now_iso()
     notes: list[str] = []
     if loader is None:
         loader = load_transformers
-        spec = exp.extra.get("loader")
-        if isinstance(spec, str) and ":" in spec:  # test/advanced hook: "module:function"
+        spec = exp.pytorch.loader
+        if spec is not None:  # test/advanced hook: "module:function"
             import importlib
 
             mod, fn = spec.split(":", 1)
             hook: Loader = getattr(importlib.import_module(mod), fn)
             loader = hook
-            notes.append(f"model loaded by extra.loader {spec}")
+            notes.append(f"model loaded by pytorch.loader {spec}")
     t_load = time.perf_counter()
     loaded = loader(exp)
     load_s = time.perf_counter() - t_load
