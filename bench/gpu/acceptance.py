@@ -80,7 +80,7 @@ def campaign(rep: Report, args: argparse.Namespace) -> Optional[str]:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     if rep.dry:
-        model = '{id: tiny-lm-fixture, no_weights: true}\n  precision: fp32\n  extra: {loader: "tests.fixtures.tiny_lm:make_loaded"}'
+        model = '{id: tiny-lm-fixture, no_weights: true}\n  precision: fp32\n  pytorch: {loader: "tests.fixtures.tiny_lm:make_loaded"}'
         sizes, cycles, tokens, prompts, window, baseline = "[8]", 1, 4, 16, 0.2, 0  # one run: the CLI path end to end
     else:
         model = "{id: gpt2, no_weights: true, architecture: gpt2}\n  precision: bf16"

@@ -35,8 +35,8 @@ def exp_config(model: dict[str, Any], batch: int, tokens: int, prompts: int, win
                        "batching": {"strategy": "static", "batch_size": batch}, "max_input_tokens": 64,
                        "max_output_tokens": tokens, "prompts": {"source": "builtin", "count": prompts},
                        "warmup": {"mode": "fixed", "iterations": 1},
-                       "measurement": {"idle_baseline_s": 0, "min_window_s": window_s, "sample_interval_ms": 100},
-                       "extra": {"prefill_split": False}},
+                       "measurement": {"idle_baseline_s": 0, "min_window_s": window_s, "sample_interval_ms": 100,
+                                       "prefill_split": False}},
     })
 
 

@@ -45,6 +45,7 @@ class MeasurementCfg:
     baseline_max_cv: float = 0.05
     baseline_max_drift: float = 0.05
     gpu_ids: Optional[list[int]] = None
+    gpus: Optional[int] = None  # GPUs the run asks for (a GPU set of this size; docker runtime placement)
     timeout_s: Optional[float] = None
     #: How long to wait for another measurement to release this run's devices (see devicelock.py).
     device_lock_timeout_s: float = 3600.0
