@@ -6,6 +6,7 @@ from typing import Any
 
 from lem_worker.calibration import make_burn, run_burn
 from lem_worker.config import WorkerConfig
+from lem_worker.engines import CACHE
 from lem_worker.environment import base_environment, module_version
 from lem_worker.errors import ConfigError, Terminated
 from lem_worker.log import log
@@ -17,8 +18,10 @@ from lem_worker.timeutil import utc_now_iso
 def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     cal = cfg.experiment.calibration
     assert cal is not None
+    cal_cfg = cal
     started_at = utc_now_iso()
-    burn = make_burn(cal)
+    burn, engine = CACHE.acquire({"backend": "calibration", "device": cal.device, "dtype": cal.dtype,
+                                  "matrix_size": cal.matrix_size}, lambda: make_burn(cal_cfg))
     if burn.engine == "torch_cuda" and cfg.experiment.measurement.gpu_ids is None:
         import dataclasses
 
@@ -72,6 +75,7 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
                               workload={"kind": "calibration", "engine": burn.engine, "matrix_size": burn.n,
                                         "dtype": cal.dtype, "device": cal.device})
         result["device_lock"] = lock.record
+        result["engine"] = engine
         return result
     finally:
         meter.close()
@@ -80,6 +84,7 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
 
 def run_experiment(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:
     backend = cfg.experiment.backend
+    CACHE.ctx.experiment_id = cfg.run.experiment_id
     if backend == "calibration":
         return run_calibration(cfg, stop)
     if backend == "pytorch":

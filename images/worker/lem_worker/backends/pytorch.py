@@ -24,6 +24,7 @@ from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassSta
 from lem_worker.backends.loader import LoadedModel, load_transformers
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engines import CACHE
 from lem_worker.environment import module_version
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
@@ -176,9 +177,9 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
             hook: Loader = getattr(importlib.import_module(mod), fn)
             loader = hook
             notes.append(f"model loaded by extra.loader {spec}")
-    t_load = time.perf_counter()
-    loaded = loader(exp)
-    load_s = time.perf_counter() - t_load
+    load = loader
+    loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp))
+    load_s: Optional[float] = engine["load_s"]
     notes.extend(loaded.notes)
     requests = tokenize(loaded, exp, notes)
     batches = make_batches(requests, exp.batching, exp.max_output_tokens)
@@ -217,4 +218,14 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
         gpu_ids=used_cuda_devices(loaded.model),
         env_extra=env_extra,
     )
-    return run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    result["engine"] = engine
+    return result
+
+
+def engine_key(exp: Experiment) -> dict[str, Any]:
+    """What identifies a loaded transformers model: backend, model (id, revision, weights), dtype,
+    quantisation and the engine arguments (the pytorch section, the loader hook)."""
+    raw = exp.raw
+    return {"backend": "pytorch", "model": raw.get("model"), "precision": exp.precision,
+            "quantization": exp.quantization, "engine": raw.get("pytorch"), "loader": exp.extra.get("loader")}
