@@ -58,11 +58,12 @@ class EngineCache:
     def begin_run(self, ctx: RunContext) -> None:
         self.ctx = ctx
 
-    def acquire(self, key: Any, load: Callable[[], T]) -> tuple[T, dict[str, Any]]:
-        """The engine for `key` (loaded now, or reused), and the run's `engine` record."""
+    def acquire(self, key: Any, load: Callable[[], T], reuse: bool = True) -> tuple[T, dict[str, Any]]:
+        """The engine for `key` (loaded now, or reused), and the run's `engine` record. reuse=False
+        always loads (a caller-supplied loader the key cannot describe)."""
         k = json.dumps(key, sort_keys=True, default=str)
         fake = fake_config()
-        entry = self.entries.get(k)
+        entry = self.entries.get(k) if reuse else None
         loaded = entry is None
         if entry is None:
             # One engine at a time: a different configuration evicts the previous one first, so two

@@ -167,6 +167,7 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
     exp = cfg.experiment
     started_at = utc_now_iso()
     notes: list[str] = []
+    reuse = loader is None  # a loader passed in (tests) is not described by the engine key
     if loader is None:
         loader = load_transformers
         spec = exp.extra.get("loader")
@@ -178,7 +179,7 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
             loader = hook
             notes.append(f"model loaded by extra.loader {spec}")
     load = loader
-    loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp))
+    loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp), reuse)
     load_s: Optional[float] = engine["load_s"]
     notes.extend(loaded.notes)
     requests = tokenize(loaded, exp, notes)
