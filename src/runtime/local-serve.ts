@@ -63,7 +63,7 @@ export class ServeProcess {
         resolve({ code, signal });
       });
     });
-    this.idle();
+    // Referenced (lem waits on it) until its first run has been answered: runOnServe then idles it.
   }
 
   get pid(): number {
