@@ -20,6 +20,8 @@ export interface ServeReady {
   op: 'ready';
   pid: number;
   start_s: number | null;
+  /** Its start time in clock ticks (/proc/PID/stat field 22): with the pid, what a kill checks. */
+  start_ticks: string | null;
 }
 
 export interface ServeDone {
@@ -44,7 +46,7 @@ export function parseServeLine(line: string): ServeMessage | null {
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
   if (o['op'] === 'ready' && typeof o['pid'] === 'number') {
-    return { op: 'ready', pid: o['pid'], start_s: typeof o['start_s'] === 'number' ? o['start_s'] : null };
+    return { op: 'ready', pid: o['pid'], start_s: typeof o['start_s'] === 'number' ? o['start_s'] : null, start_ticks: typeof o['start_ticks'] === 'string' ? o['start_ticks'] : null };
   }
   if (o['op'] === 'done' && typeof o['exit_code'] === 'number') {
     return {

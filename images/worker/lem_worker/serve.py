@@ -5,7 +5,7 @@ reads one JSON request per line on stdin and answers one JSON line on its origin
 control channel); a run's own output (stdout, stderr, the worker's log lines) goes to the run's log
 file, which the worker opens itself so the log is complete even if lem is killed.
 
-  -> {"op": "ready", "pid": N, "start_s": S}                              once, at start
+  -> {"op": "ready", "pid": N, "start_s": S, "start_ticks": T}           once, at start
   <- {"op": "run", "config": PATH, "out": DIR, "log": PATH, "attempt_token": T, "cold_start": B}
   -> {"op": "done", "exit_code": 0|1|2|3|4|75|143, "kind": "ok"|"engine_error"|..., "message": M,
       "engine": {...} | null, "recycle": B}
@@ -54,16 +54,17 @@ def _on_alarm(signum: int, frame: Optional[FrameType]) -> None:
     raise WorkerError("measurement.timeout_s elapsed before the run completed; nothing written")
 
 
-def process_age_s() -> Optional[float]:
-    """Seconds since this process started (from /proc), or None where /proc is unreadable."""
+def process_start() -> tuple[Optional[float], Optional[str]]:
+    """(seconds since this process started, its start time in clock ticks as /proc/PID/stat field
+    22 has it: with the pid, what identifies this process for a kill), or None where /proc is unreadable."""
     try:
         with open("/proc/self/stat", "r", encoding="ascii") as fh:
-            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+            ticks = fh.read().rsplit(")", 1)[1].split()[19]
         with open("/proc/uptime", "r", encoding="ascii") as fh:
             uptime = float(fh.read().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+        return max(0.0, uptime - int(ticks) / os.sysconf("SC_CLK_TCK")), ticks
     except (OSError, ValueError, IndexError):
-        return None
+        return None, None
 
 
 def classify(exc: BaseException) -> tuple[int, str]:
@@ -176,7 +177,7 @@ def serve_main(state_dir: str) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGALRM, _on_alarm)
-    start_s = process_age_s()
+    start_s, start_ticks = process_start()
     import lem_worker.runner  # noqa: F401 - the imports every run needs, paid once
 
     def send(body: dict[str, Any]) -> None:
@@ -186,7 +187,7 @@ def serve_main(state_dir: str) -> int:
         except (OSError, ValueError):
             pass  # lem went away: the run's files are what count
 
-    send({"op": "ready", "pid": os.getpid(), "start_s": start_s})
+    send({"op": "ready", "pid": os.getpid(), "start_s": start_s, "start_ticks": start_ticks})
     served = 0
     try:
         for line in sys.stdin:

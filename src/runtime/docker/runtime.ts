@@ -20,6 +20,8 @@ import type { BackendName } from '../../config/backends.js';
 import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
 import { describeError, statusCode } from './engine.js';
 import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
+import { workerMode, type WorkerMode } from '../serve-protocol.js';
+import { DockerServe, runOnDockerServe } from './serve.js';
 import { createServices, LABELS, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
@@ -27,8 +29,10 @@ export { DEFAULT_SERVICES, LABELS } from './services.js';
 export interface DockerRuntimeOptions extends ServiceOptions {
   /** SIGTERM → SIGKILL grace when stopping a worker. Default 5000 ms. */
   killGraceMs?: number;
-  /** The command a run execs; default python3 -m lem_worker run CONFIG --out DIR. (Tests, benchmarks.) */
+  /** The command a run execs; default python3 -m lem_worker run CONFIG --out DIR. (Tests, benchmarks.) Implies per_run. */
   workerCommand?: (spec: RunSpec) => string[];
+  /** persistent (default; $LEM_WORKER=per_run switches): one `lem_worker serve` per service container. */
+  worker?: WorkerMode;
 }
 
 interface Handle {
@@ -95,6 +99,12 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
   const killGraceMs = opts.killGraceMs ?? 5_000;
   const services = createServices(opts);
   const { redact, fail } = services;
+  const persistent = workerMode(opts.worker) === 'persistent' && !opts.workerCommand;
+  /** The persistent worker of each backend's service container. */
+  const serves = new Map<BackendName, DockerServe>();
+  /** Backends whose image has no `lem_worker serve` (an older worker): a process per run there. */
+  const noServe = new Set<BackendName>();
+  let coldStart = false;
 
   async function dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
     if (signal.aborted) return { exitCode: null, timedOut: false, failureReason: 'interrupted' };
@@ -107,6 +117,43 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     }
     state.used = true;
     services.grantRunDir(spec.outDir);
+    if (persistent && !noServe.has(spec.backend)) {
+      const outcome = await dispatchServe(spec, state, signal, onStarted);
+      if (outcome !== null) return outcome;
+    }
+    return dispatchExec(spec, state, signal, onStarted);
+  }
+
+  /** A run as a request to the service's persistent worker; null when the image has none (then per run). */
+  async function dispatchServe(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome | null> {
+    const d = services.docker();
+    let serve = serves.get(spec.backend);
+    if (serve && (!serve.alive || serve.containerId !== state.containerId || serve.startedAt !== state.startedAt)) {
+      await serve.close(killGraceMs);
+      serve = undefined;
+    }
+    if (!serve) {
+      const user = services.execUser();
+      const started = await DockerServe.start(d, state.containerId, state.startedAt, spec.backend, services.workerEnv(spec.backend), user);
+      if (typeof started === 'string') {
+        if (/invalid choice: 'serve'/.test(started)) {
+          noServe.add(spec.backend);
+          opts.log?.(`service ${state.name} (${state.containerName}): its worker has no persistent mode (an older image); a process per run`);
+          return null;
+        }
+        return { exitCode: null, timedOut: false, failureReason: redact(`${started} in service ${state.name} (${state.containerName})`) };
+      }
+      serve = started;
+      serves.set(spec.backend, serve);
+    }
+    const ready = serve.ready;
+    if (ready?.start_ticks) onStarted(encodeHandle({ containerId: state.containerId, pid: ready.pid, startTime: ready.start_ticks }));
+    const outcome = await runOnDockerServe(serve, spec, coldStart, signal, killGraceMs, (bySignal) => containerDeath(d, state.containerId, state, bySignal));
+    if (!serve.alive) serves.delete(spec.backend);
+    return { ...outcome, failureReason: outcome.failureReason === null ? null : redact(outcome.failureReason) };
+  }
+
+  async function dispatchExec(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
     const d = services.docker();
     const containerId = state.containerId;
     const logStream = createWriteStream(spec.logPath, { flags: 'a', mode: 0o644 });
@@ -269,6 +316,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     },
 
     async prepare(backends: readonly BackendName[], c: RuntimeContext): Promise<void> {
+      coldStart = c.forceColdStart;
       await services.prepare(backends, c);
     },
 
@@ -292,6 +340,9 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     },
 
     async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
+      const all = [...serves.values()];
+      serves.clear();
+      await Promise.all(all.map((s) => s.close(killGraceMs)));
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
 
