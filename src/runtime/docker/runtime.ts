@@ -1,7 +1,8 @@
 /**
  * The docker runtime: each backend a campaign needs runs as one long-lived, idle service container
- * (from docker-compose.yml), kept for the whole campaign; every experiment is a `docker exec` of
- * `python3 -m lem_worker run CONFIG --out DIR` inside it; the containers are removed at the end.
+ * (from docker-compose.yml), kept for the whole campaign; every experiment is a request to the
+ * persistent worker exec'd in it (`python3 -m lem_worker serve`, serve.ts), or with per_run a
+ * `docker exec` of `python3 -m lem_worker run CONFIG --out DIR`; the containers are removed at the end.
  *
  * The service containers themselves (labels, mounts, GPUs, adoption, health, restarts, removal)
  * are services.ts's job; this file is the Runtime around them: a run's exec and its log, its
@@ -18,11 +19,14 @@ import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../config/backends.js';
 import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
+import { workerMode, type WorkerMode } from '../serve-protocol.js';
 import { describeError, statusCode } from './engine.js';
 import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
-import { workerMode, type WorkerMode } from '../serve-protocol.js';
+import { containerDeath, decodeHandle, encodeHandle, type Handle } from './handles.js';
 import { DockerServe, runOnDockerServe } from './serve.js';
 import { createServices, LABELS, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
+
+export { decodeHandle, encodeHandle } from './handles.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
 
@@ -35,61 +39,17 @@ export interface DockerRuntimeOptions extends ServiceOptions {
   worker?: WorkerMode;
 }
 
-interface Handle {
-  containerId: string;
-  pid: number;
-  startTime: string;
-}
-
-/** `docker:<container id>:<pid>:<start time>`: enough for reap() to find and stop an orphan. */
-export function encodeHandle(h: Handle): string {
-  return `docker:${h.containerId}:${h.pid}:${h.startTime}`;
-}
-
-export function decodeHandle(handle: string): Handle | null {
-  const m = /^docker:([0-9a-f]{12,64}):(\d+):(\d+)$/.exec(handle);
-  if (!m) return null;
-  return { containerId: m[1] ?? '', pid: Number(m[2]), startTime: m[3] ?? '' };
-}
-
 /** Why a run was stopped from outside (timeout, abort). */
 interface Stop {
   reason: string;
   timedOut: boolean;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 async function closeLog(stream: WriteStream): Promise<void> {
   await new Promise<void>((resolve) => {
     if (stream.closed) resolve();
     else stream.end(() => resolve());
   });
-}
-
-/**
- * Did the container itself die (docker kill, OOM, engine restart) under the run? When the worker
- * ended by a signal (bySignal) the engine may not have recorded the container's death yet, so look
- * a few times before believing it is still up. The reason, or null while it is up.
- */
-async function containerDeath(d: Docker, containerId: string, state: ServiceState, bySignal: boolean): Promise<string | null> {
-  try {
-    let info = await d.getContainer(containerId).inspect();
-    for (let i = 0; bySignal && i < 40 && info.State.Running && info.State.StartedAt === state.startedAt; i++) {
-      await sleep(50);
-      info = await d.getContainer(containerId).inspect();
-    }
-    if (!info.State.Running || info.State.StartedAt !== state.startedAt) {
-      const parts = [`exit code ${info.State.ExitCode}`];
-      if (info.State.OOMKilled) parts.push('killed by the out-of-memory killer (OOMKilled)');
-      if (info.State.Error) parts.push(info.State.Error);
-      if (info.State.Running) parts.push('it was restarted meanwhile');
-      return `the ${state.name} service container (${state.containerName}) stopped during the run: ${parts.join(', ')}`;
-    }
-    return null;
-  } catch (err) {
-    return statusCode(err) === 404 ? `the ${state.name} service container (${state.containerName}) was removed during the run` : null;
-  }
 }
 
 export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & {
