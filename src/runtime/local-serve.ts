@@ -6,7 +6,7 @@
  * replaced by a fresh one at the next run; force_cold_start replaces it before every run.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fchmodSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackendName } from '../config/backends.js';
@@ -121,8 +121,10 @@ export class ServeProcess {
     this.busy();
     this.child.stdin?.end();
     const timer = setTimeout(() => this.signal('SIGKILL'), graceMs);
-    await this.exited;
+    const e = await this.exited;
     clearTimeout(timer);
+    // A clean exit leaves nothing worth keeping; a crashed worker's serve.log stays for the post-mortem.
+    if (e.code === 0) rmSync(this.stateDir, { recursive: true, force: true });
   }
 }
 

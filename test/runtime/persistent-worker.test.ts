@@ -106,6 +106,17 @@ describe('persistent worker (local runtime, fake engine)', () => {
     expect(loads()).toBe(2);
   }, 60_000);
 
+  it('a per-run timeout kills the worker (the run times out) and the next run gets a fresh one', async () => {
+    const { rt, spec } = setup();
+    const first = spec('exp-a');
+    await run(rt, first);
+    const hung = { ...spec('exp-long', 60), timeoutS: 1 };
+    expect(await run(rt, hung)).toMatchObject({ timedOut: true, failureReason: expect.stringMatching(/timed out after 1s/) });
+    const next = spec('exp-a');
+    expect((await run(rt, next)).exitCode).toBe(0);
+    expect(engineOf(next).worker_pid).not.toBe(engineOf(first).worker_pid);
+  }, 60_000);
+
   it('the running attempt of a persistent worker is found by its token and stopped; the run ends terminated', async () => {
     const { rt, spec } = setup();
     const long = spec('exp-long', 60);
