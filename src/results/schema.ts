@@ -260,6 +260,10 @@ export const EngineUseV3 = z
     load_s: nnum.describe('seconds to load the engine; null when reused'),
     load_s_reason: z.string().nullable(),
     worker_start_s: nnum.describe('cold start: seconds from the worker process start to ready; null otherwise'),
+    first_request_s: nnum.optional().describe('after a load: seconds of the first request (the first warm-up iteration); null with first_request_reason otherwise'),
+    first_request_reason: z.string().nullable().optional(),
+    load_energy_j: nnum.optional().describe('energy of the engine load; not measured yet (load_energy_reason)'),
+    load_energy_reason: z.string().nullable().optional(),
   })
   .describe('how this run got its engine (persistent worker, engine cache); absent in older results');
 

@@ -91,6 +91,11 @@ class EngineCache:
             "load_s": entry.loads_s if loaded else None,
             "load_s_reason": None if loaded else "engine reused from an earlier run of this worker: not loaded for this run",
             "worker_start_s": c.worker_start_s if c.cold_start else None,
+            # the cold path: the first request after a load (a backend with requests fills it in)
+            "first_request_s": None,
+            "first_request_reason": "no request-level workload (calibration)" if loaded else "engine reused: no first request after a load",
+            "load_energy_j": None,
+            "load_energy_reason": "not measured: the meter starts after the engine load (outside the device lock)",
         }
         c.record = record
         return entry.engine, record
@@ -109,6 +114,18 @@ class EngineCache:
 
 
 CACHE = EngineCache()
+
+
+def note_first_request(record: dict[str, Any], warmup: Optional[dict[str, Any]]) -> None:
+    """Fills in the cold path's first-request latency: the first warm-up iteration after a load."""
+    durations = warmup.get("durations_s") if isinstance(warmup, dict) else None
+    if not record.get("loaded_for_run"):
+        return
+    if isinstance(durations, list) and durations:
+        record["first_request_s"] = float(durations[0])
+        record["first_request_reason"] = None
+    else:
+        record["first_request_reason"] = "no warm-up iteration ran after the load (warmup.iterations is 0)"
 
 
 def fake_config() -> Optional[dict[str, Any]]:

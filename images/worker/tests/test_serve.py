@@ -139,5 +139,30 @@ class ServeTest(unittest.TestCase):
         self.assertFalse(os.path.exists(current))
 
 
+class EngineCacheTest(unittest.TestCase):
+    def test_one_engine_at_a_time_reused_by_key_and_first_request_after_a_load(self) -> None:
+        from lem_worker.engines import EngineCache, RunContext, note_first_request
+
+        cache = EngineCache()
+        cache.begin_run(RunContext(worker="persistent"))
+        loads: list[str] = []
+
+        def load(name: str) -> Any:
+            loads.append(name)
+            return object()
+
+        a1, r1 = cache.acquire({"model": "a"}, lambda: load("a"))
+        a2, r2 = cache.acquire({"model": "a"}, lambda: load("a"))
+        _, r3 = cache.acquire({"model": "b"}, lambda: load("b"))  # evicts a
+        _, r4 = cache.acquire({"model": "a"}, lambda: load("a"))
+        self.assertIs(a1, a2)
+        self.assertEqual(loads, ["a", "b", "a"])
+        self.assertEqual([r["reuse_count"] for r in (r1, r2, r3, r4)], [0, 1, 0, 0])
+        self.assertEqual(list(cache.entries), ['{"model": "a"}'])
+        note_first_request(r1, {"durations_s": [0.5, 0.1]})
+        note_first_request(r2, {"durations_s": [0.1]})
+        self.assertEqual((r1["first_request_s"], r2["first_request_s"]), (0.5, None))
+
+
 if __name__ == "__main__":
     unittest.main()

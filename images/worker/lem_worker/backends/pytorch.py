@@ -24,7 +24,7 @@ from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassSta
 from lem_worker.backends.loader import LoadedModel, load_transformers
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
-from lem_worker.engines import CACHE
+from lem_worker.engines import CACHE, note_first_request
 from lem_worker.environment import module_version
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
@@ -220,6 +220,7 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
         env_extra=env_extra,
     )
     result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    note_first_request(engine, result.get("warmup"))
     result["engine"] = engine
     return result
 
