@@ -2,9 +2,12 @@
  * `npm run bench`: prints lem's performance figures, each beside its target. A benchmark
  * reports; it does not fail the build. `--json` also prints every figure as JSON.
  */
+import { benchCampaignSim } from './campaign-sim.js';
+import { benchDispatch } from './dispatch.js';
 import { benchDocker } from './docker.js';
 import type { Figure } from './figure.js';
 import { benchManifest } from './manifest.js';
+import { benchMemory } from './memory.js';
 import { benchBootstrap, benchCoverage } from './stats.js';
 import { benchWorker } from './worker.js';
 
@@ -25,7 +28,10 @@ function print(section: string, figures: Figure[] | string): Figure[] {
 async function main(): Promise<void> {
   const all: Figure[] = [];
   all.push(...print('manifest and planner', await benchManifest()));
+  all.push(...print('orchestrator memory (100 000-run plan)', benchMemory()));
+  all.push(...print('campaign wall time, simulated (FAKE engine; warm engines + split-plot vs reload every run)', await benchCampaignSim()));
   all.push(...print('docker runtime', await benchDocker()));
+  all.push(...print('dispatch: 0.1 s calibration run through lem (docker runtime) vs bare `docker exec` of the worker', benchDispatch()));
   all.push(...print('worker (CPU, tiny model)', benchWorker()));
   all.push(...print('statistics', benchBootstrap()));
   console.log('\ninterval coverage (seeded simulation; README "Intervals")');

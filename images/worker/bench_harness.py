@@ -97,7 +97,7 @@ def bare_pass(h: Harness) -> tuple[int, float]:
 def lem_pass(h: Harness, stop: threading.Event) -> tuple[int, float]:
     """lem's measured-window code path: Harness.run_pass (streamer timings, token counting, stats)."""
     t0 = time.perf_counter()
-    stats = h.run_pass(h.kwargs_full, stop)
+    stats = h.run_pass(False, stop)  # prefill=False: the full-length pass
     return stats.output_tokens, time.perf_counter() - t0
 
 
@@ -150,7 +150,7 @@ def direct_overhead(h: Harness, stop: threading.Event, reps: int = 200) -> tuple
     try:
         t0 = time.perf_counter()
         for _ in range(reps):
-            h.run_pass(h.kwargs_full, stop)
+            h.run_pass(False, stop)  # prefill=False: the full-length pass
         per_pass = (time.perf_counter() - t0) / reps
     finally:
         h.loaded.model = real_model

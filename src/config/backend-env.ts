@@ -21,6 +21,9 @@
  * Not mapped (lem keeps its own, documented defaults): the model (the config must name one), dtype
  * (energy_star's torch_dtype auto → lem's precision default bf16), measurement window (energy_star
  * runs the dataset once; lem repeats passes until measurement.min_window_s), the idle baseline.
+ *
+ * `VLLM_ENDPOINT` (same design: the vLLM server's URL) fills `vllm.endpoint` of a vllm config that
+ * leaves it open, so the run measures that OpenAI-compatible server over HTTP.
  */
 import { LemError } from '../util/errors.js';
 
@@ -72,6 +75,11 @@ export interface BackendDefaulted {
  * A config that names a backend is returned unchanged; the env is still checked for validity.
  */
 export function applyBackendEnv(data: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): BackendDefaulted {
+  const filled = applyBackendChoice(data, env);
+  return applyEndpointEnv(filled, env);
+}
+
+function applyBackendChoice(data: Record<string, unknown>, env: NodeJS.ProcessEnv): BackendDefaulted {
   const choice = backendFromEnv(env);
   if (choice === null || 'backend' in data) return { data, note: null };
   if (choice === 'optimum') {
@@ -80,4 +88,36 @@ export function applyBackendEnv(data: Record<string, unknown>, env: NodeJS.Proce
     return { data: overlay(preset, data), note: `${BACKEND_ENV}=optimum: backend pytorch with optimum-benchmark's energy_star settings where the config leaves them open` };
   }
   return { data: { ...data, backend: choice }, note: `${BACKEND_ENV}=${choice}: backend ${choice}` };
+}
+
+export const ENDPOINT_ENV = 'VLLM_ENDPOINT';
+
+/** The env's vLLM server URL (parsed with the URL parser, so ports and paths survive); null when unset or empty. */
+export function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): string | null {
+  const raw = env[ENDPOINT_ENV];
+  if (raw === undefined || raw.trim() === '') return null;
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new LemError(`${ENDPOINT_ENV}='${raw}' is not a URL; give the server's base URL, e.g. http://127.0.0.1:8000/v1.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new LemError(`${ENDPOINT_ENV}='${raw}' must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1.`);
+  }
+  return raw.trim();
+}
+
+/**
+ * `VLLM_ENDPOINT` fills `vllm.endpoint` of a vllm config that leaves it open (no endpoint, not
+ * vllm.mode: server); a config that names its endpoint keeps it. The env is checked whenever set.
+ */
+function applyEndpointEnv(prev: BackendDefaulted, env: NodeJS.ProcessEnv): BackendDefaulted {
+  const endpoint = endpointFromEnv(env);
+  const { data } = prev;
+  if (endpoint === null || data['backend'] !== 'vllm') return prev;
+  const section = data['vllm'] ?? {};
+  if (!isRecord(section) || 'endpoint' in section || section['mode'] === 'server') return prev;
+  const note = `${ENDPOINT_ENV}=${endpoint}: vllm.endpoint`;
+  return { data: { ...data, vllm: { ...section, endpoint } }, note: prev.note === null ? note : `${prev.note}; ${note}` };
 }

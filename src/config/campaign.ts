@@ -3,7 +3,7 @@ import { Cron } from 'croner';
 import { z } from 'zod';
 import { gridIntensityTable, knownRegions } from './grid-intensity.js';
 
-export const Structure = z.enum(['interleaved', 'shuffled', 'grouped']);
+export const Structure = z.enum(['interleaved', 'shuffled', 'grouped', 'split_plot']);
 export type Structure = z.infer<typeof Structure>;
 export const RuntimeName = z.enum(['local', 'docker']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
@@ -115,7 +115,9 @@ export const CampaignFile = z
       .optional()
       .describe('dotted field path → values; expanded as a backend-aware cartesian product'),
     cycles: z.number().int().min(1).max(10_000).default(3),
-    structure: Structure.default('shuffled'),
+    structure: Structure.optional().describe(
+      'run order per cycle: split_plot (engine-configuration groups in a seeded random order, runs inside each group in a seeded random order: each engine loads once per cycle; the default unless force_cold_start), shuffled (one seeded permutation per cycle; the default with force_cold_start), interleaved (declaration order) or grouped (all cycles of one experiment back to back)',
+    ),
     seed: z.number().int().min(0).default(42),
     thermal_gap: ThermalGap.default(60).describe('seconds to wait between runs, or {min_s, max_s, within_c_of_idle | until_temp_c, power_within_w_of_idle}'),
     runtime: RuntimeName.default('local'),
@@ -139,6 +141,15 @@ export const CampaignFile = z
     }
   });
 export type CampaignFile = z.infer<typeof CampaignFile>;
+
+/**
+ * The order a campaign gets when its file names none: split-plot where engines can be reused
+ * across runs (a warm engine serves every run of its group in a cycle), the flat shuffle when every
+ * run starts cold anyway (force_cold_start), where grouping would buy nothing.
+ */
+export function defaultStructure(forceColdStart: boolean): Structure {
+  return forceColdStart ? 'shuffled' : 'split_plot';
+}
 
 /** The campaign settings stored in the manifest (what resume needs; the file may have changed). */
 export const CampaignSettings = z.object({

@@ -4,6 +4,7 @@
  * the worker receives the resolved (defaults applied) object as JSON.
  */
 import { z } from 'zod';
+import { servingRules, Traffic, VLLM_SERVING_FIELDS } from './traffic.js';
 
 const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
 const posInt = z.number().int().positive();
@@ -128,6 +129,7 @@ const llmCommon = {
   max_output_tokens: posInt.default(128),
   prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
   warmup: Warmup.default(Warmup.parse({})),
+  traffic: Traffic.optional().describe('how requests arrive at a served model (vllm.endpoint or vllm.mode: server); see src/config/traffic.ts'),
 };
 
 export const PytorchSection = strict({
@@ -145,6 +147,7 @@ export const VllmSection = strict({
   max_model_len: posInt.optional(),
   enforce_eager: z.boolean().default(false),
   enable_prefix_caching: z.boolean().optional(),
+  ...VLLM_SERVING_FIELDS,
 });
 
 export const TensorrtSection = strict({
@@ -186,6 +189,7 @@ export const CalibrationExperiment = strict({
 /** Cross-field rules that a backend imposes; each failure names the field it is about. */
 function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx): void {
   if (cfg.backend === 'calibration') return;
+  servingRules(cfg, ctx);
   const q = cfg.quantization.method;
   if ((q === 'bnb_8bit' || q === 'bnb_4bit') && cfg.backend !== 'pytorch') {
     ctx.addIssue({ code: 'custom', path: ['quantization', 'method'], message: `${q} (bitsandbytes) is only available on the pytorch backend` });
@@ -238,4 +242,5 @@ export const LLM_ONLY_FIELDS = [
   'max_output_tokens',
   'prompts',
   'warmup',
+  'traffic',
 ] as const;

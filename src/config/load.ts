@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../util/errors.js';
 import { applyBackendEnv } from './backend-env.js';
-import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS } from './campaign.js';
+import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS, defaultStructure } from './campaign.js';
 import { readCalibrationFile } from './calibration-file.js';
 import { ExperimentConfig } from './experiment.js';
 import { countGrid, expandGrid, formatAssignment, type GridFailure } from './grid.js';
@@ -157,6 +157,12 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
       const filled = applyBackendEnv(base);
       base = filled.data;
       if (filled.note) notes.push(filled.note);
+    } else if (c.vary['backend'].includes('vllm')) {
+      // VLLM_ENDPOINT fills the vllm combos' endpoint (the base's vllm section reaches only those).
+      const filled = applyBackendEnv({ ...base, backend: 'vllm' });
+      const { backend: _b, ...rest } = filled.data;
+      base = rest;
+      if (filled.note) notes.push(filled.note);
     }
     const combos = countGrid(base, c.vary ?? {});
     if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);
@@ -190,7 +196,8 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
     throw new ConfigError(src.locate(c.vary ? ['vary'] : []), null, `the campaign expands to no valid experiment. ${notes.join('; ')}.`);
   }
   const { campaign_name, configs: _c, base_config: _b, vary: _v, max_runs: _m, calibration_file, ...rest } = c;
-  const settings: CampaignSettings = { ...rest, ...idleReference(src, file, calibration_file, rest.thermal_gap) };
+  const structure = rest.structure ?? defaultStructure(rest.force_cold_start);
+  const settings: CampaignSettings = { ...rest, structure, ...idleReference(src, file, calibration_file, rest.thermal_gap) };
   return { file, name: campaign_name, settings, experiments, notes };
 }
 

@@ -133,6 +133,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE runs ADD COLUMN fire_slot TEXT;
   `,
+  // 7: the campaign's experimental design as planned (whole-plot and sub-plot factors, engine loads): design.ts.
+  `
+  CREATE TABLE designs (
+    campaign_id TEXT PRIMARY KEY REFERENCES campaigns(id),
+    design_json TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

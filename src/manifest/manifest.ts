@@ -10,10 +10,12 @@ import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
 import { pidAlive } from '../util/process.js';
 import { openDb, type Db, type OpenOptions } from './db.js';
+import { designOf, insertDesign, type CampaignDesign } from './design.js';
 import { appendEvent, enterRun, transition, type RunStatus, type SucceededResult } from './transitions.js';
 import { insertWindows, overlappingWindows, windowsOf, type WindowRow } from './windows.js';
 
 export type { WindowRow } from './windows.js';
+export type { CampaignDesign } from './design.js';
 export { RUN_STATUSES, RUN_TRANSITIONS, IllegalTransitionError, canTransition, type RunStatus } from './transitions.js';
 export type CampaignStatus = 'planned' | 'running' | 'completed' | 'failed' | 'interrupted';
 
@@ -150,6 +152,8 @@ export interface NewCampaign {
   notes: string[];
   experiments: readonly ResolvedExperiment[];
   runs: readonly PlannedRun[];
+  /** The design the plan follows (whole-plot and sub-plot factors, engine loads); recorded with it. */
+  design?: CampaignDesign;
 }
 
 export class Manifest {
@@ -199,6 +203,7 @@ export class Manifest {
           .run(c.id, c.name, c.sourcePath, JSON.stringify(c.settings), JSON.stringify(c.notes), now, now);
         c.experiments.forEach((e, i) => insertExp.run(c.id, e.id, i, e.name, e.backend, JSON.stringify(e.config)));
         for (const r of c.runs) enterRun(this.db, { origin: 'planned', campaignId: c.id, position: r.position, experimentId: r.experimentId, cycle: r.cycle });
+        if (c.design) insertDesign(this.db, c.id, c.design);
         this.logEvent(c.id, null, 'campaign_planned', { experiments: c.experiments.length, runs: c.runs.length });
       })
       .immediate();
@@ -219,6 +224,11 @@ export class Manifest {
     if (rows.length === 1) return toCampaign(rows[0] as RawCampaign);
     if (rows.length === 0) throw new LemError(`no campaign '${idOrPrefix}' in this manifest; \`lem campaign list\` shows the ones there are.`);
     throw new LemError(`'${idOrPrefix}' matches ${rows.length} campaigns (${rows.map((r) => r.id).join(', ')}); give more of the id.`);
+  }
+
+  /** The campaign's design record (null when planned before designs were recorded). */
+  design(campaignId: string): CampaignDesign | null {
+    return designOf(this.db, campaignId);
   }
 
   latestCampaign(): CampaignRow | null {

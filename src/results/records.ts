@@ -3,7 +3,7 @@
  * plain records aggregation, export and reports work on. Raw result files are read, never written.
  */
 import { readFileSync } from 'node:fs';
-import { runId, type Manifest } from '../manifest/manifest.js';
+import { runId, type CampaignDesign, type Manifest } from '../manifest/manifest.js';
 import type { Carbon } from '../config/campaign.js';
 import type { ExperimentRecord, RunRecord } from './aggregate.js';
 
@@ -16,6 +16,8 @@ export interface CampaignRecords {
   carbon: Carbon | null;
   experiments: ExperimentRecord[];
   runs: RunRecord[];
+  /** The design the campaign was planned with (null when planned before designs were recorded). */
+  design?: CampaignDesign | null;
 }
 
 /** `withResults`: also load each succeeded run's result.json (needed by reports and unified export). */
@@ -41,5 +43,5 @@ export function campaignRecords(manifest: Manifest, idOrPrefix: string, opts: { 
     }
     return rec;
   });
-  return { campaignId: c.id, name: c.name, seed: c.settings.seed, carbon: c.settings.carbon ?? null, experiments, runs };
+  return { campaignId: c.id, name: c.name, seed: c.settings.seed, carbon: c.settings.carbon ?? null, experiments, runs, design: manifest.design(c.id) };
 }

@@ -40,6 +40,26 @@ export const MAIN_METRICS: Record<string, readonly string[]> = {
   tensorrt: ['output_tokens_per_s', 'j_per_output_token', 'energy_gpu_adjusted_j', 'latency_p50_s', 'ttft_mean_s'],
 };
 
+/** The metrics shown first for a served model (vllm.endpoint / vllm.mode server): rate, energy, latency percentiles. */
+export const SERVING_METRICS: readonly string[] = [
+  'achieved_rate_rps',
+  'output_tokens_per_s',
+  'j_per_output_token',
+  'j_per_request',
+  'ttft_p50_s',
+  'ttft_p99_s',
+  'itl_p50_s',
+  'tpot_p50_s',
+  'e2e_p50_s',
+  'e2e_p99_s',
+  'failed_requests',
+];
+
+/** A serving experiment's aggregate has the achieved request rate (only the serving worker writes it). */
+function isServingAggregate(metrics: Readonly<Record<string, { description: Description | null } | undefined>> | undefined): boolean {
+  return metrics?.['achieved_rate_rps']?.description != null;
+}
+
 export interface SummaryRow {
   experimentId: string;
   name: string;
@@ -61,15 +81,16 @@ function unmeasuredReason(runs: readonly RunRecord[], metric: string): string | 
   return null;
 }
 
-export function mainMetrics(agg: Aggregation, backend: string | null): string[] {
+export function mainMetrics(agg: Aggregation, backend: string | null, metrics?: Aggregation['experiments'][number]['metrics']): string[] {
+  if (backend === 'vllm' && isServingAggregate(metrics)) return [...SERVING_METRICS];
   return [...(MAIN_METRICS[backend ?? ''] ?? agg.metricNames)];
 }
 
 export function summarize(experiments: readonly ExperimentRecord[], runs: readonly RunRecord[], opts: { seed: number }): SummaryRow[] {
-  const metrics = [...new Set(experiments.flatMap((e) => MAIN_METRICS[e.backend] ?? []))];
+  const metrics = [...new Set(experiments.flatMap((e) => [...(MAIN_METRICS[e.backend] ?? []), ...(e.backend === 'vllm' ? SERVING_METRICS : [])]))];
   const agg = aggregate(runs, experiments, { seed: opts.seed, metrics });
   return agg.experiments.flatMap((e) =>
-    mainMetrics(agg, e.backend).map((metric) => {
+    mainMetrics(agg, e.backend, e.metrics).map((metric) => {
       const stats = e.metrics[metric]?.description ?? null;
       const mine = runs.filter((r) => r.experimentId === e.experimentId && r.status === 'succeeded');
       return {

@@ -65,9 +65,13 @@ describe('LLenergyMeasure v1', () => {
     // unmapped keys: a comment at the key, and a warning on stderr
     expect(lineAfterComment(r.yaml, 'could not map grid.axes.pytorch.flash_attention')).toMatch(/^vary:/);
     expect(lineAfterComment(r.yaml, 'could not map execution.cycle_gap_seconds')).toMatch(/^thermal_gap:/);
-    expect(r.yaml).toMatch(/# lem: could not map daemon: .*no schedule/);
+    // daemon {at: 02:00, interval: 24h, total_duration: 7d} → one daily time, 7 fires
+    const daemon = src.daemon as { at: string; interval: string; total_duration: string };
+    expect([daemon.interval, daemon.total_duration]).toEqual(['24h', '7d']);
+    expect((out as unknown as { schedule: unknown }).schedule).toEqual({ at: [daemon.at], max_fires: 7 });
+    expect(r.stderr).toMatch(/daemon: became schedule:.*lem daemon run/);
     expect(r.yaml).toMatch(/# lem: could not map base-experiment.yaml: random_seed: 7/);
-    for (const key of ['grid.axes.pytorch.flash_attention', 'execution.cycle_gap_seconds', 'daemon', 'random_seed']) expect(r.stderr).toContain(key);
+    for (const key of ['grid.axes.pytorch.flash_attention', 'execution.cycle_gap_seconds', 'random_seed']) expect(r.stderr).toContain(key);
     const v = lem(['config', 'validate', r.out]);
     expect(v.code, v.stderr).toBe(0);
   });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { LoadedCampaign } from '../../config/load.js';
 import { loadCampaign } from '../../config/load.js';
-import { planRuns } from '../../campaign/planner.js';
+import { describeDesign, planCampaign } from '../../campaign/design.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import { isImportedCampaign } from '../../manifest/imports.js';
@@ -31,8 +31,8 @@ export function newCampaignId(name: string, now: Date): string {
 }
 
 export function recordCampaign(manifest: Manifest, c: LoadedCampaign, id: string): number {
-  const runs = planRuns({ experimentIds: c.experiments.map((e) => e.id), cycles: c.settings.cycles, structure: c.settings.structure, seed: c.settings.seed });
-  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs });
+  const { runs, design } = planCampaign(c.experiments, c.settings);
+  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs, design });
   return runs.length;
 }
 
@@ -44,10 +44,15 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
   if (opts.keepServices) loaded.settings.keep_services = true;
   for (const n of loaded.notes) ctx.err(`note: ${n}`);
   if (opts.dryRun) {
-    const runs = planRuns({ experimentIds: loaded.experiments.map((e) => e.id), cycles: loaded.settings.cycles, structure: loaded.settings.structure, seed: loaded.settings.seed });
+    const { runs, design } = planCampaign(loaded.experiments, loaded.settings);
     const names = new Map(loaded.experiments.map((e) => [e.id, e.name]));
-    if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })) });
-    else for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
+    if (opts.json) printJson(ctx, 'campaign.dry_run', { campaign: loaded.name, runs: runs.map((r) => ({ ...r, name: names.get(r.experimentId) })), design });
+    else {
+      for (const r of runs) ctx.out(`${String(r.position + 1).padStart(4)}  cycle ${r.cycle}  ${names.get(r.experimentId) ?? r.experimentId}`);
+      const cold = loaded.settings.force_cold_start ? ' (force_cold_start: every run loads afresh)' : ` with warm engines (${design.whole_plots} whole plots; reloading every run: ${design.engine_loads_reload_every_run})`;
+      ctx.out(`engine loads: ${design.engine_loads}${cold}`);
+      ctx.out(describeDesign(design));
+    }
     return EXIT_OK;
   }
   const manifest = ctx.openManifest();
@@ -55,6 +60,8 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     const id = newCampaignId(loaded.name, systemClock.now());
     const n = recordCampaign(manifest, loaded, id);
     ctx.err(`campaign ${id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${n} run(s), ${loaded.settings.structure} order, seed ${loaded.settings.seed}, runtime ${loaded.settings.runtime}`);
+    const design = manifest.design(id);
+    if (design) ctx.err(`plan: ${describeDesign(design)}`);
     ctx.err(`manifest: ${ctx.dbPath}   resume with: lem campaign resume ${id}`);
     return await execute(ctx, manifest, id, opts);
   } finally {

@@ -10,6 +10,7 @@ import { toOptimumBenchmarkExport } from '../../results/compat/optimum-benchmark
 import { aggregationToCsv, aggregationToJson, runsToCsv, runsToJson, toJsonText, toUnifiedResults } from '../../results/export.js';
 import { checkResultFiles, describeResultFileCheck, type ResultFileCheck } from '../../manifest/integrity.js';
 import { campaignRecords, type CampaignRecords } from '../../results/records.js';
+import { designNote } from '../../results/design-note.js';
 import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
 import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from '../../results/summary.js';
@@ -89,14 +90,15 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   const sources = importSources(ctx, rec.campaignId);
   const carbon = intensity ? { intensity_g_per_kwh: intensity.g_per_kwh, source: intensity.source, region: intensity.region } : null;
   if (o.json) {
-    printJson(ctx, 'results.show', { campaign: rec.campaignId, carbon, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), result_files: fileCheckJson(rec) });
+    const design = rec.design ? { ...rec.design, note: designNote(rec.design) } : null;
+    printJson(ctx, 'results.show', { campaign: rec.campaignId, carbon, ...(sources.length ? { imported_from: sources } : {}), ...aggregationToJson(agg), design, result_files: fileCheckJson(rec) });
     return EXIT_OK;
   }
   const rows: string[][] = [];
   const shown: (Description | null)[] = [];
   const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
-    const main = mainMetrics(agg, e.backend);
+    const main = mainMetrics(agg, e.backend, e.metrics);
     const withCarbon = intensity ? [...main, ...EMISSION_METRICS.filter((m) => !main.includes(m))] : main;
     const wanted = o.all ? agg.metricNames : withCarbon.filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
@@ -125,6 +127,8 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
   for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
+  const design = designNote(rec.design ?? null);
+  if (design) ctx.out(`note: ${design}`);
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
   if (intensity) ctx.out(`emissions: ${intensity.g_per_kwh} gCO2eq/kWh (${intensity.source}) × energy_total_j`);
   return EXIT_OK;
@@ -308,6 +312,7 @@ export function report(ctx: CliContext, id: string, o: StatOptions & { out?: str
     experiments: rec.experiments,
     notes: [
       `campaign ${rec.campaignId}, seed ${rec.seed}`,
+      ...[designNote(rec.design ?? null)].filter((x): x is string => x !== null),
       samples ? `power timeline: run ${chosen?.runId}` : 'power timeline: no run of this campaign recorded power samples (no NVML on the host)',
       ...(fileChecks.get(rec.campaignId) ? [describeResultFileCheck(fileChecks.get(rec.campaignId) as ResultFileCheck, 20)].filter((x): x is string => x !== null) : []),
     ],

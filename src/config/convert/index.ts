@@ -115,7 +115,7 @@ export function campaignObject(c: Conversion): Record<string, unknown> {
     o.base_config = c.base ?? {};
     if (c.vary && Object.keys(c.vary).length) o.vary = c.vary;
   }
-  for (const k of ['cycles', 'structure', 'seed', 'thermal_gap', 'force_cold_start']) if (c.settings[k] !== undefined) o[k] = c.settings[k];
+  for (const k of ['cycles', 'structure', 'seed', 'thermal_gap', 'force_cold_start', 'schedule']) if (c.settings[k] !== undefined) o[k] = c.settings[k];
   o.runtime = 'docker';
   return o;
 }

@@ -6,8 +6,8 @@
  *   ignored: lem honours them) → vary; grid.models → vary model.id; grid.base_config / base_config
  *   → base_config; execution.cycles (or cycles) → cycles; execution.structure → structure;
  *   execution.config_gap_seconds → thermal_gap; execution.warmup_prompts → warmup.iterations;
- *   cold_start.force_cold_start → force_cold_start; execution.cycle_gap_seconds and daemon: have no
- *   lem equivalent (lem has no schedule) and become comments.
+ *   cold_start.force_cold_start → force_cold_start; daemon: → schedule: (see daemon.ts);
+ *   execution.cycle_gap_seconds has no lem equivalent and becomes a comment.
  * v1 experiment: one experiment (see fields.ts) in a campaign of its own.
  * v2 study: sweep → vary (or expanded beside experiments); experiments → configs (each over the
  *   study's top-level base fields); execution.n_cycles → cycles; experiment_order → structure;
@@ -16,6 +16,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { convertDaemon } from './daemon.js';
 import { mapAxis, mapLlemExperiment, type Mapped } from './fields.js';
 import { campaignName, emptyConversion, isRecord, setPath, type Conversion } from './types.js';
 
@@ -86,7 +87,7 @@ export function convertLlemV1Campaign(src: Record<string, unknown>, file: string
         else c.unmapped.push({ near: ['force_cold_start'], key: `cold_start.${ck}`, value: cv, reason: 'no lem setting' });
       }
     } else if (k === 'daemon') {
-      c.unmapped.push({ near: [], key: 'daemon', value: v, reason: 'lem has no schedule setting; run `lem campaign run` from cron or a systemd timer at these times' });
+      convertDaemon(c, v);
     } else if (k === 'configs' && Array.isArray(v)) {
       c.configs = [];
       v.forEach((ref, i) => {

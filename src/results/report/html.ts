@@ -11,6 +11,7 @@ import type { Aggregation, ExperimentAggregate, ExperimentRecord } from '../aggr
 import type { Comparison } from '../compare.js';
 import { FEW_CYCLES_N, fewCyclesNote } from '../intervals.js';
 import { cycleStripPlot, energyThroughputPlot } from './plots.js';
+import { isRateSweep, RATE_PLOT_METRICS, ratePlot } from './rate.js';
 import { colour, escapeHtml, formatNumber } from './svg.js';
 import { phaseFill, phaseLabel, powerTimelinePlot, type PowerSample, type TimelinePhase, type WindowEnergy } from './timeline.js';
 import { variedParameters } from './varied.js';
@@ -174,6 +175,22 @@ function comparisonTable(c: Comparison): string {
 }
 
 /** Renders the whole report as one HTML document string. */
+/** Serving sweeps: energy per token and latency against the requested rate (traffic.rate_rps varied). */
+function rateSection(agg: Aggregation): string {
+  const out = ['<section id="rate-sweep"><h2>Against the request rate</h2>'];
+  for (const m of RATE_PLOT_METRICS) {
+    const measured = agg.experiments.some((e) => e.metrics[m]?.description);
+    if (!measured) {
+      const reason = agg.experiments.map((e) => e.metrics[m]).find((s) => s !== undefined) ? 'not measured on this host' : 'not in these results';
+      out.push(`<p class="note">${escapeHtml(`${m} vs requested rate: ${reason}.`)}</p>`);
+      continue;
+    }
+    out.push(`<h3>${escapeHtml(m)} vs requested rate</h3>`, ratePlot(agg.experiments, m).svg);
+  }
+  out.push('<p class="note">Mean per experiment with 95 % t-interval whiskers; lines join experiments that differ only in traffic.rate_rps. Energy per token is whole-GPU energy over the steady window attributed to the measured traffic.</p></section>');
+  return out.join('');
+}
+
 export function renderReport(input: ReportInput): string {
   const agg = input.aggregation;
   const title = input.title ?? 'lem campaign report';
@@ -228,6 +245,8 @@ export function renderReport(input: ReportInput): string {
     out.push('<p class="note">One point per run; lines join per-cycle means. Hollow points are runs with validation flags. A trend across cycles suggests drift or thermal effects.</p>');
   } else out.push('Per-cycle values</h2><p class="note">Not available: no metric.</p>');
   out.push('</section>');
+
+  if (isRateSweep(agg.experiments)) out.push(rateSection(agg));
 
   out.push('<section id="power-timeline"><h2>Power timeline</h2>');
   if (input.timeline && input.timeline.samples.length > 0) {

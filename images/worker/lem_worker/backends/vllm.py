@@ -218,10 +218,19 @@ class VllmHarness:
 def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     assert exp.model is not None
+    from lem_worker.serving.settings import serving_cfg
+
+    if serving_cfg(exp) is not None:  # vllm.endpoint or vllm.mode: server: measured over HTTP
+        from lem_worker.serving.run import run_serving
+
+        return run_serving(cfg, stop, **meter_kwargs)
     m = exp.model
     started_at = utc_now_iso()
     vllm = import_vllm()
     notes: list[str] = []
+    from lem_worker.serving.manage import stop_managed_servers
+
+    stop_managed_servers(notes)
     tmpdir: Optional[str] = None
     try:
         model_path = m.id

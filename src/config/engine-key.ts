@@ -1,0 +1,47 @@
+/**
+ * The engine configuration of an experiment: the fields whose change forces a model (re)load —
+ * backend, model id and revision, precision, quantisation, the backend's engine arguments and the
+ * devices it sits on. Batch size, decoder, prompts, token limits, warm-up and measurement settings
+ * do not: runs that differ only in those can share a loaded engine. Pure; the planner groups runs
+ * by this key (split-plot order) and the design record names the factors on each side.
+ */
+import { createHash } from 'node:crypto';
+import type { ExperimentConfig } from './experiment.js';
+import { canonicalJson } from './identity.js';
+
+/** Dotted field paths (or path prefixes) that belong to the engine configuration, by backend. */
+export const ENGINE_FIELDS: Readonly<Record<ExperimentConfig['backend'], readonly string[]>> = {
+  pytorch: ['backend', 'model', 'precision', 'quantization', 'pytorch', 'measurement.gpu_ids'],
+  vllm: ['backend', 'model', 'precision', 'quantization', 'vllm', 'measurement.gpu_ids'],
+  tensorrt: ['backend', 'model', 'precision', 'quantization', 'tensorrt', 'measurement.gpu_ids'],
+  calibration: ['backend', 'calibration.device', 'calibration.dtype', 'measurement.gpu_ids'],
+};
+
+/** True when the dotted path `field` is (inside) one of the backend's engine fields. */
+export function isEngineField(backend: ExperimentConfig['backend'], field: string): boolean {
+  return ENGINE_FIELDS[backend].some((p) => field === p || field.startsWith(`${p}.`));
+}
+
+function pick(obj: unknown, path: string): unknown {
+  let v: unknown = obj;
+  for (const k of path.split('.')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  return v;
+}
+
+/** The engine configuration as a plain object (dotted path → value), for display and hashing. */
+export function engineConfig(cfg: ExperimentConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of ENGINE_FIELDS[cfg.backend]) {
+    const v = pick(cfg, p);
+    if (v !== undefined) out[p] = v;
+  }
+  return out;
+}
+
+/** 12 hex characters of SHA-256 over the canonical engine configuration: equal keys share an engine. */
+export function engineKey(cfg: ExperimentConfig): string {
+  return createHash('sha256').update(canonicalJson(engineConfig(cfg))).digest('hex').slice(0, 12);
+}
