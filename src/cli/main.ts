@@ -96,6 +96,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--check', "validate the result with lem's loader and print how many experiments it expands to")
     .action((files: string[], o: { out?: string; check?: boolean }) => later(async () => (await import('./commands/config-import.js')).configImport(ctx(), files, o)));
   config
+    .command('params <backend>')
+    .description('the typed engine parameters of a backend (pytorch, vllm, tensorrt): type, default, grid axis')
+    .option('--coverage', 'which engine parameters are typed, set by lem or left to extra.engine_args, and the energy-relevant coverage')
+    .option('--json', 'machine-readable output')
+    .action((backend: string, o: { json?: boolean; coverage?: boolean }) => later(async () => (await import('./commands/config-params.js')).configParams(ctx(), backend, o)));
+  config
     .command('generate-grid <campaign>')
     .description('print the experiments a campaign expands to')
     .option('--max-runs <n>', 'the run limit to check the campaign against (overrides max_runs:)')

@@ -4,7 +4,13 @@
  * the worker receives the resolved (defaults applied) object as JSON.
  */
 import { z } from 'zod';
-import { servingRules, Traffic, VLLM_SERVING_FIELDS } from './traffic.js';
+import { servingRules, Traffic } from './traffic.js';
+import { reasoningProblems } from './reasoning-registry.js';
+import { PytorchSection } from './sections/pytorch.js';
+import { TensorrtSection } from './sections/tensorrt.js';
+import { VllmSection } from './sections/vllm.js';
+
+export { PytorchSection, TensorrtSection, VllmSection };
 
 const strict = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape);
 const posInt = z.number().int().positive();
@@ -112,6 +118,12 @@ export const Measurement = strict({
     .describe('how long a run waits for another measurement to release its devices before failing (worker default 3600 s)'),
 });
 
+export const Reasoning = strict({
+  enabled: z.boolean().optional().describe("ask the model to reason (true) or not (false); absent: the model's own default"),
+  effort: z.enum(['low', 'medium', 'high']).optional().describe('reasoning effort, for families that take one (gpt-oss)'),
+  budget_tokens: posInt.optional().describe('recorded; enforced only where the family has a thinking budget'),
+});
+
 const common = {
   name: z.string().min(1).optional().describe('a label for tables and reports'),
   measurement: Measurement.default(Measurement.parse({})),
@@ -130,33 +142,8 @@ const llmCommon = {
   prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
   warmup: Warmup.default(Warmup.parse({})),
   traffic: Traffic.optional().describe('how requests arrive at a served model (vllm.endpoint or vllm.mode: server); see src/config/traffic.ts'),
+  reasoning: Reasoning.optional().describe('how the model is asked to reason: see images/worker/lem_worker/data/reasoning.yaml'),
 };
-
-export const PytorchSection = strict({
-  device_map: z.union([z.string(), z.record(z.string(), z.union([z.string(), z.number()]))]).optional(),
-  max_memory: z.record(z.string(), z.string()).optional(),
-  attn_implementation: z.enum(['eager', 'sdpa', 'flash_attention_2']).optional(),
-  torch_compile: z.boolean().default(false),
-  static_kv_cache: z.boolean().default(false),
-});
-
-export const VllmSection = strict({
-  tensor_parallel_size: posInt.default(1),
-  gpu_memory_utilization: z.number().gt(0).max(1).default(0.9),
-  max_num_seqs: posInt.optional(),
-  max_model_len: posInt.optional(),
-  enforce_eager: z.boolean().default(false),
-  enable_prefix_caching: z.boolean().optional(),
-  ...VLLM_SERVING_FIELDS,
-});
-
-export const TensorrtSection = strict({
-  tp_size: posInt.default(1),
-  max_batch_size: posInt.optional(),
-  max_num_tokens: posInt.optional(),
-  kv_cache_free_gpu_memory_fraction: z.number().gt(0).max(1).optional(),
-  engine_dir: z.string().optional().describe('prebuilt engine; otherwise built from the model'),
-});
 
 export const CalibrationSection = strict({
   matrix_size: z.number().int().min(8).max(16384).default(256),
@@ -207,6 +194,9 @@ function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx)
   if (cfg.batching.strategy === 'dynamic' && cfg.batching.max_tokens_per_batch === undefined) {
     ctx.addIssue({ code: 'custom', path: ['batching', 'max_tokens_per_batch'], message: 'the dynamic strategy needs a token budget: set batching.max_tokens_per_batch' });
   }
+  if (cfg.reasoning) {
+    for (const [field, message] of reasoningProblems(cfg.model.id, cfg.reasoning)) ctx.addIssue({ code: 'custom', path: ['reasoning', field], message });
+  }
   if (cfg.decoder.preset === 'deterministic' && (cfg.decoder.do_sample === true || (cfg.decoder.temperature ?? 0) > 0)) {
     ctx.addIssue({ code: 'custom', path: ['decoder'], message: 'the deterministic preset is greedy: do not combine it with do_sample or a temperature above 0' });
   }
@@ -243,4 +233,5 @@ export const LLM_ONLY_FIELDS = [
   'prompts',
   'warmup',
   'traffic',
+  'reasoning',
 ] as const;

@@ -36,6 +36,8 @@ describe('--json documents', () => {
     ['state.check', ['state', 'check', '--json'], [0]],
     ['config.validate', ['config', 'validate', 'campaigns/quickstart.yaml', '--json'], [0]],
     ['config.generate_grid', ['config', 'generate-grid', 'campaigns/llm-grid.example.yaml', '--json'], [0]],
+    ['config.params', ['config', 'params', 'vllm', '--json'], [0]],
+    ['config.params.coverage', ['config', 'params', 'tensorrt', '--coverage', '--json'], [0]],
     ['campaign.dry_run', ['campaign', 'run', 'campaigns/quickstart.yaml', '--dry-run', '--json'], [0]],
   ];
   for (const [schema, args, codes] of cases) {

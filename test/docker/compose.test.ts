@@ -1,10 +1,11 @@
 /** The compose subset lem reads: good files, overrides, and refused fields with clear errors. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { composeFromTexts, loadCompose, parseByteSize } from '../../src/runtime/docker/compose.js';
 import { containerSpec } from '../../src/runtime/docker/service-spec.js';
+import { parseEnvFile, readVersionsEnv } from '../../src/runtime/docker/versions.js';
 import { ConfigError } from '../../src/util/errors.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -30,7 +31,11 @@ describe('compose: the repository files', () => {
     expect(Object.keys(p.services).sort()).toEqual(['cpu', 'pytorch', 'tensorrt', 'vllm']);
     const pt = p.services['pytorch'];
     expect(pt?.image).toBe('lem-pytorch');
-    expect(pt?.build).toEqual({ context: repo, dockerfile: 'images/pytorch/Dockerfile', args: { BASE_IMAGE: expect.stringContaining('pytorch/pytorch') } });
+    const versions = readVersionsEnv(repo);
+    expect(pt?.build).toMatchObject({ context: repo, dockerfile: 'images/pytorch/Dockerfile' });
+    expect(pt?.build?.args).toMatchObject({ BASE_IMAGE: versions['LEM_PYTORCH_BASE_IMAGE'], TRANSFORMERS_VERSION: versions['LEM_TRANSFORMERS_VERSION'] });
+    expect(p.services['vllm']?.build?.args['BASE_IMAGE']).toBe(`vllm/vllm-openai:v${versions['LEM_VLLM_VERSION']}`);
+    expect(p.services['tensorrt']?.build?.args['BASE_IMAGE']).toBe(`nvcr.io/nvidia/tensorrt-llm/release:${versions['LEM_TENSORRT_LLM_VERSION']}`);
     expect(pt?.devices).toEqual([{ driver: 'nvidia', count: -1, deviceIds: [], capabilities: ['gpu'], options: {} }]);
     expect(pt?.shmSize).toBe(8 * 1024 ** 3);
     expect(pt?.ulimits).toContainEqual({ name: 'memlock', soft: -1, hard: -1 });
@@ -39,6 +44,15 @@ describe('compose: the repository files', () => {
     expect(cpu?.image).toBe('lem-cpu');
     expect(cpu?.devices).toEqual([]);
     expect(cpu?.build?.args['BASE_IMAGE']).toBe('python:3.12-slim');
+  });
+
+  it('versions live in images/versions.env only: the environment overrides it, and no Dockerfile or compose file pins one', () => {
+    const p = loadCompose([join(repo, 'docker-compose.yml')], { env: { ...readVersionsEnv(repo), LEM_VLLM_BASE_IMAGE: 'my/vllm:dev' } });
+    expect(p.services['vllm']?.build?.args['BASE_IMAGE']).toBe('my/vllm:dev');
+    for (const f of ['docker-compose.yml', 'images/pytorch/Dockerfile', 'images/vllm/Dockerfile', 'images/tensorrt/Dockerfile', 'images/cpu/Dockerfile']) {
+      expect(readFileSync(join(repo, f), 'utf8'), f).not.toMatch(/(vllm-openai|tensorrt-llm\/release|transformers=+|pytorch\/pytorch):?v?\d/);
+    }
+    expect(parseEnvFile('# c\nA=1\n B="x y" \nnot a line\n')).toEqual({ A: '1', B: 'x y' });
   });
 
   it('cpu-only.yml drops every GPU reservation (!reset)', () => {

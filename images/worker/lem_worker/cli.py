@@ -80,6 +80,8 @@ def main(argv: list[str]) -> int:
     cal_p.add_argument("--burn-s", type=float, default=30.0, help="seconds of calibration burn")
     cal_p.add_argument("--idle-s", type=float, default=5.0, help="seconds of idle sampling before the burn")
     cal_p.add_argument("--settle-max-s", type=float, default=300.0, help="give up waiting for idle after this long")
+    cov_p = sub.add_parser("coverage", help="parameter-coverage audit of this image's engine (one JSON document)")
+    cov_p.add_argument("backend", choices=("pytorch", "vllm", "tensorrt"))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -93,6 +95,14 @@ def main(argv: list[str]) -> int:
         from lem_worker.health import print_health
 
         return print_health()
+    if args.command == "coverage":
+        import json
+
+        from lem_worker.coverage import audit
+
+        report = audit(args.backend)
+        print(json.dumps(report))
+        return 1 if report["unclassified"] or not any(c["found"] for c in report["classes"]) else 0
     if args.command in ("thermal", "calibrate"):
         import json
 

@@ -326,7 +326,7 @@ def _pytorch(obj: Mapping[str, Any]) -> PytorchCfg:
     max_memory = _get(obj, "max_memory", p, dict, None)
     attn = _get(obj, "attn_implementation", p, str, None)
     if attn is not None:
-        _enum(attn, ("eager", "sdpa", "flash_attention_2"), f"{p}.attn_implementation")
+        _enum(attn, ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"), f"{p}.attn_implementation")
     return PytorchCfg(
         device_map=device_map,
         max_memory=max_memory,

@@ -90,6 +90,29 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual([p["name"] for p in doc["timeline"]["phases"]], ["idle_baseline", "warmup", "steady", "prefill"])
         self.assertIsNotNone(doc["energy"]["baseline"])
         self.assertTrue(doc["validation"]["passed"], doc["validation"])
+        # extended efficiency metrics: static batches of 3 left-padded to their longest prompt
+        lens = [min(len(tok(t)["input_ids"]), 48) for t in builtin_prompts("short")[:7]]
+        padded = sum(max(b) * len(b) for b in (lens[0:3], lens[3:6], lens[6:7]))
+        self.assertAlmostEqual(m["padding_overhead"], padded / sum(lens) - 1)
+        self.assertAlmostEqual(m["batch_fill"], 7 / 9)
+        weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+        self.assertAlmostEqual(m["gpu_memory_model_gib"], weights / 1024 ** 3)
+        self.assertEqual((m["gpu_memory_peak_gib"], m["gpu_util_mean_pct"]), (4.0, 87.0))  # the FAKE NVML device
+        self.assertNotIn("flops_per_output_token_profiler", m)  # the profiler is off unless pytorch.profiler
+
+    def test_profiler_pass_runs_after_the_windows_and_counts_flops(self) -> None:
+        from tests.fixtures.tiny_lm import make_loaded
+
+        loaded = make_loaded()
+        doc = self.run_fake_gpu(pytorch_config(pytorch={"profiler": True}), loaded)
+        m = doc["metrics"]
+        reps, pre_reps = int(m["repetitions"]), doc["window"]["prefill_repetitions"]
+        calls = loaded.model.generate_calls
+        self.assertEqual(len(calls), 2 + reps * 3 + pre_reps * 3 + 1, "one extra batch, after the prefill window")
+        self.assertEqual(calls[-1]["max_new_tokens"], 6)
+        self.assertEqual([p["name"] for p in doc["timeline"]["phases"]], ["idle_baseline", "warmup", "steady", "prefill"])
+        self.assertGreater(m["flops_per_output_token_profiler"], 0)
+        self.assertTrue(any("torch.profiler" in n for n in doc["notes"]))
 
     def test_variable_length_counts_tokens_up_to_eos(self) -> None:
         from lem_worker.backends.pytorch import count_new_tokens
@@ -169,6 +192,19 @@ class LoaderPlumbingTest(unittest.TestCase):
             loaded = load_transformers(pytorch_config(**over).experiment)
         return loaded, calls
 
+    def test_dtype_keyword_follows_the_transformers_version(self) -> None:
+        from lem_worker.backends.loader import dtype_kwarg
+        self.assertEqual([dtype_kwarg(v) for v in ("4.47.1", "4.56.0", "5.23.0", None)],
+                         ["torch_dtype", "dtype", "dtype", "dtype"])
+
+    def test_typed_generate_fields_reach_generate_and_lora_needs_peft(self) -> None:
+        loaded, _ = self.load(pytorch={"num_beams": 2, "use_cache": False, "prompt_lookup_num_tokens": 3})
+        self.assertEqual(loaded.generate_extra, {"num_beams": 2, "use_cache": False, "prompt_lookup_num_tokens": 3})
+        from lem_worker.errors import WorkerError
+        with mock.patch.dict(sys.modules, {"peft": None}):
+            with self.assertRaisesRegex(WorkerError, "peft"):
+                self.load(pytorch={"lora": [{"id": "org/adapter"}]})
+
     def test_from_pretrained_arguments(self) -> None:
         loaded, calls = self.load(model={"id": "org/model", "revision": "abc123", "trust_remote_code": True},
                                   precision="bf16", pytorch={"attn_implementation": "sdpa", "static_kv_cache": True})
@@ -176,7 +212,8 @@ class LoaderPlumbingTest(unittest.TestCase):
         self.assertEqual((name, args), ("AutoModelForCausalLM.from_pretrained", ("org/model",)))
         import torch
 
-        self.assertEqual(kw["torch_dtype"], torch.bfloat16)
+        self.assertEqual(kw["dtype"], torch.bfloat16)  # transformers >= 4.56: dtype=, not the removed torch_dtype=
+        self.assertNotIn("torch_dtype", kw)
         self.assertEqual((kw["revision"], kw["trust_remote_code"], kw["attn_implementation"]), ("abc123", True, "sdpa"))
         self.assertNotIn("quantization_config", kw)
         tname, targs, tkw = calls[1]

@@ -26,6 +26,25 @@ def fake_modules(fake: Any) -> dict[str, Any]:
 
 
 class TrtArgumentTest(unittest.TestCase):
+    def test_typed_llm_api_fields_reach_the_fake_llm(self) -> None:
+        from lem_worker.backends.tensorrt import engine_kwargs
+
+        fake = fresh_fake("fake_tensorrt_llm")
+        cfg = trt_config(tensorrt={"pp_size": 2, "max_seq_len": 999, "enable_chunked_prefill": True,
+                                   "kv_cache": {"enable_block_reuse": False, "dtype": "fp8"},
+                                   "kv_cache_free_gpu_memory_fraction": 0.5, "cuda_graphs": True,
+                                   "scheduler_policy": "max_utilization"})
+        kw, record = engine_kwargs(cfg.experiment, fake.llmapi, "m", own_tokenizer=False, skip_tokenizer=False)
+        self.assertEqual(kw["pipeline_parallel_size"], 2)
+        self.assertEqual(kw["max_seq_len"], 999)
+        self.assertEqual(kw["kv_cache_config"], fake.KvCacheConfig(free_gpu_memory_fraction=0.5, enable_block_reuse=False,
+                                                                   dtype="fp8"))
+        self.assertEqual(kw["cuda_graph_config"], fake.CudaGraphConfig())
+        self.assertIs(kw["scheduler_config"].capacity_scheduler_policy, fake.CapacitySchedulerPolicy.MAX_UTILIZATION)
+        self.assertEqual(record["scheduler_config"], {"capacity_scheduler_policy": "MAX_UTILIZATION"})
+        fake.LLM(**kw)  # the fake rejects unknown LLM arguments
+        json.dumps(record)
+
     def test_engine_kwargs_build_kv_quant(self) -> None:
         from lem_worker.backends.tensorrt import engine_kwargs
 
@@ -36,9 +55,15 @@ class TrtArgumentTest(unittest.TestCase):
         kw, record = engine_kwargs(cfg.experiment, fake.llmapi, "org/model", own_tokenizer=False, skip_tokenizer=False)
         self.assertEqual((kw["model"], kw["tensor_parallel_size"], kw["dtype"], kw["revision"]),
                          ("org/model", 2, "bfloat16", "abc"))
-        self.assertEqual(kw["build_config"], fake.BuildConfig(max_batch_size=16, max_num_tokens=2048, max_seq_len=128))
+        # TensorRT-LLM 1.x (PyTorch flow): scheduler limits are LLM arguments, no BuildConfig
+        self.assertEqual((kw["max_batch_size"], kw["max_num_tokens"], kw["max_seq_len"]), (16, 2048, 128))
+        self.assertNotIn("build_config", kw)
         self.assertEqual(kw["kv_cache_config"].free_gpu_memory_fraction, 0.7)
         self.assertIs(kw["quant_config"].quant_algo, fake.QuantAlgo.FP8)
+        self.assertEqual((record["max_batch_size"], record["max_seq_len"]), (16, 128))
+        del fake.llmapi.TorchLlmArgs  # a 0.x release: the same limits go into the engine's BuildConfig
+        kw, record = engine_kwargs(cfg.experiment, fake.llmapi, "org/model", own_tokenizer=False, skip_tokenizer=False)
+        self.assertEqual(kw["build_config"], fake.BuildConfig(max_batch_size=16, max_num_tokens=2048, max_seq_len=128))
         self.assertEqual(record["build_config"], {"max_seq_len": 128, "max_batch_size": 16, "max_num_tokens": 2048})
         self.assertEqual(record["quant_config"], {"quant_algo": "FP8"})
         json.dumps(record)  # the record is plain JSON
@@ -55,7 +80,7 @@ class TrtArgumentTest(unittest.TestCase):
         cfg = trt_config(model={"id": "org/m", "no_weights": True}, tensorrt={"engine_dir": "/engines/x", "max_batch_size": 4})
         kw, _ = engine_kwargs(cfg.experiment, fake.llmapi, "/engines/x", own_tokenizer=True, skip_tokenizer=False)
         self.assertEqual((kw["model"], kw["tokenizer"]), ("/engines/x", "org/m"))
-        for k in ("build_config", "quant_config", "load_format", "revision"):
+        for k in ("build_config", "max_batch_size", "quant_config", "load_format", "revision"):
             self.assertNotIn(k, kw)  # a prebuilt engine is used as built
         kw, _ = engine_kwargs(trt_config(model={"id": "org/m", "no_weights": True}).experiment, fake.llmapi, "org/m", False, True)
         self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"]), ("dummy", True))
@@ -112,8 +137,8 @@ class TrtRunTest(unittest.TestCase):
                          "warm-up (2 batches of 3) + one generate_async per request per pass, nothing twice")
         self.assertTrue(all(c["streaming"] for c in calls))
         self.assertEqual({c["sampling"]["max_tokens"] for c in calls[-7 * pre_reps:]}, {1})
-        self.assertEqual(llm.kwargs["build_config"].max_seq_len, 54)
-        self.assertEqual(doc["workload"]["engine_kwargs"]["build_config"], {"max_seq_len": 54})
+        self.assertEqual(llm.kwargs["max_seq_len"], 54)
+        self.assertEqual(doc["workload"]["engine_kwargs"]["max_seq_len"], 54)
         self.assertTrue(doc["validation"]["passed"], doc["validation"])
         self.assertIsNotNone(doc["phases"]["decode"]["energy_j"])
 

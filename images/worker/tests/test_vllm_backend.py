@@ -56,6 +56,28 @@ def fake_gpu_kwargs() -> dict[str, Any]:
 
 
 class VllmArgumentTest(unittest.TestCase):
+    def test_typed_engine_fields_and_extra_engine_args_reach_the_fake_llm(self) -> None:
+        from lem_worker.backends.vllm import engine_kwargs
+        from lem_worker.errors import ConfigError
+
+        spec = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3}
+        cfg = config(vllm={"pipeline_parallel_size": 2, "max_num_batched_tokens": 8192, "kv_cache_dtype": "fp8",
+                           "block_size": 32, "enable_chunked_prefill": True, "speculative_config": spec,
+                           "compilation_level": 3, "async_scheduling": True},
+                     extra={"engine_args": {"tokenizer_mode": "slow"}})
+        kw = engine_kwargs(cfg.experiment, "m", False, False)
+        self.assertEqual({k: kw[k] for k in ("pipeline_parallel_size", "max_num_batched_tokens", "kv_cache_dtype",
+                                             "block_size", "enable_chunked_prefill", "speculative_config",
+                                             "compilation_config", "async_scheduling", "tokenizer_mode")},
+                         {"pipeline_parallel_size": 2, "max_num_batched_tokens": 8192, "kv_cache_dtype": "fp8",
+                          "block_size": 32, "enable_chunked_prefill": True, "speculative_config": spec,
+                          "compilation_config": {"level": 3}, "async_scheduling": True, "tokenizer_mode": "slow"})
+        fake = fresh_fake("fake_vllm")
+        fake.LLM(**kw)  # the fake rejects unknown engine arguments, as vllm.LLM does
+        clash = config(vllm={"max_num_batched_tokens": 8}, extra={"engine_args": {"max_num_batched_tokens": 9}})
+        with self.assertRaisesRegex(ConfigError, "extra.engine_args: max_num_batched_tokens is set by a typed field"):
+            engine_kwargs(clash.experiment, "m", False, False)
+
     def test_engine_kwargs_plumbing(self) -> None:
         from lem_worker.backends.vllm import engine_kwargs
 
@@ -166,6 +188,17 @@ class VllmRunTest(unittest.TestCase):
         self.assertEqual(m["input_tokens"], expected_in * reps)
         self.assertAlmostEqual(m["j_per_output_token"], m["energy_gpu_raw_j"] / m["output_tokens"])
         self.assertIsNotNone(m["ttft_mean_s"])
+        # extended efficiency metrics: engine counters over the steady window, NVML memory and utilisation
+        self.assertEqual((m["prefix_cache_hit_rate"], m["kv_cache_usage_pct"]), (0.5, 25.0))
+        self.assertEqual((m["gpu_memory_peak_gib"], m["gpu_util_mean_pct"]), (4.0, 87.0))
+        self.assertAlmostEqual(m["batch_fill"], 7 / 9)
+        self.assertAlmostEqual(m["output_tokens_per_s_per_gib"], m["output_tokens_per_s"] / 4.0, places=6)
+        self.assertIn("continuous batching", doc["unmeasured"]["padding_overhead"])
+        # 100 blocks x 16 tokens x (2 x 2 layers x 2 KV heads x 16 head dim x 2 bytes bf16)
+        self.assertEqual(m["kv_cache_gib"], 100 * 16 * 256 / 1024 ** 3)
+        self.assertGreater(m["flops_per_output_token_estimate"], 0)
+        self.assertTrue(any("ESTIMATE" in n for n in doc["notes"]))
+        self.assertIn("offline API", doc["unmeasured"]["gpu_memory_model_gib"])
         self.assertLessEqual(m["ttft_p50_s"], m["latency_p50_s"])
         self.assertGreater(m["itl_mean_s"], 0)
         self.assertIsNone(m["itl_p50_s"])
@@ -187,6 +220,14 @@ class VllmRunTest(unittest.TestCase):
         self.assertAlmostEqual(ph["prefill"]["energy_j"] + ph["decode"]["energy_j"], m["energy_gpu_raw_j"] / reps, places=6)
         self.assertTrue(any("RequestOutput.metrics" in n for n in doc["notes"]))
         self.assertTrue(doc["validation"]["passed"], doc["validation"])
+
+    def test_reasoning_family_counts_outputs_without_the_answer_marker_as_reasoning(self) -> None:
+        doc, _ = self.run_fake(config(model={"id": "Qwen/Qwen3-8B"}))
+        m = doc["metrics"]
+        self.assertEqual(doc["workload"]["reasoning"]["family"], "qwen3")
+        self.assertEqual((m["reasoning_output_tokens"], m["answer_output_tokens"]), (m["output_tokens"], 0.0))
+        doc, _ = self.run_fake(config())
+        self.assertIn("no family", doc["unmeasured"]["reasoning_output_tokens"])
 
     def test_v1_metrics_and_missing_metrics(self) -> None:
         doc, _ = self.run_fake(config(extra={"prefill_split": False}), metrics="v1")

@@ -25,6 +25,7 @@ import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../../util/errors.js';
 import type { ComposeDeviceMapping, ComposeDeviceRequest, ComposeMount, ComposeService } from './compose-schema.js';
 import { isObj, Override, parseFile, Reset, type Json, type NormService, type Obj } from './compose-file.js';
+import { readVersionsEnv } from './versions.js';
 
 export {
   SUPPORTED_SERVICE_FIELDS,
@@ -85,9 +86,9 @@ export interface LoadComposeOptions {
  */
 export function loadCompose(files: readonly string[], opts: LoadComposeOptions = {}): ComposeProject {
   if (files.length === 0) throw new ConfigError({ file: '(none)' }, null, 'no compose file given');
-  const env = opts.env ?? process.env;
   const abs = files.map((f) => resolve(f));
   const projectDir = dirname(abs[0] ?? '.');
+  const env = { ...readVersionsEnv(projectDir), ...(opts.env ?? process.env) }; // like compose's .env: the environment wins
   const texts = abs.map((f) => {
     try {
       return readFileSync(f, 'utf8');

@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from lem_worker.batching import Request
+from lem_worker.backends.prompting import tokenize_prompts  # noqa: F401  (re-exported for the backends)
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.efficiency import EngineStats, efficiency_metrics
 from lem_worker.energy.meter import Flag, Meter, WindowEnergy
 from lem_worker.environment import base_environment
-from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
-from lem_worker.prompts import load_prompts
+from lem_worker.reasoning import ReasoningCounter, reasoning_metrics
 from lem_worker.report import MetricSet, build_result, energy_block, validation_block
 from lem_worker.warmup import run_warmup
 
@@ -42,6 +43,9 @@ class PassStats:
     itls: list[float] = field(default_factory=list)  # per-request mean inter-token latency
     step_gaps: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    reasoning_tokens: int = 0  # of outputs the answer marker could split (split_outputs of them)
+    answer_tokens: int = 0
+    split_outputs: int = 0
 
     def merge(self, o: "PassStats") -> None:
         self.output_tokens += o.output_tokens
@@ -53,6 +57,16 @@ class PassStats:
         self.itls += o.itls
         self.step_gaps += o.step_gaps
         self.errors += o.errors
+        self.reasoning_tokens += o.reasoning_tokens
+        self.answer_tokens += o.answer_tokens
+        self.split_outputs += o.split_outputs
+
+    def count_reasoning(self, rc: Optional[ReasoningCounter], output_ids: Any) -> None:
+        split = rc.split(list(output_ids)) if rc is not None else None
+        if split is not None:
+            self.reasoning_tokens += split[0]
+            self.answer_tokens += split[1]
+            self.split_outputs += 1
 
     def fail_batch(self, n: int, exc: BaseException) -> None:
         self.failed += n
@@ -78,35 +92,6 @@ def count_new_tokens(row: list[int], eos: set[int], ignore_eos: bool) -> int:
             if t in eos:
                 return i + 1
     return len(row)
-
-
-def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], vocab_size: Optional[int],
-                     exp: Experiment, notes: list[str]) -> list[Request]:
-    """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one)."""
-    special = tuple(eos_ids + ([pad_id] if pad_id is not None else []))
-    pset = load_prompts(exp.prompts, vocab_size, special, seed=int(exp.extra.get("seed", 0) or 0))
-    notes.extend(pset.notes)
-    if pset.token_ids is not None:
-        return [Request(i, ids[: exp.max_input_tokens]) for i, ids in enumerate(pset.token_ids)]
-    tok = tokenizer
-    use_chat = exp.extra.get("chat_template", True) is not False and bool(getattr(tok, "chat_template", None))
-    if use_chat:
-        notes.append("prompts wrapped in the tokenizer's chat template (user turn + generation prompt)")
-    reqs = []
-    truncated = 0
-    assert pset.texts is not None
-    for i, text in enumerate(pset.texts):
-        if use_chat:
-            text = tok.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
-        full = tok(text, add_special_tokens=not use_chat)["input_ids"]
-        ids = list(full[: exp.max_input_tokens])
-        truncated += len(full) > len(ids)
-        if not ids:
-            raise ConfigError(f"experiment.prompts: prompt {i} tokenizes to nothing")
-        reqs.append(Request(i, ids))
-    if truncated:
-        notes.append(f"{truncated} prompt(s) truncated to max_input_tokens={exp.max_input_tokens}")
-    return reqs
 
 
 def tokenizer_ids(tok: Any) -> tuple[list[int], Optional[int]]:
@@ -181,6 +166,13 @@ class Generation:
     reasons: dict[str, str] = field(default_factory=lambda: {"ttft": NO_STREAM, "itl": NO_ITL, "itl_steps": NO_ITL})
     env_extra: dict[str, Any] = field(default_factory=dict)
     workload_extra: dict[str, Any] = field(default_factory=dict)
+    reasoning: Optional[ReasoningCounter] = None
+    # extended efficiency metrics (efficiency.py): what the backend can tell
+    engine_stats: Optional[EngineStats] = None  # ("begin" | "end") -> engine counters, called outside the window
+    padded_input_per_pass: Optional[int] = None  # padded prompt tokens per pass (static/sorted batching)
+    model_bytes: Optional[int] = None
+    arch_config: Optional[dict[str, Any]] = None
+    after_windows: Optional[Callable[[], tuple[dict[str, Optional[float]], dict[str, str], list[str]]]] = None
 
 
 def repeat_until(run_pass: Callable[[bool, threading.Event], PassStats], prefill: bool, min_s: float,
@@ -229,9 +221,11 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         meter.end(h)
         log(f"steady window: full passes until >= {exp.measurement.min_window_s:g}s")
         win_started = utc_now_iso()
+        stats_begin = gen.engine_stats("begin") if gen.engine_stats else {}
         h = meter.begin("steady")
         stats, reps, _ = repeat_until(gen.run_pass, False, exp.measurement.min_window_s, stop, max_reps)
         win = meter.end(h)
+        stats_end = gen.engine_stats("end") if gen.engine_stats else {}
         pre_win: Optional[WindowEnergy] = None
         pre_reps = 0
         if split:
@@ -240,6 +234,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             _, pre_reps, _ = repeat_until(gen.run_pass, True, exp.measurement.min_window_s, stop, max_reps)
             pre_win = meter.end(h)
         win_ended = utc_now_iso()  # end of the last measured window (steady, then prefill)
+        extra_metrics = gen.after_windows() if gen.after_windows else ({}, {}, [])  # e.g. the profiler pass
         if stats.requests and stats.failed == stats.requests:
             raise WorkerError(f"every request failed; first error: {stats.errors[0] if stats.errors else 'unknown'}")
         ms = MetricSet()
@@ -279,6 +274,17 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         ms.ratio("j_per_request_adjusted", ms.get("energy_gpu_adjusted_j"), done,
                  ms.unmeasured.get("energy_gpu_adjusted_j", gpu_reason), no_req)
         ms.put("load_s", gen.load_s, "engine reused from an earlier run of this worker: not loaded for this run")
+        reasoning_metrics(ms, gen.reasoning, stats.reasoning_tokens, stats.answer_tokens, stats.split_outputs,
+                          stats.requests - stats.failed)
+        notes.extend(efficiency_metrics(
+            ms, meter, win, reps=reps, requests=stats.requests - stats.failed, input_tokens=stats.input_tokens,
+            output_tokens=out_tok, batch_sizes=gen.batch_sizes, batch_size=exp.batching.batch_size,
+            padded_input_per_pass=gen.padded_input_per_pass, model_bytes=gen.model_bytes, stats_begin=stats_begin,
+            stats_end=stats_end, arch=gen.arch_config, n_params=gen.model_info.get("parameters"),
+            max_output_tokens=exp.max_output_tokens))
+        for k, v in extra_metrics[0].items():
+            ms.put(k, v, extra_metrics[1].get(k))
+        notes.extend(extra_metrics[2])
         # prefill / decode split, per pass over the prompt set (GPU energy)
         phases: Optional[dict[str, Any]] = None
         method = ("prefill = GPU energy of a pass generating 1 new token per request (averaged over its repetitions); "
@@ -340,6 +346,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             "generate_kwargs": {k: v for k, v in gen.generate_kwargs.items() if isinstance(v, (int, float, str, bool, list))},
         }
         workload.update(gen.workload_extra)
+        if gen.reasoning is not None:
+            workload["reasoning"] = gen.reasoning.plan.record()
         ended_at = utc_now_iso()
         env["ended_at"] = ended_at
         result = build_result(cfg, started_at, ended_at, ms, energy, meter, warm, window, phases, validation, env, notes,

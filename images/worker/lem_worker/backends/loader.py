@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from lem_worker.config import Experiment
+from lem_worker.engine_args import pytorch_generate_extra, section
 from lem_worker.errors import ConfigError, WorkerError
 from lem_worker.log import log
 
@@ -118,6 +119,33 @@ def _eos_list(value: Any) -> list[int]:
     return [int(value)]
 
 
+def dtype_kwarg(version: Optional[str]) -> str:
+    """transformers >= 4.56 takes `dtype=` (`torch_dtype=` is deprecated, and gone in 5.x); older ones `torch_dtype=`."""
+    try:
+        major, minor = (int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        return "dtype"
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def apply_lora(model: Any, exp: Experiment, notes: list[str]) -> Any:
+    """pytorch.lora: PEFT adapters loaded onto the model, merged into the weights where `merge` says so."""
+    adapters = section(exp, "pytorch").get("lora") or []
+    if not adapters:
+        return model
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise WorkerError("pytorch.lora needs the peft package, which is not installed in this image") from None
+    for i, a in enumerate(adapters):
+        kw = {"revision": a["revision"]} if a.get("revision") else {}
+        model = PeftModel.from_pretrained(model, a["id"], adapter_name=f"lora{i}", **kw)
+        if a.get("merge"):
+            model = model.merge_and_unload()
+        notes.append(f"LoRA adapter {a['id']}" + (" merged into the weights" if a.get("merge") else " applied unmerged"))
+    return model
+
+
 def load_transformers(exp: Experiment) -> LoadedModel:
     assert exp.model is not None
     try:
@@ -138,7 +166,8 @@ def load_transformers(exp: Experiment) -> LoadedModel:
     common: dict[str, Any] = {"trust_remote_code": m.trust_remote_code}
     if m.revision:
         common["revision"] = m.revision
-    model_kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    dtype_key = dtype_kwarg(getattr(transformers, "__version__", None))
+    model_kwargs: dict[str, Any] = {dtype_key: dtype}
     if py.attn_implementation:
         model_kwargs["attn_implementation"] = py.attn_implementation
     q = exp.quantization
@@ -179,7 +208,7 @@ def load_transformers(exp: Experiment) -> LoadedModel:
                               "no_weights builds the model on one device")
         seed = exp.extra.get("seed", 0)
         torch.manual_seed(int(seed) if isinstance(seed, int) else 0)
-        from_config_kwargs = {"torch_dtype": dtype, "trust_remote_code": m.trust_remote_code}
+        from_config_kwargs = {dtype_key: dtype, "trust_remote_code": m.trust_remote_code}
         if py.attn_implementation:
             from_config_kwargs["attn_implementation"] = py.attn_implementation
         log(f"building random-initialised {model_type} from {source} on {device}")
@@ -202,6 +231,7 @@ def load_transformers(exp: Experiment) -> LoadedModel:
         model = transformers.AutoModelForCausalLM.from_pretrained(m.id, **common, **model_kwargs)
         if "device_map" not in model_kwargs:
             model = model.to(device)
+    model = apply_lora(model, exp, notes)
     model.eval()
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(m.id, **common)
@@ -212,7 +242,13 @@ def load_transformers(exp: Experiment) -> LoadedModel:
         notes.append(f"tokenizer of {m.id} unavailable ({type(exc).__name__}); using a byte-level stand-in tokenizer")
     if getattr(tokenizer, "padding_side", None) is not None:
         tokenizer.padding_side = "left"
-    gen_extra: dict[str, Any] = {}
+    gen_extra: dict[str, Any] = pytorch_generate_extra(exp)
+    assistant = section(exp, "pytorch").get("assistant_model")
+    if assistant:
+        log(f"loading the assistant (draft) model {assistant}")
+        gen_extra["assistant_model"] = transformers.AutoModelForCausalLM.from_pretrained(
+            assistant, **{dtype_key: dtype}, trust_remote_code=m.trust_remote_code).to(device)
+        notes.append(f"assisted decoding with draft model {assistant}")
     if py.static_kv_cache:
         gen_extra["cache_implementation"] = "static"
         notes.append("static KV cache (cache_implementation='static')")

@@ -21,6 +21,7 @@ from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassSta
     run_generation,
     tokenize_prompts,
 )
+from lem_worker.backends import torch_stats
 from lem_worker.backends.loader import LoadedModel, load_transformers
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
@@ -28,6 +29,7 @@ from lem_worker.engines import CACHE, note_first_request
 from lem_worker.environment import module_version
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
+from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 Loader = Callable[[Experiment], LoadedModel]
@@ -73,8 +75,10 @@ def used_cuda_devices(model: Any) -> Optional[list[int]]:
     return sorted(idx) or None
 
 
-def tokenize(loaded: LoadedModel, exp: Experiment, notes: list[str]) -> list[Request]:
-    return tokenize_prompts(loaded.tokenizer, loaded.eos_ids, loaded.pad_id, loaded.vocab_size, exp, notes)
+def tokenize(loaded: LoadedModel, exp: Experiment, notes: list[str],
+             rc: Optional[ReasoningCounter] = None) -> list[Request]:
+    return tokenize_prompts(loaded.tokenizer, loaded.eos_ids, loaded.pad_id, loaded.vocab_size, exp, notes,
+                            rc.plan if rc is not None else None)
 
 
 def prepare(loaded: LoadedModel, batches: list[list[Request]]) -> list[PreparedBatch]:
@@ -117,6 +121,7 @@ class Harness:
         self.exp = exp
         self.batches = batches
         self.eos = set(loaded.eos_ids)
+        self.rc: Optional[ReasoningCounter] = None
         self.kwargs_full = generate_kwargs(exp, loaded, exp.max_output_tokens)
         self.kwargs_prefill = generate_kwargs(exp, loaded, 1)
         self.torch = loaded.torch
@@ -145,6 +150,7 @@ class Harness:
         for row in new:
             n = count_new_tokens(row, self.eos, self.loaded.ignore_eos or self.exp.decoder.fixed_length)
             stats.output_tokens += n
+            stats.count_reasoning(self.rc, row[:n])
             done = times[n - 1] if 0 < n <= len(times) else t_end
             stats.latencies.append(done - t0)
             if times:
@@ -182,10 +188,13 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
     loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp), reuse)
     load_s: Optional[float] = engine["load_s"]
     notes.extend(loaded.notes)
-    requests = tokenize(loaded, exp, notes)
+    assert exp.model is not None
+    rc = counter_for(loaded.tokenizer, exp.model.id, exp.raw.get("reasoning"), notes)
+    requests = tokenize(loaded, exp, notes, rc)
     batches = make_batches(requests, exp.batching, exp.max_output_tokens)
     prepared = prepare(loaded, batches)
     harness = Harness(loaded, exp, prepared)
+    harness.rc = rc
     log(f"pytorch: {len(requests)} request(s) in {len(prepared)} batch(es) ({exp.batching.strategy}), "
         f"max_new_tokens {exp.max_output_tokens}, device {loaded.device}")
     counter = [0]
@@ -215,10 +224,21 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
         },
         model_info=loaded.info,
         generate_kwargs=harness.kwargs_full,
+        reasoning=rc,
         fixed_length=bool(exp.decoder.fixed_length or loaded.ignore_eos),
         gpu_ids=used_cuda_devices(loaded.model),
         env_extra=env_extra,
+        padded_input_per_pass=sum(b.width * len(b.requests) for b in prepared),
+        model_bytes=torch_stats.model_bytes(loaded.model),
+        arch_config=torch_stats.arch_config(loaded.model),
+        engine_stats=torch_stats.peak_memory_stats(loaded.torch, used_cuda_devices(loaded.model)),
     )
+    if (exp.raw.get("pytorch") or {}).get("profiler"):
+        def profiled(b: PreparedBatch) -> int:
+            st = PassStats()
+            harness.run_batch(b, harness.kwargs_full, st)
+            return st.output_tokens
+        gen.after_windows = torch_stats.profiler_pass(loaded.torch, profiled, prepared[0])
     result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
     note_first_request(engine, result.get("warmup"))
     result["engine"] = engine
@@ -230,4 +250,5 @@ def engine_key(exp: Experiment) -> dict[str, Any]:
     quantisation and the engine arguments (the pytorch section, the loader hook)."""
     raw = exp.raw
     return {"backend": "pytorch", "model": raw.get("model"), "precision": exp.precision,
-            "quantization": exp.quantization, "engine": raw.get("pytorch"), "loader": exp.extra.get("loader")}
+            "quantization": exp.quantization, "engine": raw.get("pytorch"), "engine_args": exp.extra.get("engine_args"),
+            "loader": exp.extra.get("loader")}

@@ -3,11 +3,14 @@
 Written against TensorRT-LLM's documented LLM API (nvidia.github.io/TensorRT-LLM: "LLM API" / API
 Reference for `tensorrt_llm.llmapi.LLM`, `SamplingParams`, `RequestOutput`, `BuildConfig`,
 `KvCacheConfig`, `QuantConfig`/`QuantAlgo`, and the "Generate text in streaming" example); the
-lem-tensorrt image pins nvcr.io/nvidia/tensorrt-llm/release:0.17.0. Calls it relies on:
+lem-tensorrt image pins the release container of images/versions.env (1.x). Calls it relies on:
 
 * `tensorrt_llm.LLM(model=..., tokenizer, skip_tokenizer_init, trust_remote_code,
-  tensor_parallel_size, dtype, revision, build_config=BuildConfig(max_batch_size, max_num_tokens,
-  max_seq_len), kv_cache_config=KvCacheConfig(free_gpu_memory_fraction), quant_config=
+  tensor_parallel_size, pipeline_parallel_size, dtype, revision, max_batch_size, max_num_tokens,
+  max_seq_len (1.x PyTorch flow, detected by `llmapi.TorchLlmArgs`; 0.x: the same three in
+  build_config=BuildConfig(...)), kv_cache_config=KvCacheConfig(free_gpu_memory_fraction,
+  enable_block_reuse, max_tokens, dtype), cuda_graph_config=CudaGraphConfig() | None,
+  scheduler_config=SchedulerConfig(capacity_scheduler_policy), enable_chunked_prefill, quant_config=
   QuantConfig(quant_algo=QuantAlgo.FP8), load_format="dummy")`. `model` is a Hugging Face id or
   path, or `tensorrt.engine_dir` (a prebuilt engine: no build arguments are passed then).
   model.no_weights uses `load_format="dummy"` (random weights; a version-dependent LLM argument,
@@ -37,9 +40,11 @@ from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, de
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engine_args import passthrough, trt_extra, trt_max_seq_len
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
+from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("tensorrt_llm is not installed in this image; use the lem-tensorrt image "
@@ -91,21 +96,25 @@ def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: 
     if q not in ("none", "fp8", "awq", "gptq"):
         raise ConfigError(f"experiment.quantization.method: {q} is not available on the tensorrt backend")
     if t.engine_dir is None:
-        build = {"max_seq_len": exp.max_input_tokens + exp.max_output_tokens}
+        build = {"max_seq_len": trt_max_seq_len(exp) or exp.max_input_tokens + exp.max_output_tokens}
         if t.max_batch_size is not None:
             build["max_batch_size"] = t.max_batch_size
         if t.max_num_tokens is not None:
             build["max_num_tokens"] = t.max_num_tokens
-        kw["build_config"] = llmapi.BuildConfig(**build)
-        record["build_config"] = build
+        if hasattr(llmapi, "TorchLlmArgs"):  # 1.x, PyTorch flow (the LLM default): scheduler limits are LLM arguments
+            kw.update(build)
+        else:  # 0.x TensorRT engine flow: they are engine build settings
+            kw["build_config"] = llmapi.BuildConfig(**build)
+            record["build_config"] = build
         if fp8:
             kw["quant_config"] = llmapi.QuantConfig(quant_algo=llmapi.QuantAlgo.FP8)
             record["quant_config"] = {"quant_algo": "FP8"}
         if m.no_weights:
             kw["load_format"] = "dummy"
-    if t.kv_cache_free_gpu_memory_fraction is not None:
-        kw["kv_cache_config"] = llmapi.KvCacheConfig(free_gpu_memory_fraction=t.kv_cache_free_gpu_memory_fraction)
-        record["kv_cache_config"] = {"free_gpu_memory_fraction": t.kv_cache_free_gpu_memory_fraction}
+    kw.update(trt_extra(exp, llmapi, record))
+    extra = passthrough(exp, kw)
+    kw.update(extra)
+    record.update(extra)
     for k, v in kw.items():
         if k not in record:
             record[k] = v
@@ -136,6 +145,7 @@ class TrtHarness:
         self.sp_full = trt.SamplingParams(**self.kwargs_full)
         self.sp_prefill = trt.SamplingParams(**self.kwargs_prefill)
         self.loop = asyncio.new_event_loop()
+        self.rc: Optional[ReasoningCounter] = None
 
     async def _one(self, ids: list[int], sp: Any) -> tuple[Any, int, Optional[float], Optional[float], list[float]]:
         n = 0
@@ -181,6 +191,7 @@ class TrtHarness:
             final, n, first, last, gaps = res
             if final is not None:
                 n = len(final.outputs[0].token_ids)
+                stats.count_reasoning(self.rc, final.outputs[0].token_ids)
             prompt_ids = getattr(final, "prompt_token_ids", None)
             stats.requests += 1
             stats.input_tokens += len(prompt_ids) if prompt_ids is not None else len(r.input_ids)
@@ -263,12 +274,14 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
-        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
+        rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
+        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes, rc.plan)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)
         fixed = bool(exp.decoder.fixed_length or m.no_weights)
         sync = cuda_sync()
         end_id = eos_ids[0] if (skip_tokenizer and eos_ids) else None
         harness = TrtHarness(llm, trt, exp, batches, fixed, end_id, pad_id if skip_tokenizer else None, sync)
+        harness.rc = rc
         log(f"tensorrt: {len(requests)} request(s) in {len(batches)} batch(es) of up to {exp.batching.batch_size}, "
             f"max_tokens {exp.max_output_tokens}, streaming")
         counter = [0]
@@ -295,6 +308,8 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
                         "quantization": "fp8" if "quant_config" in kwargs else exp.quantization,
                         "tensor_parallel_size": t.tp_size, "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
+            reasoning=rc,
+            arch_config=arch,
             fixed_length=fixed,
             gpu_ids=list(range(t.tp_size)),
             gpu_note=f"measuring the GPU(s) TensorRT-LLM runs on: CUDA device(s) {list(range(t.tp_size))} (tp_size {t.tp_size})",

@@ -1,13 +1,15 @@
 """The vLLM backend: vLLM's offline engine (`vllm.LLM`) measured by the shared generation flow.
 
 Written against vLLM's documented offline API (docs.vllm.ai: "Offline Inference" / the `LLM` class
-and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins
-vllm/vllm-openai:v0.6.6. Calls it relies on:
+and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins the
+vllm/vllm-openai release of images/versions.env (0.3x: the V1 engine only). Calls it relies on:
 
 * `LLM(model=..., dtype, quantization, tensor_parallel_size, gpu_memory_utilization, max_num_seqs,
   max_model_len, enforce_eager, enable_prefix_caching, load_format, seed, revision, tokenizer,
-  skip_tokenizer_init, trust_remote_code, disable_log_stats)`: Engine Arguments passed through
-  the LLM constructor. `load_format="dummy"` (random weights, "mainly for profiling") is how
+  skip_tokenizer_init, trust_remote_code, disable_log_stats, and the typed fields of engine_args.py:
+  pipeline/data parallel, max_num_batched_tokens, kv_cache_dtype, block_size, chunked prefill,
+  cpu_offload_gb, swap_space, speculative_config, async_scheduling, compilation_config)`: Engine
+  Arguments passed through the LLM constructor. `load_format="dummy"` (random weights, "mainly for profiling") is how
   model.no_weights runs; with model.architecture the shipped config is written as config.json in
   a temporary directory and passed as `model`.
 * `LLM.get_tokenizer()`: the engine's tokenizer, used to tokenize the prompt set once, outside
@@ -30,7 +32,6 @@ twice). vLLM exposes no per-step token timestamps offline, so the per-step ITL p
 """
 from __future__ import annotations
 
-import math
 import shutil
 import threading
 import time
@@ -39,11 +40,14 @@ from typing import Any, Optional
 from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
                                             tokenize_prompts, tokenizer_ids)
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
+from lem_worker.backends.vllm_stats import engine_stats, hf_config, request_timing  # noqa: F401  (request_timing re-exported)
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engine_args import passthrough, vllm_extra
 from lem_worker.environment import module_version
 from lem_worker.errors import ConfigError, Terminated, WorkerError
 from lem_worker.log import log
+from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("vllm is not installed in this image; use the lem-vllm image "
@@ -110,6 +114,8 @@ def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_to
         kw["enable_prefix_caching"] = v.enable_prefix_caching
     if m.no_weights:
         kw["load_format"] = "dummy"
+    kw.update(vllm_extra(exp))
+    kw.update(passthrough(exp, kw))
     return kw
 
 
@@ -119,39 +125,6 @@ def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool) -> dict[str, 
     if not exp.decoder.do_sample:
         kw["temperature"] = 0.0
     return kw
-
-
-def _finite(*xs: Any) -> bool:
-    return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
-
-
-def request_timing(metrics: Any, t0_wall: float, n_out: int) -> Optional[tuple[float, float, Optional[float]]]:
-    """(ttft, latency, per-request mean ITL) relative to the batch's generate() call (wall clock), from
-    RequestOutput.metrics in either documented shape; None when it carries no usable timing."""
-    if metrics is None:
-        return None
-    ftt = getattr(metrics, "first_token_time", None)
-    if ftt is not None:  # V0 RequestMetrics: time.time() stamps
-        last = getattr(metrics, "last_token_time", None)
-        if last is None:
-            last = getattr(metrics, "finished_time", None)
-        if last is None or not _finite(ftt, last):
-            return None
-        ttft, latency, decode = ftt - t0_wall, last - t0_wall, last - ftt
-    else:  # V1 RequestStateStats: frontend arrival_time (time.time()) + engine-core monotonic first/last stamps
-        arrival = getattr(metrics, "arrival_time", None)
-        ftl = getattr(metrics, "first_token_latency", None)
-        fts = getattr(metrics, "first_token_ts", None)
-        lts = getattr(metrics, "last_token_ts", None)
-        if not _finite(arrival, ftl, fts, lts) or not arrival or not fts:
-            return None
-        ttft = arrival - t0_wall + ftl
-        decode = lts - fts
-        latency = ttft + decode
-    if ttft < 0 or decode < 0 or latency < ttft:
-        return None
-    itl = decode / (n_out - 1) if n_out > 1 else None
-    return ttft, latency, itl
 
 
 class VllmHarness:
@@ -167,6 +140,7 @@ class VllmHarness:
         self.sp_prefill = vllm.SamplingParams(**self.kwargs_prefill)
         self.with_metrics = 0
         self.without_metrics = 0
+        self.rc: Optional[ReasoningCounter] = None
 
     def run_batch(self, batch: list[Request], sp: Any, stats: Optional[PassStats]) -> None:
         prompts = [{"prompt_token_ids": list(r.input_ids)} for r in batch]  # TokensPrompt
@@ -193,6 +167,7 @@ class VllmHarness:
             stats.requests += 1
             stats.input_tokens += len(prompt_ids) if prompt_ids is not None else len(r.input_ids)
             stats.output_tokens += n
+            stats.count_reasoning(self.rc, out.outputs[0].token_ids)
             timing = request_timing(getattr(out, "metrics", None), t0_wall, n)
             if timing is None:
                 self.without_metrics += 1
@@ -264,11 +239,13 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
             notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
-        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes)
+        rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
+        requests = tokenize_prompts(tokenizer, eos_ids, pad_id, vocab, exp, notes, rc.plan)
         batches = make_batches(requests, exp.batching, exp.max_output_tokens)
         fixed = bool(exp.decoder.fixed_length or m.no_weights)
         sync = cuda_sync()
         harness = VllmHarness(llm, vllm, exp, batches, fixed, sync)
+        harness.rc = rc
         log(f"vllm: {len(requests)} request(s) in {len(batches)} generate() call(s) of up to "
             f"{exp.batching.batch_size}, max_tokens {exp.max_output_tokens}")
         counter = [0]
@@ -294,6 +271,9 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
                         "quantization": kwargs.get("quantization"), "tensor_parallel_size": tp,
                         "load_format": kwargs.get("load_format", "auto")},
             generate_kwargs=harness.kwargs_full,
+            reasoning=rc,
+            engine_stats=engine_stats(llm, hf_config(llm, arch), kwargs["dtype"]),
+            arch_config=hf_config(llm, arch),
             fixed_length=fixed,
             gpu_ids=list(range(tp)),
             gpu_note=f"measuring the GPU(s) vLLM runs on: CUDA device(s) {list(range(tp))} (tensor_parallel_size {tp})",

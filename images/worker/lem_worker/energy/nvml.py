@@ -80,6 +80,7 @@ class GpuSample:
     sm_clock_mhz: Optional[float]
     mem_used_mib: Optional[float]
     clock_reasons: Optional[int]
+    sm_util_pct: Optional[float] = None  # nvmlDeviceGetUtilizationRates().gpu: % of the sample period a kernel ran
 
 
 def parse_visible_devices(value: Optional[str]) -> Optional[list[str]]:
@@ -233,6 +234,7 @@ class NvmlSession:
         temp = _safe(lambda: nv.nvmlDeviceGetTemperature(gpu.handle, getattr(nv, "NVML_TEMPERATURE_GPU", 0)))
         sm = _safe(lambda: nv.nvmlDeviceGetClockInfo(gpu.handle, getattr(nv, "NVML_CLOCK_SM", 1)))
         mem = _safe(lambda: nv.nvmlDeviceGetMemoryInfo(gpu.handle))
+        util = _safe(lambda: nv.nvmlDeviceGetUtilizationRates(gpu.handle))
         reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
             nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
         reasons = _safe(functools.partial(reasons_fn, gpu.handle)) if reasons_fn else None
@@ -244,6 +246,7 @@ class NvmlSession:
             None if sm is None else float(sm),
             None if mem is None else float(mem.used) / (1024 * 1024),
             None if reasons is None else int(reasons),
+            None if util is None else float(util.gpu),
         )
 
     def probe_update_period(self, clock: Clock, probe_s: float = 1.0, poll_s: float = 0.004) -> Optional[float]:
