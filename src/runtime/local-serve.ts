@@ -10,7 +10,7 @@ import { closeSync, fchmodSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackendName } from '../config/backends.js';
-import { lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage } from './serve-protocol.js';
+import { awaitAnswer, lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage } from './serve-protocol.js';
 import type { DispatchOutcome, RunSpec } from './types.js';
 
 export interface ServeProcessOptions {
@@ -128,8 +128,11 @@ export class ServeProcess {
   }
 }
 
-/** Runs one request on `serve`: its answer, or why there is none (the worker died or was stopped). */
-export async function runOnServe(serve: ServeProcess, spec: RunSpec, coldStart: boolean, signal: AbortSignal, killGraceMs: number): Promise<DispatchOutcome> {
+/**
+ * Runs one request on `serve`: its answer, or why there is none (the worker died or was stopped);
+ * null when the worker had died before it took the run (nothing ran: the caller retries on a fresh one).
+ */
+export async function runOnServe(serve: ServeProcess, spec: RunSpec, coldStart: boolean, signal: AbortSignal, killGraceMs: number): Promise<DispatchOutcome | null> {
   // The worker appends to the log; create it here with the mode every run file has.
   const fd = openSync(spec.logPath, 'a', 0o644);
   fchmodSync(fd, 0o644);
@@ -152,17 +155,18 @@ export async function runOnServe(serve: ServeProcess, spec: RunSpec, coldStart: 
   }
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
-  const answer = await serve.messages.next();
+  const { started, done: answer } = await awaitAnswer(serve.messages);
   clearTimeout(timeoutTimer);
   signal.removeEventListener('abort', onAbort);
   // A stopped or recycling worker exits now: wait, so nothing of it overlaps the next run.
-  if (answer === null || answer.op !== 'done' || answer.recycle || stop !== null) await serve.exited;
+  if (answer === null || answer.recycle || stop !== null) await serve.exited;
   clearTimeout(killTimer);
   serve.idle();
   const stopped = stop as { reason: string; timedOut: boolean } | null;
-  const exitCode = answer?.op === 'done' ? answer.exit_code : null;
+  const exitCode = answer?.exit_code ?? null;
   if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: stopped.reason };
-  if (answer?.op === 'done') return { exitCode, timedOut: false, failureReason: null };
+  if (!started) return null;
+  if (answer) return { exitCode, timedOut: false, failureReason: null };
   const e = await serve.exited;
   const how = e.signal ? `was killed by ${e.signal}${e.signal === 'SIGKILL' ? ' (the out-of-memory killer, or kill -9)' : ''}` : `exited with code ${e.code}`;
   return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${serve.pid}) ${how} during the run; a fresh one serves the next run` };

@@ -131,12 +131,16 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
 
   async function dispatchServe(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
     if (signal.aborted) return { exitCode: null, timedOut: false, failureReason: 'interrupted' };
-    const got = await serveFor(spec);
-    if ('error' in got) return { exitCode: null, timedOut: false, failureReason: got.error };
-    onStarted(`serve:${got.serve.pid}:${spec.attemptToken}`);
-    const outcome = await runOnServe(got.serve, spec, got.cold, signal, KILL_GRACE_MS);
-    if (!got.serve.alive) serves.delete(spec.backend);
-    return outcome;
+    // A worker that died while idle (a crash between runs) never takes the run: once more on a fresh one.
+    for (let attempt = 0; ; attempt++) {
+      const got = await serveFor(spec);
+      if ('error' in got) return { exitCode: null, timedOut: false, failureReason: got.error };
+      onStarted(`serve:${got.serve.pid}:${spec.attemptToken}`);
+      const outcome = await runOnServe(got.serve, spec, got.cold, signal, KILL_GRACE_MS);
+      if (!got.serve.alive) serves.delete(spec.backend);
+      if (outcome !== null) return outcome;
+      if (attempt > 0) return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${got.serve.pid}) died before it took the run, twice` };
+    }
   }
 
   return {

@@ -33,7 +33,12 @@ export interface ServeDone {
   recycle: boolean;
 }
 
-export type ServeMessage = ServeReady | ServeDone;
+/** The request reached a live worker (one that died while idle never sends it: lem retries elsewhere). */
+export interface ServeStarted {
+  op: 'started';
+}
+
+export type ServeMessage = ServeReady | ServeStarted | ServeDone;
 
 /** One control line, or null when it is not a message of the protocol. */
 export function parseServeLine(line: string): ServeMessage | null {
@@ -48,6 +53,7 @@ export function parseServeLine(line: string): ServeMessage | null {
   if (o['op'] === 'ready' && typeof o['pid'] === 'number') {
     return { op: 'ready', pid: o['pid'], start_s: typeof o['start_s'] === 'number' ? o['start_s'] : null, start_ticks: typeof o['start_ticks'] === 'string' ? o['start_ticks'] : null };
   }
+  if (o['op'] === 'started') return { op: 'started' };
   if (o['op'] === 'done' && typeof o['exit_code'] === 'number') {
     return {
       op: 'done',
@@ -63,6 +69,17 @@ export function parseServeLine(line: string): ServeMessage | null {
 /** The request line of one run. `coldStart`: this run got a fresh worker (force_cold_start). */
 export function runRequest(spec: RunSpec, coldStart: boolean): string {
   return `${JSON.stringify({ op: 'run', config: spec.configPath, out: spec.outDir, log: spec.logPath, attempt_token: spec.attemptToken, cold_start: coldStart })}\n`;
+}
+
+/**
+ * The answer to a run request: `started`, then `done`. null: the worker died before it took the run
+ * (it had died while idle), so nothing ran and the run can go to a fresh worker.
+ */
+export async function awaitAnswer(messages: MessageQueue<ServeMessage>): Promise<{ started: boolean; done: ServeDone | null }> {
+  const first = await messages.next();
+  if (first === null) return { started: false, done: null };
+  const m = first.op === 'started' ? await messages.next() : first;
+  return { started: true, done: m?.op === 'done' ? m : null };
 }
 
 /** Splits a byte stream into lines; `onLine` gets each complete one. */

@@ -64,8 +64,7 @@ describe('persistent worker (local runtime, fake engine)', () => {
     expect(engines.map((e) => [e.worker, e.loaded_for_run, e.reuse_count])).toEqual([['persistent', true, 0], ['persistent', false, 1], ['persistent', false, 2]]);
     expect(new Set(engines.map((e) => e.worker_pid)).size).toBe(1);
 
-    process.kill(engines[0]!.worker_pid, 'SIGKILL'); // a crash between runs
-    await new Promise((r) => setTimeout(r, 100));
+    process.kill(engines[0]!.worker_pid, 'SIGKILL'); // a crash between runs, noticed or not before the next dispatch
     const after = spec('exp-a');
     expect(await run(rt, after)).toEqual({ exitCode: 0, timedOut: false, failureReason: null });
     expect(engineOf(after)).toMatchObject({ loaded_for_run: true, reuse_count: 0 });

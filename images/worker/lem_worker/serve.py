@@ -7,6 +7,7 @@ file, which the worker opens itself so the log is complete even if lem is killed
 
   -> {"op": "ready", "pid": N, "start_s": S, "start_ticks": T}           once, at start
   <- {"op": "run", "config": PATH, "out": DIR, "log": PATH, "attempt_token": T, "cold_start": B}
+  -> {"op": "started"}                                                    the request reached a live worker
   -> {"op": "done", "exit_code": 0|1|2|3|4|75|143, "kind": "ok"|"engine_error"|..., "message": M,
       "engine": {...} | null, "recycle": B}
 
@@ -201,6 +202,7 @@ def serve_main(state_dir: str) -> int:
             if not isinstance(req, dict) or req.get("op") == "exit":
                 break
             served += 1
+            send({"op": "started"})  # lem knows the run reached a live worker (not one that died idle)
             ctx = RunContext(worker="persistent", cold_start=bool(req.get("cold_start")), runs_served=served,
                              worker_start_s=start_s)
             answer = handle_run(req, state_dir, ctx, home_fd)

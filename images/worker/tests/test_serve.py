@@ -29,6 +29,13 @@ class Serve:
         line = out.readline()
         return json.loads(line) if line else None
 
+    def answer(self) -> Optional[dict[str, Any]]:
+        """The answer to a run request (after its `started` line), None at EOF."""
+        first = self.read()
+        if first is not None and first.get("op") == "started":
+            return self.read()
+        return first
+
     def send(self, body: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(body) + "\n")
@@ -68,7 +75,7 @@ class ServeTest(unittest.TestCase):
             json.dump(doc, fh)
         s.send({"op": "run", "config": cfg, "out": run_dir, "log": os.path.join(run_dir, "worker.log"),
                 "attempt_token": f"lem-t-p{self.n}-a1"})
-        return s.read() or {}, run_dir
+        return s.answer() or {}, run_dir
 
     def load_count(self) -> int:
         with open(self.loads, encoding="utf-8") as fh:
@@ -133,7 +140,7 @@ class ServeTest(unittest.TestCase):
             self.assertEqual(json.load(fh)["attempt_token"], "lem-t-p9-a1")
         time.sleep(0.5)
         s.proc.send_signal(signal.SIGTERM)
-        answer = s.read() or {}
+        answer = s.answer() or {}
         self.assertEqual((answer.get("exit_code"), answer.get("kind")), (143, "terminated"))
         self.assertEqual(s.proc.wait(timeout=10), 143)
         self.assertFalse(os.path.exists(current))

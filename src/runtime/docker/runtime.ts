@@ -86,10 +86,20 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
 
   /** A run as a request to the service's persistent worker; null when the image has none (then per run). */
   async function dispatchServe(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome | null> {
+    // A worker that died while idle (a crash between runs) never takes the run: once more on a fresh one.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const outcome = await serveOnce(spec, state, signal, onStarted);
+      if (outcome !== 'not_taken') return outcome;
+    }
+    return { exitCode: null, timedOut: false, failureReason: `the persistent worker in ${state.containerName} died before it took the run, twice` };
+  }
+
+  async function serveOnce(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome | null | 'not_taken'> {
     const d = services.docker();
     let serve = serves.get(spec.backend);
     if (serve && (!serve.alive || serve.containerId !== state.containerId || serve.startedAt !== state.startedAt)) {
       await serve.close(killGraceMs);
+      serves.delete(spec.backend);
       serve = undefined;
     }
     if (!serve) {
@@ -110,6 +120,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     if (ready?.start_ticks) onStarted(encodeHandle({ containerId: state.containerId, pid: ready.pid, startTime: ready.start_ticks }));
     const outcome = await runOnDockerServe(serve, spec, coldStart, signal, killGraceMs, (bySignal) => containerDeath(d, state.containerId, state, bySignal));
     if (!serve.alive) serves.delete(spec.backend);
+    if (outcome === null) return 'not_taken';
     return { ...outcome, failureReason: outcome.failureReason === null ? null : redact(outcome.failureReason) };
   }
 

@@ -7,7 +7,7 @@
  */
 import { Writable, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { lineSplitter, MessageQueue, runRequest, parseServeLine, type ServeMessage, type ServeReady } from '../serve-protocol.js';
+import { awaitAnswer, lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage, type ServeReady } from '../serve-protocol.js';
 import type { DispatchOutcome, RunSpec } from '../types.js';
 import { killInContainer, processAlive, waitExecExit } from './exec.js';
 
@@ -113,7 +113,10 @@ export class DockerServe {
   }
 }
 
-/** One run on a container's persistent worker; `died` says whether its container went away. */
+/**
+ * One run on a container's persistent worker; `died` says whether its container went away. null when
+ * the worker had died before it took the run (nothing ran: the caller retries on a fresh one).
+ */
 export async function runOnDockerServe(
   serve: DockerServe,
   spec: RunSpec,
@@ -121,7 +124,7 @@ export async function runOnDockerServe(
   signal: AbortSignal,
   killGraceMs: number,
   died: (bySignal: boolean) => Promise<string | null>,
-): Promise<DispatchOutcome> {
+): Promise<DispatchOutcome | null> {
   let stop: { reason: string; timedOut: boolean } | null = null;
   let killTimer: NodeJS.Timeout | undefined;
   let timeoutTimer: NodeJS.Timeout | undefined;
@@ -140,10 +143,9 @@ export async function runOnDockerServe(
   }
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
-  const answer = await serve.messages.next();
+  const { started, done } = await awaitAnswer(serve.messages);
   clearTimeout(timeoutTimer);
   signal.removeEventListener('abort', onAbort);
-  const done = answer?.op === 'done' ? answer : null;
   if (done === null || done.recycle || stop !== null) {
     // It exits now (or has died): wait, so nothing of it overlaps the next run.
     const gone = await Promise.race([serve.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), killGraceMs + 5_000))]);
@@ -156,6 +158,7 @@ export async function runOnDockerServe(
   const stopped = stop as { reason: string; timedOut: boolean } | null;
   if (stopped) return { exitCode: done?.exit_code ?? null, timedOut: stopped.timedOut, failureReason: stopped.reason };
   if (done) return { exitCode: done.exit_code, timedOut: false, failureReason: null };
+  if (!started) return null;
   const code = await waitExecExit(serve.exec, 2_000).catch(() => null);
   const container = await died(code === null || code >= 128);
   if (container) return { exitCode: null, timedOut: false, failureReason: container };
