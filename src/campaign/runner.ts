@@ -7,7 +7,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
 import { ingestResultFile } from '../results/ingest.js';
-import { attemptToken, type DispatchOutcome, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import { runOnSlots, slotsOfPlan, type SlotVerdict } from './queues.js';
 import { hubNeeds } from './hub-needs.js';
 import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
@@ -15,6 +16,7 @@ import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
 import { checkWindow, recordOrphanWindows } from './windows.js';
 import { nominalGapS, parseThermal, waitThermalGap, type GapRecord } from './gap.js';
+import { BackendSkips, classifyFailure, retryDecision, type FailureKind } from './retry.js';
 
 export interface RunEvent {
   position: number;
@@ -45,6 +47,8 @@ export interface ProgressSink {
       willRetry: boolean;
       /** Seconds the worker waited for another measurement to release the device (from its result); null when it did not. */
       deviceWaitS?: number | null;
+      /** The failure's kind (retry.ts) when it failed or was interrupted. */
+      failureKind?: FailureKind | null;
     },
     p: Progress,
   ): void;
@@ -131,16 +135,25 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
       const configs = [...new Set(todo.map((r) => r.experimentId))].flatMap((id) => experiments.get(id)?.config ?? []);
       await runtime.prepare(backends, { campaignId: campaign.id, workspaceRoot: deps.workspaceRoot, forceColdStart: settings.force_cold_start, hub: hubNeeds(configs) });
     }
-    let first = true;
-    for (let i = 0; i < todo.length && !interrupted; i++) {
-      const run = todo[i] as RunRow;
+    let left = todo.length;
+    const skips = new BackendSkips();
+    const started = new Set<number>();
+    // One run with its retries; `firstHere`: nothing ran before it where it runs (no thermal gap).
+    const runOne = async (planned: RunRow, slot: GpuSlot | undefined, firstHere: boolean): Promise<SlotVerdict> => {
+      let first = firstHere;
+      const run = slot ? (manifest.run(campaign.id, planned.position) ?? planned) : planned; // placed again after a host loss
       const exp = experiments.get(run.experimentId);
       if (!exp) throw new Error(`manifest has run ${run.position} for unknown experiment ${run.experimentId}`);
+      started.add(run.position);
+      if (skips.reason(exp.config.backend) !== null) {
+        left--;
+        return 'continue'; // stays pending: resume runs it once fixed
+      }
       const maxAttempt = run.attempt + 1 + settings.retries;
       for (let attempt = run.attempt + 1; attempt <= maxAttempt; attempt++) {
         if (!first && (typeof settings.thermal_gap !== 'number' || settings.thermal_gap > 0)) {
           progress.waiting(nominalGapS(settings.thermal_gap));
-          const source = runtime.workerTool ? () => readThermal(runtime, exp.config) : null;
+          const source = runtime.workerTool ? () => readThermal(runtime, exp.config, slot) : null;
           const gap = await waitThermalGap(settings.thermal_gap, settings.idle, source, clock, signal);
           gapSeconds += gap.waited_s;
           gapsTimed++;
@@ -148,25 +161,50 @@ export async function executeCampaign(campaignId: string, deps: RunnerDeps, sign
           progress.gapEnded?.(gap);
         }
         first = false;
-        if (signal.aborted) {
-          interrupted = true;
-          break;
-        }
+        if (signal.aborted) return 'stop';
         const ev: RunEvent = { position: run.position, experimentId: exp.id, experimentName: exp.name, cycle: run.cycle, attempt };
-        const remaining = todo.length - i;
+        const remaining = left;
         progress.runStarted(ev, progressNow(remaining, remaining - 1));
         const t0 = clock.monotonicMs();
-        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal);
+        const r = await executeAttempt(campaign.id, run, exp.config, attempt, deps, signal, slot);
         const seconds = (clock.monotonicMs() - t0) / 1000;
         attemptsTimed++;
         runSeconds += seconds;
-        const willRetry = r.status === 'failed' && attempt < maxAttempt;
-        if (r.status === 'succeeded') done++;
+        const decision = r.status === 'failed' ? retryDecision(r.kind ?? 'engine_error', attempt, maxAttempt) : null;
+        const willRetry = decision?.retry ?? false;
+        if (r.status === 'succeeded') {
+          done++;
+          skips.succeededOn(exp.config.backend);
+        }
         if (r.status === 'failed' && !willRetry) failed++;
-        progress.runEnded({ ...ev, status: r.status, seconds, error: r.error, willRetry, deviceWaitS: r.deviceWaitS }, progressNow(remaining - (willRetry ? 0 : 1), remaining - (willRetry ? 0 : 1)));
-        if (r.status === 'interrupted') interrupted = true;
-        if (r.status !== 'failed') break;
+        if (!willRetry && !r.hostLost) left--;
+        const error = r.error !== null && decision?.why ? `${r.error} (${decision.why})` : r.error;
+        progress.runEnded({ ...ev, status: r.status, seconds, error, willRetry, deviceWaitS: r.deviceWaitS, failureKind: r.kind ?? null }, progressNow(left, left));
+        if (r.hostLost) return 'requeue';
+        if (r.status === 'interrupted') return 'stop';
+        if (r.status === 'failed' && !willRetry) {
+          const rest = todo.filter((x) => !started.has(x.position) && experiments.get(x.experimentId)?.config.backend === exp.config.backend).length;
+          const skip = skips.afterFailure(exp.config.backend, r.kind ?? 'engine_error', r.error, rest);
+          if (skip) manifest.note(campaign.id, null, 'backend_skipped', skip.detail);
+          if (skip) progress.note(`${skip.message} — fix it, then \`lem campaign resume ${campaign.id}\``);
+        }
+        if (r.status !== 'failed' || !willRetry) break;
       }
+      return 'continue';
+    };
+    const gpusOf = (r: RunRow): number | null => experiments.get(r.experimentId)?.config.measurement.gpus ?? null;
+    const slotsFor = runtime.slots?.bind(runtime);
+    if (slotsFor && slotsOfPlan({ items: todo, gpusOf, slotsFor }).length > 1) {
+      // Disjoint GPU sets side by side, the plan's order within each (queues.ts).
+      await runOnSlots({ items: todo, gpusOf, slotsFor, work: async (run, slot, firstHere) => {
+          const verdict = await runOne(run, slot, firstHere);
+          if (verdict === 'stop' || (verdict === 'requeue' && signal.aborted)) interrupted = true;
+          return verdict;
+        },
+        onUnplaceable: () => (interrupted = true),
+      });
+    } else {
+      for (let i = 0; i < todo.length && !interrupted; i++) interrupted = (await runOne(todo[i] as RunRow, undefined, i === 0)) !== 'continue';
     }
     const counts = manifest.counts(campaign.id);
     const succeededInScope = opts.cycles === undefined ? counts.succeeded : manifest.runs(campaign.id, ['succeeded']).filter(inScope).length;
@@ -231,6 +269,8 @@ interface AttemptResult {
   status: 'succeeded' | 'failed' | 'interrupted';
   error: string | null;
   deviceWaitS?: number | null;
+  kind?: FailureKind;
+  hostLost?: boolean;
 }
 
 async function executeAttempt(
@@ -240,6 +280,7 @@ async function executeAttempt(
   attempt: number,
   deps: RunnerDeps,
   signal: AbortSignal,
+  slot?: GpuSlot,
 ): Promise<AttemptResult> {
   const { manifest, runtime } = deps;
   const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
@@ -258,6 +299,7 @@ async function executeAttempt(
     logPath: join(dir, 'worker.log'),
     timeoutS: config.measurement.timeout_s ?? null,
     attemptToken: token,
+    ...(slot ? { slot } : {}),
   };
   writeFileSync(
     spec.configPath,
@@ -267,6 +309,7 @@ async function executeAttempt(
   // The token is in the manifest before the worker exists: a resume finds the worker by it even
   // when this process dies before the handle is recorded.
   manifest.markRunning(campaignId, run.position, attempt, token);
+  if (slot) manifest.note(campaignId, run.position, 'placed', { attempt, host: slot.host, gpu_set: slot.key, gpus: slot.gpus, gpu_model: slot.model });
   // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
   // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
   const local = new AbortController();
@@ -286,17 +329,22 @@ async function executeAttempt(
     });
   } catch (e) {
     // The runtime cannot go on (its services keep disappearing): this run failed, the campaign stops.
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e) });
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e), failureKind: 'container_gone' });
     throw e;
   } finally {
     signal.removeEventListener('abort', forward);
   }
   if (handleError !== null) throw handleError;
+  if (outcome.hostLost) {
+    const error = outcome.failureReason ?? 'the run\'s host stopped answering';
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'host_lost' });
+    return { status: 'interrupted', error, hostLost: true, kind: 'host_lost' };
+  }
 
   if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
     const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error });
-    return { status: 'interrupted', error };
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'interrupted' });
+    return { status: 'interrupted', error, kind: 'interrupted' };
   }
   if (outcome.exitCode === 0 && outcome.failureReason === null) {
     const ingested = ingestResultFile(join(dir, 'result.json'), { runId: id, experimentId: run.experimentId, cycle: run.cycle, attempt });
@@ -313,10 +361,12 @@ async function executeAttempt(
       });
       return { status: 'succeeded', error: null, deviceWaitS };
     }
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason });
-    return { status: 'failed', error: ingested.reason };
+    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason, failureKind: 'bad_result' });
+    return { status: 'failed', error: ingested.reason, kind: 'bad_result' };
   }
-  const error = outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${lastLogLine(spec.logPath)}`;
+  const failure = classifyFailure(outcome, dir);
+  const error =
+    outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${failure.message ? `: ${failure.message.slice(0, 500)}` : lastLogLine(spec.logPath)}`;
   // A worker that failed because the disk filled up is interrupted, not failed: it is re-run on resume.
   const min = minFreeBytes();
   const free = min > 0 ? freeBytes(dir) : null;
@@ -324,8 +374,8 @@ async function executeAttempt(
     manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error: `disk full at ${dir}: ${error}` });
     throw new DiskFullError(dir, `${free} bytes free after the run failed: ${error}`);
   }
-  manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error });
-  return { status: 'failed', error };
+  manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error, failureKind: failure.kind });
+  return { status: 'failed', error, kind: failure.kind };
 }
 
 /** A run that waited for another measurement to release its device: an event, and the wait for the progress line. */
@@ -368,6 +418,8 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
       manifest.note(campaignId, null, 'workers_stopped', { workers: stopped.map((w) => ({ token: w.token, where: w.where })) });
       progress.note(`stopped ${stopped.length} worker(s) left running by an earlier session: ${stopped.map((w) => `${w.token} (${w.where})`).join(', ')}`);
     }
+    const fetched = (await runtime.recoverResults?.(campaignId, deps.workspaceRoot)) ?? 0;
+    if (fetched > 0) progress.note(`fetched ${fetched} result file(s) left on remote hosts by an earlier session`);
     const orphans = recordOrphanWindows(manifest, campaignId, (run, attempt) => runDir(deps.workspaceRoot, campaignId, run, attempt));
     if (orphans > 0) progress.note(`recorded the measured windows of ${orphans} unrecorded result(s) left by earlier sessions`);
   }
@@ -388,16 +440,17 @@ async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<nu
       status: 'interrupted',
       exitCode: null,
       error: 'the orchestrator stopped while this run was in flight; it is run again',
+      failureKind: 'interrupted',
     });
   }
   return recovered;
 }
 
 /** The next run's GPU temperatures and power, through the worker where that run will run. */
-async function readThermal(runtime: Runtime, config: ExperimentConfig): Promise<ThermalReading> {
+async function readThermal(runtime: Runtime, config: ExperimentConfig, slot?: GpuSlot): Promise<ThermalReading> {
   const gpus = config.measurement.gpu_ids;
   const args = ['thermal', '--json', ...(gpus && gpus.length ? ['--gpus', gpus.join(',')] : [])];
-  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30);
+  const r = await (runtime.workerTool as NonNullable<Runtime['workerTool']>)(config.backend, args, 30, slot);
   if (r.exitCode !== 0) return { gpus: [], reason: `the worker's thermal probe exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}` };
   return parseThermal(r.stdout);
 }

@@ -237,8 +237,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .command('doctor [backends...]')
     .description('check the Docker engine, images, GPUs and tokens, and say how to fix what is missing')
     .option('--json', 'machine-readable output')
-    .action((backends: string[], o: { json?: boolean }) =>
-      later(async () => (await import('./commands/doctor.js')).doctor({ json: o.json ?? false, ...(backends.length ? { backends } : {}) })),
+    .option('--campaign <file>', "also check every host of this campaign file's hosts: through its own engine")
+    .action((backends: string[], o: { json?: boolean; campaign?: string }) =>
+      later(async () => (await import('./commands/doctor.js')).doctor({ json: o.json ?? false, ...(backends.length ? { backends } : {}), ...(o.campaign !== undefined ? { campaign: o.campaign } : {}) })),
     );
 
   const state = program.command('state').description('check and back up the state directory (manifest and run files)');

@@ -1,6 +1,7 @@
 /** The campaign file: which experiments to run, how many cycles, in what order, on which runtime. */
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { Hosts, Placement } from './hosts.js';
 import { gridIntensityTable, knownRegions } from './grid-intensity.js';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped', 'split_plot']);
@@ -128,8 +129,11 @@ export const CampaignFile = z
     schedule: Schedule.optional().describe('run the cycles at set times with `lem daemon run`'),
     calibration_file: z.string().min(1).optional().describe('a `lem calibrate` output (path relative to this file): idle temperature and power for thermal gaps'),
     carbon: Carbon.optional().describe('grid carbon intensity for emissions: {intensity_g_per_kwh: N} or {region: CODE}'),
+    hosts: Hosts.optional().describe('docker runtime: a pool of Docker engines (absent: the one engine the docker CLI would use)'),
+    placement: Placement.optional().describe('how runs are placed on hosts: {group_by: gpu_model, on_host_loss: retry_elsewhere}'),
   })
   .superRefine((c, ctx) => {
+    if (c.hosts && c.runtime !== 'docker') ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'hosts needs runtime: docker' });
     if (c.configs && c.base_config) {
       ctx.addIssue({ code: 'custom', path: ['base_config'], message: 'give either configs (a list) or base_config with vary (a grid), not both' });
     }
@@ -165,5 +169,7 @@ export const CampaignSettings = z.object({
   /** Idle reference read from calibration_file when the campaign was planned. */
   idle: IdleReference.optional(),
   carbon: Carbon.optional(),
+  hosts: Hosts.optional(),
+  placement: Placement.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

@@ -110,6 +110,12 @@ export const Measurement = strict({
     .default(0.05)
     .describe('idle baseline is unstable when |least-squares power slope x window / mean| exceeds this, or power rose by more than this'),
   gpu_ids: z.array(z.number().int().min(0)).optional(),
+  gpus: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('how many GPUs a run needs; on a host with more, runs go to disjoint GPU sets of this size side by side (docker runtime)'),
   timeout_s: z.number().positive().optional().describe('kill the run after this long'),
   device_lock_timeout_s: z
     .number()

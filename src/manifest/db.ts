@@ -140,6 +140,10 @@ export const MIGRATIONS: readonly string[] = [
     design_json TEXT NOT NULL
   );
   `,
+  // 8: failures: the failure kind of a run's last failed or interrupted attempt (the worker's
+  // failure.json or exit code, or the runtime's: timeout, container_gone, killed); each attempt's kind
+  // is also in its run_failed / run_interrupted event. NULL for runs ended before kinds existed.
+  `ALTER TABLE runs ADD COLUMN failure_kind TEXT;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -61,6 +61,8 @@ export interface RunRow {
   resultBytes: number | null;
   /** The current attempt's token (in its worker's command line), recorded before the worker starts. */
   attemptToken: string | null;
+  /** Why the last attempt failed or was interrupted (engine_error, out_of_memory, timeout, …); null otherwise. */
+  failureKind: string | null;
 }
 
 /** A run's id everywhere outside the manifest (worker config, result files, exports). */
@@ -100,6 +102,7 @@ interface RawRun {
   result_sha256?: string | null;
   result_bytes?: number | null;
   attempt_token: string | null;
+  failure_kind?: string | null;
 }
 
 const toCampaign = (r: RawCampaign): CampaignRow => ({
@@ -132,6 +135,7 @@ const toRun = (r: RawRun): RunRow => ({
   resultSha256: r.result_sha256 ?? null,
   resultBytes: r.result_bytes ?? null,
   attemptToken: r.attempt_token,
+  failureKind: r.failure_kind ?? null,
 });
 
 
@@ -297,6 +301,15 @@ export class Manifest {
       .map(toRun);
   }
 
+  /** Failed and interrupted runs by the kind of their last attempt's failure (null: recorded before kinds). */
+  problemsByKind(campaignId: string): Array<{ kind: string | null; status: RunStatus; n: number }> {
+    return this.db
+      .prepare<[string], { kind: string | null; status: RunStatus; n: number }>(
+        "SELECT failure_kind AS kind, status, count(*) AS n FROM runs WHERE campaign_id = ? AND status IN ('failed', 'interrupted') GROUP BY failure_kind, status ORDER BY n DESC, kind",
+      )
+      .all(campaignId);
+  }
+
   events(campaignId: string): Array<{ seq: number; position: number | null; at: string; kind: string; detail: Record<string, unknown> }> {
     return this.db
       .prepare<[string], { seq: number; position: number | null; at: string; kind: string; detail_json: string }>(
@@ -381,7 +394,7 @@ export class Manifest {
   }
 
   /** Ends the running attempt as failed or interrupted; throws unless that attempt is running. */
-  markEnded(campaignId: string, position: number, attempt: number, r: { status: 'failed' | 'interrupted'; exitCode: number | null; error: string }): void {
+  markEnded(campaignId: string, position: number, attempt: number, r: { status: 'failed' | 'interrupted'; exitCode: number | null; error: string; failureKind?: string | null }): void {
     transition(this.db, { campaignId, position }, this.now(), { kind: 'end', attempt, ...r });
   }
 

@@ -79,7 +79,7 @@ export type RunWrite =
   | { kind: 'start'; attempt: number; attemptToken: string | null }
   | { kind: 'dispatch'; attempt: number; handle: string }
   | { kind: 'succeed'; attempt: number; result: SucceededResult }
-  | { kind: 'end'; attempt: number; status: 'failed' | 'interrupted'; exitCode: number | null; error: string }
+  | { kind: 'end'; attempt: number; status: 'failed' | 'interrupted'; exitCode: number | null; error: string; failureKind?: string | null }
   /** A validation flag added to a recorded success (its status, attempt and result stay as they are). */
   | { kind: 'flag'; attempt: number; flag: string; detail: Record<string, unknown> };
 
@@ -100,13 +100,13 @@ function prepare(db: Db) {
   return {
     current: db.prepare<[string, number], Current>('SELECT status, attempt FROM runs WHERE campaign_id = ? AND position = ?'),
     start: db.prepare(
-      `UPDATE runs SET status = 'running', attempt = ?, attempt_token = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL, result_sha256 = NULL, result_bytes = NULL ${guard}`,
+      `UPDATE runs SET status = 'running', attempt = ?, attempt_token = ?, handle = NULL, started_at = ?, ended_at = NULL, exit_code = NULL, error = NULL, failure_kind = NULL, result_path = NULL, metrics_json = NULL, flags_json = NULL, result_sha256 = NULL, result_bytes = NULL ${guard}`,
     ),
     dispatch: db.prepare(`UPDATE runs SET handle = ? ${guard}`),
     succeed: db.prepare(
-      `UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, result_sha256 = ?, result_bytes = ?, error = NULL ${guard}`,
+      `UPDATE runs SET status = 'succeeded', ended_at = ?, exit_code = ?, result_path = ?, metrics_json = ?, flags_json = ?, result_sha256 = ?, result_bytes = ?, error = NULL, failure_kind = NULL ${guard}`,
     ),
-    end: db.prepare(`UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, error = ? ${guard}`),
+    end: db.prepare(`UPDATE runs SET status = ?, ended_at = ?, exit_code = ?, error = ?, failure_kind = ? ${guard}`),
     flags: db.prepare<[string, number], { flags_json: string | null }>('SELECT flags_json FROM runs WHERE campaign_id = ? AND position = ?'),
     flag: db.prepare(`UPDATE runs SET flags_json = ? ${guard}`),
     event: db.prepare('INSERT INTO events (campaign_id, position, at, kind, detail_json) VALUES (?, ?, ?, ?, ?)'),
@@ -215,9 +215,9 @@ function apply(db: Db, { campaignId, position }: RunKey, at: string, w: RunWrite
       break;
     }
     case 'end':
-      changes = s.end.run(w.status, at, w.exitCode, w.error, ...guard).changes;
+      changes = s.end.run(w.status, at, w.exitCode, w.error, w.failureKind ?? null, ...guard).changes;
       event = w.status === 'failed' ? TRANSITION_EVENTS.fail : TRANSITION_EVENTS.interrupt;
-      detail = { attempt: w.attempt, exit_code: w.exitCode, error: w.error };
+      detail = { attempt: w.attempt, exit_code: w.exitCode, error: w.error, ...(w.failureKind ? { failure_kind: w.failureKind } : {}) };
       break;
     case 'flag': {
       const json = s.flags.get(campaignId, position)?.flags_json ?? null;

@@ -56,7 +56,7 @@ export function dispatchPerRun(w: PerRunWorker, spec: RunSpec, signal: AbortSign
       if (stopReason) {
         finish({ exitCode: code, timedOut: stopReason.timedOut, failureReason: stopReason.reason });
       } else if (code === null) {
-        finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}` });
+        finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}`, failureKind: 'killed' });
       } else {
         finish({ exitCode: code, timedOut: false, failureReason: null });
       }

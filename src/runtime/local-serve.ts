@@ -169,7 +169,7 @@ export async function runOnServe(serve: ServeProcess, spec: RunSpec, coldStart: 
   if (answer) return { exitCode, timedOut: false, failureReason: null };
   const e = await serve.exited;
   const how = e.signal ? `was killed by ${e.signal}${e.signal === 'SIGKILL' ? ' (the out-of-memory killer, or kill -9)' : ''}` : `exited with code ${e.code}`;
-  return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${serve.pid}) ${how} during the run; a fresh one serves the next run` };
+  return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${serve.pid}) ${how} during the run; a fresh one serves the next run`, ...(e.signal ? { failureKind: 'killed' as const } : {}) };
 }
 
 /** The state directory of a backend's n-th worker of this lem process. */

@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { BackendName } from '../config/backends.js';
+import { probeLocal } from './local-probe.js';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
 import { dispatchPerRun, reapPid } from './local-per-run.js';
@@ -179,6 +180,10 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
       const all = [...serves.values()];
       serves.clear();
       await Promise.all(all.map((s) => s.close(KILL_GRACE_MS)));
+    },
+
+    probe(_backend, configs) {
+      return probeLocal(python, { ...process.env, ...opts.env, PYTHONPATH: pythonPath }, configs);
     },
 
     /** A worker tool command (thermal probe, calibrate) as a subprocess. */

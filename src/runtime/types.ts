@@ -45,6 +45,21 @@ export interface RunSpec {
    * findWorkers/stopWorkers find it even when no handle was ever recorded.
    */
   attemptToken: string;
+  /** The GPU set the run was placed on (parallel GPU sets, a pool of hosts); absent: the runtime's one place. */
+  slot?: GpuSlot;
+}
+
+/**
+ * One place a run can run: a set of GPUs on one host (one service per backend and set, one run at a
+ * time). GPUs are named by UUID where known (a fake or index-only list keeps what it was given).
+ */
+export interface GpuSlot {
+  /** Unique in the runtime: `<host>/<gpu set>`, e.g. `local/0-1`. */
+  key: string;
+  host: string;
+  gpus: string[];
+  /** The GPUs' model (results of different models are kept apart), or null when unknown. */
+  model: string | null;
 }
 
 /** A live worker of a campaign, found by its attempt token. */
@@ -76,6 +91,10 @@ export interface DispatchOutcome {
   timedOut: boolean;
   /** Why the run failed when it is not a plain non-zero exit (killed container, OOM, timeout, abort). */
   failureReason: string | null;
+  /** What the runtime saw end the run, when it knows better than the worker's exit code (optional). */
+  failureKind?: 'container_gone' | 'killed';
+  /** The run's host stopped answering (a pool of engines): the run is interrupted and placed again elsewhere. */
+  hostLost?: boolean;
 }
 
 /** GPU temperature and power as the worker reads them (`python3 -m lem_worker thermal --json`). */
@@ -91,6 +110,18 @@ export interface WorkerToolResult {
   stdout: string;
   stderr: string;
 }
+
+/**
+ * What `python3 -m lem_worker probe --json` said where a backend's runs will run (the local
+ * interpreter, or a throwaway container of the backend's image), or why it could not be asked.
+ */
+export type ProbeOutcome =
+  /**
+   * `where`: the image or interpreter asked; `report`: the worker's JSON (lem.probe/1), unparsed, or
+   * null when the worker there predates the probe (then `note` says so).
+   */
+  | { ok: true; where: string; report: unknown; note?: string }
+  | { ok: false; where: string; problem: string; fix: string | null };
 
 export interface Runtime {
   readonly name: 'local' | 'docker';
@@ -116,7 +147,24 @@ export interface Runtime {
    * (local: a subprocess; docker: an exec in the backend's service). Optional: thermal gaps and
    * `lem calibrate` use it; a runtime without it has no sensor.
    */
-  workerTool?(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult>;
+  workerTool?(backend: BackendName, args: readonly string[], timeoutS: number, slot?: GpuSlot): Promise<WorkerToolResult>;
+  /**
+   * The disjoint GPU sets runs needing `gpus` GPUs (null: the experiment names no count) can run on
+   * at the same time. Optional: a runtime without it (or one answering fewer than two) runs one run
+   * at a time as before.
+   */
+  slots?(gpus: number | null): GpuSlot[];
+  /**
+   * On resume, before orphans are looked at: bring back result files that workers wrote where this
+   * machine cannot see them (a remote engine's volume) into the run directories here. Optional.
+   */
+  recoverResults?(campaignId: string, workspaceRoot: string): Promise<number>;
+  /**
+   * Preflight: does what the backend's runs need exist (its image, the interpreter), and what does
+   * the worker there report for these experiment configs (packages needed, GPUs seen)? Starts no
+   * service and leaves nothing behind (docker: a throwaway container, removed). Optional.
+   */
+  probe?(backend: BackendName, configs: readonly unknown[]): Promise<ProbeOutcome>;
   /**
    * Tear down what prepare started (unless asked to keep it). With campaignId, also whatever an
    * earlier session of that campaign left behind (a container runtime removes them by label).

@@ -13,7 +13,7 @@ import { ExperimentConfig } from '../../src/config/experiment.js';
 import { loadCampaign } from '../../src/config/load.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { systemClock } from '../../src/util/clock.js';
-import { recordCampaign } from '../../src/cli/commands/campaign.js';
+import { recordCampaign } from '../../src/campaign/start.js';
 import { lem, tempDir } from '../helpers/cli.js';
 
 const MODELS = ['gpt2', 'distilgpt2', 'sshleifer/tiny-gpt2'];

@@ -7,7 +7,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DispatchOutcome, LiveWorker, Runtime, RunSpec } from '../../src/runtime/types.js';
 
-export type Script = (spec: RunSpec) => 'ok' | 'exit1' | 'bad-result' | 'hang';
+/** A worker failure as the real worker reports it: its exit code, and failure.json when `kind` is given. */
+export interface ScriptedFailure {
+  exit: number;
+  kind?: string;
+  message?: string;
+}
+
+export type Script = (spec: RunSpec) => 'ok' | 'exit1' | 'bad-result' | 'hang' | ScriptedFailure;
 
 /** A schema-v1 result for a run, as the foundation worker writes it. */
 export function v1Result(spec: RunSpec, metrics: Record<string, number | null> = { flops_per_s: 1e9, duration_s: 1 }): unknown {
@@ -69,7 +76,14 @@ export function scriptedRuntime(script: Script): ScriptedRuntime {
       rt.calls.push(`dispatch ${spec.attemptToken}`);
       onStarted(`scripted:${spec.runId}:${spec.attempt}`);
       const what = script(spec);
-      writeFileSync(spec.logPath, `scripted ${what}\n`);
+      writeFileSync(spec.logPath, `scripted ${typeof what === 'string' ? what : JSON.stringify(what)}\n`);
+      if (typeof what === 'object') {
+        if (what.kind) {
+          const doc = { schema: 'lem.failure/1', kind: what.kind, exit_code: what.exit, message: what.message ?? `scripted ${what.kind}`, detail: {} };
+          writeFileSync(join(spec.outDir, 'failure.json'), JSON.stringify(doc));
+        }
+        return { exitCode: what.exit, timedOut: false, failureReason: null };
+      }
       if (what === 'hang') {
         await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
         return { exitCode: null, timedOut: false, failureReason: 'interrupted' };

@@ -1,10 +1,13 @@
 """Command line: `python3 -m lem_worker run CONFIG.json --out DIR`, `python3 -m lem_worker health`,
+`python3 -m lem_worker probe --json [--configs FILE|-]` (probe.py: packages the configs need, GPUs seen),
 `python3 -m lem_worker thermal --json [--gpus 0,1]` and `python3 -m lem_worker calibrate --json --burn-s N`
 (the last two: see thermal.py).
 
-Exit codes: 0 success (DIR/result.json written atomically), 2 bad config, 1 runtime failure,
-75 gave up waiting for a device lock (measurement.device_lock_timeout_s), 143 terminated by SIGTERM/SIGINT. On failure a one-paragraph reason goes to stderr and no
-result.json is written.
+Exit codes (errors.py): 0 success (DIR/result.json written atomically), 1 engine_error, 2 config_error,
+3 missing_dependency, 4 out_of_memory, 75 lock_timeout (measurement.device_lock_timeout_s),
+143 terminated (SIGTERM/SIGINT). On failure a one-paragraph reason goes to stderr, DIR/failure.json
+records the kind (failure.py), and no result.json is written. The packages the config needs are
+checked (deps.py) before any model or engine is loaded.
 """
 from __future__ import annotations
 
@@ -17,10 +20,14 @@ import traceback
 from types import FrameType
 from typing import Optional
 
-from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.errors import Terminated, WorkerError
+from lem_worker.failure import classify, one_paragraph, write_failure
 from lem_worker.log import log
 
 STOP = threading.Event()
+#: What stderr says before the reason, by failure kind.
+PREFIX = {"config_error": "bad config", "terminated": "terminated", "missing_dependency": "missing dependency",
+          "out_of_memory": "out of memory", "lock_timeout": "device lock timeout"}
 
 
 def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
@@ -33,16 +40,15 @@ def _on_alarm(signum: int, frame: Optional[FrameType]) -> None:
     raise WorkerError("measurement.timeout_s elapsed before the run completed; nothing written")
 
 
-def _one_paragraph(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _run(config_path: str, out_dir: str) -> int:
     from lem_worker.config import load_config
     from lem_worker.runner import run_experiment
     from lem_worker.resultio import write_result_atomic
 
+    from lem_worker import deps
+
     cfg = load_config(config_path)
+    deps.check(cfg.experiment.raw)  # before any model or engine loads: a missing package fails now, once
     timeout = cfg.experiment.measurement.timeout_s
     if timeout is not None:
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -71,6 +77,10 @@ def main(argv: list[str]) -> int:
     serve_p = sub.add_parser("serve", help="persistent worker: runs requested on stdin, one JSON answer per line (serve.py)")
     serve_p.add_argument("--state-dir", required=True, help="directory for serve.log and current.json (the run in flight)")
     sub.add_parser("health", help="print one JSON line describing this interpreter")
+    pr_p = sub.add_parser("probe", help="print one JSON line: packages the configs need (installed or not), GPUs seen")
+    pr_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
+    pr_p.add_argument("--configs", default=None, help="JSON array of experiment configs (file, or - for stdin)")
+    pr_p.add_argument("--no-gpus", action="store_true", help="do not look for GPUs")
     th_p = sub.add_parser("thermal", help="print one JSON line: temperature and power per GPU, or why there is none")
     th_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
     th_p.add_argument("--gpus", default=None, help="comma-separated GPU indices (default: all visible)")
@@ -103,6 +113,15 @@ def main(argv: list[str]) -> int:
         report = audit(args.backend)
         print(json.dumps(report))
         return 1 if report["unclassified"] or not any(c["found"] for c in report["classes"]) else 0
+    if args.command == "probe":
+        from lem_worker.errors import ConfigError
+        from lem_worker.probe import print_probe
+
+        try:
+            return print_probe(args.configs, not args.no_gpus)
+        except ConfigError as exc:
+            sys.stderr.write(f"lem-worker: bad probe input: {one_paragraph(str(exc))}\n")
+            return exc.exit_code
     if args.command in ("thermal", "calibrate"):
         import json
 
@@ -121,17 +140,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         return _run(args.config, args.out)
-    except Terminated as exc:
-        sys.stderr.write(f"lem-worker: terminated: {_one_paragraph(str(exc))}\n")
-        return exc.exit_code
-    except ConfigError as exc:
-        sys.stderr.write(f"lem-worker: bad config: {_one_paragraph(str(exc))}\n")
-        return exc.exit_code
-    except WorkerError as exc:
-        sys.stderr.write(f"lem-worker: run failed: {_one_paragraph(str(exc))}\n")
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - any other failure is a runtime failure with its reason
-        if os.environ.get("LEM_WORKER_TRACEBACK"):
+    except Exception as exc:  # noqa: BLE001 - every failure (Terminated included) is classified, recorded and reported
+        if os.environ.get("LEM_WORKER_TRACEBACK") and not isinstance(exc, WorkerError):
             traceback.print_exc()
-        sys.stderr.write(f"lem-worker: run failed: {type(exc).__name__}: {_one_paragraph(str(exc))}\n")
-        return 1
+        failure = classify(exc)
+        write_failure(args.out, failure)
+        sys.stderr.write(f"lem-worker: {PREFIX.get(failure.kind, 'run failed')}: {failure.message}\n")
+        return failure.exit_code

@@ -1,6 +1,7 @@
 """The meter and the device lock of one run: what every backend wraps its measured work in."""
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Optional
 
@@ -40,8 +41,15 @@ def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
     return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
 
 
+def assigned_gpus() -> list[str]:
+    """The GPU set lem placed this run's service on ($LEM_GPU_UUIDS, comma-separated UUIDs), or []."""
+    return [u.strip() for u in os.environ.get("LEM_GPU_UUIDS", "").split(",") if u.strip()]
+
+
 def lock_for_run(cfg: WorkerConfig, meter: Meter, stop: threading.Event) -> DeviceLock:
-    """The device lock of a run: the GPUs its meter measures (by NVML UUID), or the host (`cpu`)."""
+    """The device lock of a run: the GPUs its meter measures (by NVML UUID); without any, the GPU set
+    lem placed it on ($LEM_GPU_UUIDS); else the host (`cpu`)."""
     uuids = [g.uuid for g in meter.session.gpus] if meter.session is not None and meter.has_gpu else []
+    uuids = uuids or assigned_gpus()
     return DeviceLock(device_keys(uuids), cfg.experiment.measurement.device_lock_timeout_s,
                       holder_info(cfg.run.run_id, cfg.run.attempt), stop=stop)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from lem_worker.config import PromptsCfg
-from lem_worker.errors import ConfigError, WorkerError
+from lem_worker.errors import ConfigError, MissingDependency
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 KINDS = ("short", "medium", "long")
@@ -117,7 +117,8 @@ def load_prompts(cfg: PromptsCfg, vocab_size: Optional[int] = None, special_ids:
         try:
             import datasets
         except ImportError:
-            raise WorkerError("experiment.prompts.source is huggingface but the `datasets` package is not installed") from None
+            raise MissingDependency("experiment.prompts.source is huggingface but the `datasets` package is not installed",
+                                    ["datasets"]) from None
         ds = datasets.load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
         col = cfg.column or "text"
         if col not in ds.column_names:

@@ -9,6 +9,7 @@ from lem_worker.config import WorkerConfig
 from lem_worker.engines import CACHE
 from lem_worker.environment import base_environment, module_version
 from lem_worker.errors import ConfigError, Terminated
+from lem_worker.gpuguard import guard_for
 from lem_worker.log import log
 from lem_worker.metering import lock_for_run, make_meter
 from lem_worker.report import MetricSet, build_result, energy_block, validation_block
@@ -38,9 +39,14 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
             raise Terminated("stopped during the idle baseline")
         log(f"calibration: {burn.engine} matmul n={burn.n} {cal.dtype} for {cal.duration_s}s")
         win_started = utc_now_iso()
+        guard = guard_for(meter)  # other processes on this run's GPUs at window start and end
+        if guard is not None:
+            guard.check("window_start")
         h = meter.begin("steady")
         stats = run_burn(burn, cal.duration_s, stop.is_set)
         win = meter.end(h)
+        if guard is not None:
+            guard.check("window_end")
         win_ended = utc_now_iso()
         if stop.is_set():
             raise Terminated("stopped during the measured window")
@@ -49,7 +55,7 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
         ms.put("iterations", float(stats.iterations))
         ms.put("flops", stats.flops)
         ms.ratio("flops_per_s", stats.flops, stats.elapsed_s, "", "zero duration")
-        flags: list[Any] = []
+        flags: list[Any] = guard.flags() if guard is not None else []
         energy = energy_block(win, baseline, ms, flags)
         gflop = stats.flops / 1e9
         ms.ratio("j_per_gflop", ms.get("energy_total_j"), gflop, ms.unmeasured.get("energy_total_j", "not measured"))
@@ -61,6 +67,8 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
         env.update({"calibration_engine": burn.engine, "effective_matrix_size": burn.n,
                     "library_versions": {**burn.library_versions, "numpy": module_version("numpy")},
                     "started_at": started_at})
+        if guard is not None:
+            env["gpu_guard"] = guard.record
         notes = list(burn.notes) + meter.notes
         notes.append(f"calibration: {stats.iterations} x {burn.engine} matmul n={burn.n} in {stats.elapsed_s:.3f}s")
         if energy["total_domains"]:

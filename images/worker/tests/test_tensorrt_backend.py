@@ -194,7 +194,7 @@ class TrtCliTest(unittest.TestCase):
         self.assertIsNone(m["j_per_output_token"])
         self.assertIn("j_per_output_token", u)
 
-    def test_cli_without_tensorrt_llm_exits_1(self) -> None:
+    def test_cli_without_tensorrt_llm_exits_3(self) -> None:
         try:
             import tensorrt_llm  # noqa: F401
 
@@ -209,8 +209,8 @@ class TrtCliTest(unittest.TestCase):
                 json.dump(cfg, fh)
             proc = run_cli_with("", ["run", path, "--out", os.path.join(d, "out")], {})
             self.assertFalse(os.path.exists(os.path.join(d, "out", "result.json")))
-        self.assertEqual(proc.returncode, 1, proc.stderr)
-        self.assertIn("tensorrt_llm is not installed in this image; use the lem-tensorrt image", proc.stderr)
+        self.assertEqual(proc.returncode, 3, proc.stderr)  # missing_dependency, found before anything loads
+        self.assertIn("tensorrt_llm (needed by backend tensorrt; use the lem-tensorrt image", proc.stderr)
 
 
 if __name__ == "__main__":

@@ -332,7 +332,7 @@ class VllmCliTest(unittest.TestCase):
         self.assertIn("unmeasured", doc)
         self.assertIsNotNone(doc["phases"])
 
-    def test_cli_without_vllm_exits_1_with_the_image_hint(self) -> None:
+    def test_cli_without_vllm_exits_3_with_the_image_hint(self) -> None:
         try:
             import vllm  # noqa: F401
 
@@ -340,9 +340,9 @@ class VllmCliTest(unittest.TestCase):
         except ImportError:
             pass
         proc, doc = self.run_cli(False)
-        self.assertEqual(proc.returncode, 1, proc.stderr)
+        self.assertEqual(proc.returncode, 3, proc.stderr)  # missing_dependency, found before anything loads
         self.assertIsNone(doc)
-        self.assertIn("vllm is not installed in this image; use the lem-vllm image", proc.stderr)
+        self.assertIn("vllm (needed by backend vllm; use the lem-vllm image", proc.stderr)
         self.assertEqual(len(proc.stderr.strip().splitlines()[-1:]), 1)
 
 

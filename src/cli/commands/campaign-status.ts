@@ -18,6 +18,7 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
     // Per-experiment rows only for campaigns small enough to read; the totals answer for huge grids.
     const perExperiment = opts.experiments || total <= 2_000 ? manifest.countsByExperiment(c.id) : null;
     const problems = manifest.recentProblems(c.id, 5);
+    const byKind = manifest.problemsByKind(c.id);
     const live = liveness(c);
     if (opts.json) {
       printJson(ctx, 'campaign.status', {
@@ -31,7 +32,8 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
         settings: c.settings,
         runs: { total, ...counts },
         experiments: perExperiment?.map((e) => ({ id: e.experimentId, name: e.name, runs: e.counts })) ?? null,
-        recent_problems: problems.map((r) => ({ position: r.position, experiment_id: r.experimentId, cycle: r.cycle, attempt: r.attempt, status: r.status, error: r.error, ended_at: r.endedAt })),
+        problems_by_kind: byKind.map((k) => ({ kind: k.kind ?? 'unknown', status: k.status, runs: k.n })),
+        recent_problems: problems.map((r) => ({ position: r.position, experiment_id: r.experimentId, cycle: r.cycle, attempt: r.attempt, status: r.status, failure_kind: r.failureKind, error: r.error, ended_at: r.endedAt })),
       });
       return EXIT_OK;
     }
@@ -50,9 +52,13 @@ export function campaignStatus(ctx: CliContext, id: string | undefined, opts: { 
         ),
       );
     }
+    if (byKind.length) {
+      ctx.out('\nproblems by kind:');
+      ctx.out(table(['kind', 'status', 'runs'], byKind.map((k) => [k.kind ?? 'unknown (recorded before kinds)', k.status, String(k.n)]), [2]));
+    }
     if (problems.length) {
       ctx.out('\nrecent problems:');
-      for (const r of problems) ctx.out(`  run ${r.position} (${r.experimentId}, cycle ${r.cycle}, attempt ${r.attempt}) ${r.status}: ${r.error ?? 'no reason recorded'}`);
+      for (const r of problems) ctx.out(`  run ${r.position} (${r.experimentId}, cycle ${r.cycle}, attempt ${r.attempt}) ${r.status}${r.failureKind ? ` [${r.failureKind}]` : ''}: ${r.error ?? 'no reason recorded'}`);
     }
     return EXIT_OK;
   } finally {

@@ -1,18 +1,19 @@
-/** `lem campaign run | resume | status | list`. */
-import { randomBytes } from 'node:crypto';
+/** `lem campaign run | resume`: parse, print; the use cases are campaign/start.ts (preflight, id, plan, record) and campaign/runner.ts. */
 import { join } from 'node:path';
-import type { LoadedCampaign } from '../../config/load.js';
 import { loadCampaign } from '../../config/load.js';
+import type { CampaignSettings } from '../../config/campaign.js';
 import { describeDesign, planCampaign } from '../../campaign/design.js';
+import type { PreflightReport } from '../../campaign/preflight.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
+import { preflightResume, startCampaign } from '../../campaign/start.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
-import { isImportedCampaign } from '../../manifest/imports.js';
+import type { Runtime } from '../../runtime/types.js';
 import { campaignRecords } from '../../results/records.js';
 import { CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
-import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, LemError } from '../../util/errors.js';
+import { EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 import { loadOptions } from './config.js';
 import { duration, flaggedSummary, num, pct, table } from '../format.js';
@@ -25,15 +26,20 @@ export interface RunOptions {
   dryRun?: boolean;
 }
 
-export function newCampaignId(name: string, now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
+/** One line per backend: where it was probed, and what its worker reported. */
+function printPreflight(ctx: CliContext, report: PreflightReport): void {
+  for (const b of report.backends) {
+    const pkgs = Object.entries(b.packages ?? {})
+      .map(([k, v]) => `${k} ${v ?? 'MISSING'}`)
+      .join(', ');
+    const gpus = b.gpus === null ? '' : b.gpus.count > 0 ? `; ${b.gpus.count} GPU(s): ${b.gpus.names.join('; ')}` : `; no GPU${b.gpus.reason ? ` (${b.gpus.reason})` : ''}`;
+    ctx.err(`preflight: ${b.backend} ok in ${b.where}${pkgs ? `: ${pkgs}` : ''}${gpus}`);
+  }
+  for (const n of report.notes) ctx.err(`note: ${n}`);
 }
 
-export function recordCampaign(manifest: Manifest, c: LoadedCampaign, id: string): number {
-  const { runs, design } = planCampaign(c.experiments, c.settings);
-  manifest.createCampaign({ id, name: c.name, sourcePath: c.file, settings: c.settings, notes: c.notes, experiments: c.experiments, runs, design });
-  return runs.length;
+function runtimeFor(ctx: CliContext, name: 'local' | 'docker', hosts: CampaignSettings['hosts']): Promise<Runtime> {
+  return createRuntime(name, { log: (m) => ctx.err(`runtime: ${m}`), ...(hosts ? { hosts } : {}) });
 }
 
 export async function campaignRun(ctx: CliContext, file: string, opts: RunOptions): Promise<number> {
@@ -55,15 +61,16 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     }
     return EXIT_OK;
   }
+  const runtime = await runtimeFor(ctx, loaded.settings.runtime, loaded.settings.hosts);
   const manifest = ctx.openManifest();
   try {
-    const id = newCampaignId(loaded.name, systemClock.now());
-    const n = recordCampaign(manifest, loaded, id);
+    const { id, runs: n, preflight } = await startCampaign(loaded, { manifest, runtime, clock: systemClock });
+    printPreflight(ctx, preflight);
     ctx.err(`campaign ${id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${n} run(s), ${loaded.settings.structure} order, seed ${loaded.settings.seed}, runtime ${loaded.settings.runtime}`);
     const design = manifest.design(id);
     if (design) ctx.err(`plan: ${describeDesign(design)}`);
     ctx.err(`manifest: ${ctx.dbPath}   resume with: lem campaign resume ${id}`);
-    return await execute(ctx, manifest, id, opts);
+    return await execute(ctx, manifest, id, runtime, opts);
   } finally {
     manifest.close();
   }
@@ -73,12 +80,11 @@ export async function campaignResume(ctx: CliContext, id: string, opts: RunOptio
   const manifest = ctx.openManifest();
   try {
     const c = manifest.findCampaign(id);
-    if (isImportedCampaign(c.settings)) {
-      throw new LemError(`campaign ${c.id} holds results imported from other tools (\`lem results import\`); lem cannot run them. Read them with \`lem results show ${c.id}\`, or convert their configs with \`lem config import\` and run that campaign.`);
-    }
+    const runtime = await runtimeFor(ctx, opts.runtime ?? c.settings.runtime, c.settings.hosts);
+    printPreflight(ctx, await preflightResume(manifest, c, runtime));
     const counts = manifest.counts(c.id);
     ctx.err(`resuming ${c.id}: ${counts.succeeded} succeeded (kept), ${counts.pending + counts.failed + counts.interrupted + counts.running} to run`);
-    return await execute(ctx, manifest, c.id, opts);
+    return await execute(ctx, manifest, c.id, runtime, opts);
   } finally {
     manifest.close();
   }
@@ -97,7 +103,8 @@ function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
     },
     runEnded: (e, p) => {
       log.info({ event: 'run_ended', ...e, progress: p });
-      const mark = e.status === 'succeeded' ? 'ok' : e.status === 'interrupted' ? 'INTERRUPTED' : e.willRetry ? 'FAILED (will retry)' : 'FAILED';
+      const kind = e.failureKind && e.status === 'failed' ? ` [${e.failureKind}]` : '';
+      const mark = e.status === 'succeeded' ? 'ok' : e.status === 'interrupted' ? 'INTERRUPTED' : `FAILED${kind}${e.willRetry ? ' (will retry)' : ''}`;
       ctx.err(
         `    ${mark} in ${e.seconds.toFixed(1)}s${e.deviceWaitS ? ` (waited ${e.deviceWaitS.toFixed(1)}s for the device lock)` : ''}${e.error ? ` — ${e.error}` : ''} | done ${p.done}, failed ${p.failed}, remaining ${p.remaining} | ETA ${duration(p.etaS)}`,
       );
@@ -109,9 +116,8 @@ function consoleProgress(ctx: CliContext, log: Logger): ProgressSink {
   };
 }
 
-async function execute(ctx: CliContext, manifest: Manifest, id: string, opts: RunOptions): Promise<number> {
+async function execute(ctx: CliContext, manifest: Manifest, id: string, runtime: Runtime, opts: RunOptions): Promise<number> {
   const campaign = manifest.findCampaign(id);
-  const runtime = await createRuntime(opts.runtime ?? campaign.settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`) });
   const log = fileLogger(join(ctx.stateDir, 'runs', campaign.id, 'orchestrator.log'));
   log.info({ event: 'session_started', runtime: runtime.name, argv: process.argv.slice(2) });
   const controller = new AbortController();

@@ -13,7 +13,7 @@ import { fileLogger, type Logger } from '../../util/logger.js';
 import { packageRoot } from '../../util/paths.js';
 import { printJson, type CliContext } from '../context.js';
 import { duration } from '../format.js';
-import { newCampaignId, recordCampaign } from './campaign.js';
+import { newCampaignId, recordCampaign } from '../../campaign/start.js';
 
 export interface DaemonRunOptions {
   runtime?: 'local' | 'docker';
@@ -91,11 +91,12 @@ export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOp
   process.on('SIGTERM', onSignal);
   try {
     const runtimeName = opts.runtime ?? manifest.findCampaign(id).settings.runtime;
+    const hosts = manifest.findCampaign(id).settings.hosts;
     const outcome = await runDaemon(
       id,
       {
         manifest,
-        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`) }),
+        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`), ...(hosts ? { hosts } : {}) }),
         clock: systemClock,
         workspaceRoot: ctx.stateDir,
         progress: progressFor(ctx, log),

@@ -4,8 +4,10 @@
  * Hugging Face cache and token (presence only), and says what is missing with the command that
  * fixes it. `--json` prints one JSON document.
  *
- * Exit 0 when nothing fails (warnings allowed), 1 otherwise. A missing image or GPU is a warning,
- * or a failure for the backends named in `backends`.
+ * Exit 0 when nothing fails (warnings allowed), 1 otherwise, 2 for an unknown backend name. A
+ * missing image or GPU is a warning, or a failure for the backends named in `backends`. With a
+ * remote engine the GPUs are counted where the runs will run — by the worker's probe in a throwaway
+ * container of a backend image on that engine — not by this machine's nvidia-smi.
  */
 import { jsonDocument } from '../json.js';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -15,9 +17,11 @@ import { execa } from 'execa';
 import { BACKENDS, type BackendName } from '../../results/schema.js';
 import { defaultComposeFiles, loadCompose, type ComposeProject } from '../../runtime/docker/compose.js';
 import { connectEngine, describeError, type Engine } from '../../runtime/docker/engine.js';
-import { EXIT_FAILED_RUNS, EXIT_OK } from '../../util/errors.js';
+import { probeImage } from '../../runtime/docker/probe.js';
+import { ProbeReport } from '../../campaign/preflight.js';
+import { EXIT_FAILED_RUNS, EXIT_OK, EXIT_USAGE } from '../../util/errors.js';
 import { packageRoot } from '../../util/paths.js';
-import { imageStatuses, processIo, type CliIo } from './images.js';
+import { backendServiceMap, imageStatuses, processIo, type CliIo, type ImageStatus } from './images.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -37,12 +41,14 @@ export interface DoctorOptions {
   engine?: Engine;
   io?: CliIo;
   env?: NodeJS.ProcessEnv;
+  /** A campaign file whose `hosts:` are checked too, each through its own engine. */
+  campaign?: string;
 }
 
 export interface DoctorReport {
   ok: boolean;
   engine: { endpoint: string; reachable: boolean; version: string | null; api_version: string | null; os: string | null };
-  gpu: { engine_runtimes: string[]; nvidia_runtime: boolean; host_gpus: string[] | null };
+  gpu: { engine_runtimes: string[]; nvidia_runtime: boolean; host_gpus: string[] | null; engine_gpus: string[] | null; engine_gpus_source: string | null };
   checks: Check[];
 }
 
@@ -70,7 +76,7 @@ export async function doctorReport(opts: Omit<DoctorOptions, 'json' | 'io'> = {}
   const report: DoctorReport = {
     ok: false,
     engine: { endpoint: '', reachable: false, version: null, api_version: null, os: null },
-    gpu: { engine_runtimes: [], nvidia_runtime: false, host_gpus: null },
+    gpu: { engine_runtimes: [], nvidia_runtime: false, host_gpus: null, engine_gpus: null, engine_gpus_source: null },
     checks,
   };
 
@@ -108,11 +114,13 @@ export async function doctorReport(opts: Omit<DoctorOptions, 'json' | 'io'> = {}
     }
   }
 
+  let statuses: ImageStatus[] = [];
   if (engine && report.engine.reachable) {
     // Images.
     if (project) {
       try {
-        for (const s of await imageStatuses(engine, project)) {
+        statuses = await imageStatuses(engine, project);
+        for (const s of statuses) {
           const backend = s.backend as BackendName;
           if (s.present) {
             checks.push({ id: `image:${s.backend}`, status: 'ok', summary: `${s.image} present for ${s.backend} (${(s.id ?? '').replace(/^sha256:/, '').slice(0, 12)}, built ${s.created ?? '?'})`, fix: null });
@@ -140,31 +148,12 @@ export async function doctorReport(opts: Omit<DoctorOptions, 'json' | 'io'> = {}
     }
   }
 
-  // GPUs on this host (meaningful for a local engine only).
-  report.gpu.host_gpus = await hostGpus();
   const gpuWanted = [...wanted].some((b) => GPU_BACKENDS.includes(b));
-  const hostHasGpus = report.gpu.host_gpus !== null && report.gpu.host_gpus.length > 0;
-  if (report.gpu.nvidia_runtime && (hostHasGpus || (engine !== null && !engine.endpoint.local))) {
-    checks.push({
-      id: 'gpu',
-      status: 'ok',
-      summary: `NVIDIA runtime registered with the engine${hostHasGpus ? `; ${report.gpu.host_gpus?.length} GPU(s): ${report.gpu.host_gpus?.join('; ')}` : ''}`,
-      fix: null,
-    });
-  } else if (hostHasGpus) {
-    checks.push({
-      id: 'gpu',
-      status: gpuWanted ? 'fail' : 'warn',
-      summary: `${report.gpu.host_gpus?.length} GPU(s) on this host, but the engine has no NVIDIA runtime (runtimes: ${report.gpu.engine_runtimes.join(', ') || 'unknown'}): containers cannot use them`,
-      fix: TOOLKIT_FIX,
-    });
+  if (engine && report.engine.reachable && !engine.endpoint.local) {
+    // A remote engine: this machine's nvidia-smi says nothing about it; ask a worker there.
+    checks.push(await remoteGpuCheck(engine, project, statuses, wanted, report, gpuWanted));
   } else {
-    checks.push({
-      id: 'gpu',
-      status: gpuWanted ? 'fail' : 'warn',
-      summary: `no NVIDIA GPU visible (nvidia-smi ${report.gpu.host_gpus === null ? 'not found or failing' : 'lists none'}; engine runtimes: ${report.gpu.engine_runtimes.join(', ') || 'unknown'}): only calibration (CPU) can run`,
-      fix: `install the NVIDIA driver and ${TOOLKIT_FIX}; or run GPU backends' plumbing without GPUs via LEM_COMPOSE_FILE=docker-compose.yml:compose/cpu-only.yml`,
-    });
+    checks.push(await localGpuCheck(report, engine, gpuWanted));
   }
 
   // Hugging Face cache and token (presence only: the token is never printed).
@@ -190,14 +179,74 @@ export async function doctorReport(opts: Omit<DoctorOptions, 'json' | 'io'> = {}
     fix: token ? null : 'export HF_TOKEN=... (a read token from https://huggingface.co/settings/tokens)',
   });
 
+  if (opts.campaign !== undefined) {
+    const [{ loadCampaign }, { checkHosts }] = await Promise.all([import('../../config/load.js'), import('../../runtime/docker/hosts-check.js')]);
+    const hosts = loadCampaign(opts.campaign).settings.hosts;
+    if (hosts) checks.push(...(await checkHosts(hosts, project, env)));
+    else checks.push({ id: 'hosts', status: 'ok', summary: `${opts.campaign} has no hosts: (one engine)`, fix: null });
+  }
+
   report.ok = checks.every((c) => c.status !== 'fail');
   return report;
+}
+
+/** GPUs on this host and the local engine's NVIDIA runtime (a local engine's containers see this host's GPUs). */
+async function localGpuCheck(report: DoctorReport, engine: Engine | null, gpuWanted: boolean): Promise<Check> {
+  report.gpu.host_gpus = await hostGpus();
+  const hostHasGpus = report.gpu.host_gpus !== null && report.gpu.host_gpus.length > 0;
+  if (report.gpu.nvidia_runtime && (hostHasGpus || (engine !== null && !engine.endpoint.local))) {
+    return {
+      id: 'gpu',
+      status: 'ok',
+      summary: `NVIDIA runtime registered with the engine${hostHasGpus ? `; ${report.gpu.host_gpus?.length} GPU(s): ${report.gpu.host_gpus?.join('; ')}` : ''}`,
+      fix: null,
+    };
+  }
+  if (hostHasGpus) {
+    return {
+      id: 'gpu',
+      status: gpuWanted ? 'fail' : 'warn',
+      summary: `${report.gpu.host_gpus?.length} GPU(s) on this host, but the engine has no NVIDIA runtime (runtimes: ${report.gpu.engine_runtimes.join(', ') || 'unknown'}): containers cannot use them`,
+      fix: TOOLKIT_FIX,
+    };
+  }
+  return {
+    id: 'gpu',
+    status: gpuWanted ? 'fail' : 'warn',
+    summary: `no NVIDIA GPU visible (nvidia-smi ${report.gpu.host_gpus === null ? 'not found or failing' : 'lists none'}; engine runtimes: ${report.gpu.engine_runtimes.join(', ') || 'unknown'}): only calibration (CPU) can run`,
+    fix: `install the NVIDIA driver and ${TOOLKIT_FIX}; or run GPU backends' plumbing without GPUs via LEM_COMPOSE_FILE=docker-compose.yml:compose/cpu-only.yml`,
+  };
+}
+
+/** GPUs on a remote engine, as the worker's probe in a throwaway container of a backend image there sees them. */
+async function remoteGpuCheck(engine: Engine, project: ComposeProject | null, statuses: readonly ImageStatus[], wanted: ReadonlySet<BackendName>, report: DoctorReport, gpuWanted: boolean): Promise<Check> {
+  const present = statuses.filter((s) => s.present);
+  const pick = present.find((s) => wanted.has(s.backend as BackendName) && GPU_BACKENDS.includes(s.backend as BackendName)) ?? present.find((s) => GPU_BACKENDS.includes(s.backend as BackendName)) ?? present[0];
+  const def = pick && project ? project.services[backendServiceMap()[pick.backend as BackendName]] : undefined;
+  const status: CheckStatus = gpuWanted ? 'fail' : 'warn';
+  if (!pick || !def) return { id: 'gpu', status, summary: `no backend image on the engine at ${engine.endpoint.description} to count its GPUs with`, fix: 'lem images build' };
+  const out = await probeImage(engine.docker, { def, backends: [pick.backend], project: project?.name ?? 'lem', gpus: 'compose', workerMount: null, engineDescription: engine.endpoint.description }, []);
+  const parsed = out.ok ? ProbeReport.safeParse(out.report) : null;
+  if (!out.ok || !parsed?.success) {
+    const why = out.ok ? (out.note ?? 'its worker answered the probe with an unexpected document') : out.problem;
+    return { id: 'gpu', status, summary: `cannot count the GPUs on the engine at ${engine.endpoint.description}: ${why}`, fix: out.ok ? `lem images build ${pick.backend}` : (out.fix ?? TOOLKIT_FIX) };
+  }
+  const g = parsed.data.gpus;
+  report.gpu.engine_gpus = g.devices.map((d) => d.name);
+  report.gpu.engine_gpus_source = `worker probe in ${def.image} on ${engine.endpoint.description}`;
+  if (g.count > 0) return { id: 'gpu', status: 'ok', summary: `${g.count} GPU(s) visible in ${def.image} on the engine at ${engine.endpoint.description}: ${report.gpu.engine_gpus.join('; ')}`, fix: null };
+  return { id: 'gpu', status, summary: `no GPU visible in ${def.image} on the engine at ${engine.endpoint.description}${g.reason ? ` (${g.reason})` : ''}: only calibration (CPU) can run there`, fix: TOOLKIT_FIX };
 }
 
 const MARK: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
 
 export async function doctor(opts: DoctorOptions): Promise<number> {
   const io = opts.io ?? processIo;
+  const unknown = (opts.backends ?? []).filter((b) => !(BACKENDS as readonly string[]).includes(b));
+  if (unknown.length > 0) {
+    io.err(`lem doctor: unknown backend ${unknown.join(', ')}; valid backends: ${BACKENDS.join(', ')}`);
+    return EXIT_USAGE;
+  }
   const report = await doctorReport(opts);
   if (opts.json) {
     io.out(JSON.stringify(jsonDocument('doctor', { ...report })));

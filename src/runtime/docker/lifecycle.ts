@@ -20,7 +20,7 @@ import type { ComposeProject, ComposeService } from './compose.js';
 import { describeError, statusCode, type Engine } from './engine.js';
 import { isGoneError, ServicesLostError, startError } from './service-errors.js';
 import { waitHealthy, type HealthCheck, type ReadinessHost } from './readiness.js';
-import { campaignProjectName, campaignRunsDir, COMPOSE, containerSpec, LABELS, type GpuChoice, type ServiceDef, type ServiceState } from './service-spec.js';
+import { campaignProjectName, campaignRunsDir, COMPOSE, containerSpec, LABELS, type GpuChoice, type GpuSetSpec, remoteVolumesFor, type ServiceDef, type ServiceState } from './service-spec.js';
 
 /** What the lifecycle needs from the service layer. */
 export interface LifecycleHost extends ReadinessHost {
@@ -43,6 +43,10 @@ export interface LifecycleHost extends ReadinessHost {
   maxRecreations: number;
   /** First pause before a recreation; doubles each time (default 1000 ms). */
   recreateBackoffMs: number;
+  /** The GPU set this host's services serve (parallel GPU sets), or absent. */
+  gpuSet?: GpuSetSpec | null;
+  /** A remote engine: named volumes instead of binds of this machine's paths. */
+  remote?: boolean;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +75,7 @@ export function createLifecycle(host: LifecycleHost): Lifecycle {
   async function findCampaignContainers(c: RuntimeContext, service: string): Promise<Docker.ContainerInfo[]> {
     return docker().listContainers({
       all: true,
-      filters: { label: [`${LABELS.managed}=lem`, `${COMPOSE.service}=${service}`, `${LABELS.campaign}=${c.campaignId}`] },
+      filters: { label: [`${LABELS.managed}=lem`, `${COMPOSE.service}=${service}`, `${LABELS.campaign}=${c.campaignId}`, ...(host.gpuSet ? [`${LABELS.gpuSet}=${host.gpuSet.key}`] : [])] },
     });
   }
 
@@ -117,6 +121,8 @@ export function createLifecycle(host: LifecycleHost): Lifecycle {
       hfWritable: host.hfWritable(),
       needsHome: host.user() !== null && !imageEnv.some((e) => e.startsWith('HOME=')),
       extraBinds: host.extraBinds,
+      gpuSet: host.gpuSet ?? null,
+      remoteVolumes: host.remote ? remoteVolumesFor(c.campaignId) : null,
     });
   }
 

@@ -37,6 +37,13 @@ export interface DockerRuntimeOptions extends ServiceOptions {
   workerCommand?: (spec: RunSpec) => string[];
   /** persistent (default; $LEM_WORKER=per_run switches): one `lem_worker serve` per service container. */
   worker?: WorkerMode;
+  /** A remote engine's run files: put in before the exec, fetched after it (pool.ts, transfer.ts). */
+  transfer?: RunTransfer;
+}
+
+export interface RunTransfer {
+  before(d: Docker, containerId: string, spec: RunSpec, user: string | undefined): Promise<void>;
+  after(d: Docker, containerId: string, spec: RunSpec): Promise<void>;
 }
 
 /** Why a run was stopped from outside (timeout, abort). */
@@ -59,7 +66,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
   const killGraceMs = opts.killGraceMs ?? 5_000;
   const services = createServices(opts);
   const { redact, fail } = services;
-  const persistent = workerMode(opts.worker) === 'persistent' && !opts.workerCommand;
+  // A remote engine (run files transferred per run) keeps the per-run exec path for now.
+  const persistent = workerMode(opts.worker) === 'persistent' && !opts.workerCommand && !opts.transfer;
   /** The persistent worker of each backend's service container. */
   const serves = new Map<BackendName, DockerServe>();
   /** Backends whose image has no `lem_worker serve` (an older worker): a process per run there. */
@@ -142,6 +150,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     let exec: Docker.Exec;
     let stream: Duplex;
     try {
+      await opts.transfer?.before(d, containerId, spec, user);
       exec = await d.getContainer(containerId).exec({
         Cmd: ['sh', '-c', PID_WRAPPER, 'lem-run', ...worker],
         AttachStdout: true,
@@ -221,11 +230,16 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         await killInContainer(d, h.containerId, h.pid, h.startTime, 9).catch(() => undefined);
       }
     }
+    const fetchError = await (opts.transfer?.after(d, containerId, spec) ?? Promise.resolve()).then(
+      () => null,
+      (err: unknown) => `cannot fetch the run's files from ${state.containerName}: ${describeError(err)}`,
+    );
     await closeLog(logStream);
 
     const stopped = stop as Stop | null;
     if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: redact(stopped.reason) };
-    if (died) return { exitCode, timedOut: false, failureReason: redact(died) };
+    if (died) return { exitCode, timedOut: false, failureReason: redact(died), failureKind: 'container_gone' };
+    if (fetchError) return { exitCode, timedOut: false, failureReason: redact(fetchError) };
     if (exitCode === null) {
       return { exitCode: null, timedOut: false, failureReason: `the engine reported no exit code for the worker in ${state.containerName}` };
     }
@@ -234,6 +248,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
         exitCode,
         timedOut: false,
         failureReason: `the worker was killed by SIGKILL (exit 137) inside ${state.containerName}; usually the out-of-memory killer (see \`dmesg\` on the engine host)`,
+        failureKind: 'killed',
       };
     }
     return { exitCode, timedOut: false, failureReason: null };
@@ -316,6 +331,8 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
       await Promise.all(all.map((s) => s.close(killGraceMs)));
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
+
+    probe: (backend: BackendName, configs: readonly unknown[]) => services.probe(backend, configs),
 
     /** A worker tool command (thermal probe, calibrate) as an exec in the backend's service. */
     async workerTool(backend: BackendName, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {

@@ -161,7 +161,7 @@ export async function runOnDockerServe(
   if (!started) return null;
   const code = await waitExecExit(serve.exec, 2_000).catch(() => null);
   const container = await died(code === null || code >= 128);
-  if (container) return { exitCode: null, timedOut: false, failureReason: container };
+  if (container) return { exitCode: null, timedOut: false, failureReason: container, failureKind: 'container_gone' };
   const how = code === 137 ? 'was killed by SIGKILL (exit 137; usually the out-of-memory killer)' : `exited with code ${code}`;
-  return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${serve.pid}) ${how} during the run; a fresh one serves the next run` };
+  return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${serve.pid}) ${how} during the run; a fresh one serves the next run`, ...(code === 137 ? { failureKind: 'killed' as const } : {}) };
 }

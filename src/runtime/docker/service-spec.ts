@@ -41,7 +41,33 @@ export const LABELS = {
   project: 'lem.project',
   /** sha256 of the image id and the resolved container spec: adopt only a container whose hash matches. */
   configHash: 'lem.config-hash',
+  /** The GPU set a service serves (parallel GPU sets): its key, and its GPUs' UUIDs comma-separated. */
+  gpuSet: 'lem.gpu-set',
+  gpus: 'lem.gpus',
 } as const;
+
+/** A service bound to one GPU set: DeviceRequests name exactly its GPUs (none when they are fake). */
+export interface GpuSetSpec {
+  key: string;
+  /** GPU UUIDs (or indices when UUIDs are unknown). */
+  gpus: string[];
+  /** A fake GPU list (tests): no device request, only the label and LEM_GPU_UUIDS. */
+  fake: boolean;
+}
+
+/**
+ * The device ids the worker locks and records for a GPU set without NVML (a fake list): UUIDs as
+ * they are; an index, which is not unique across hosts, as `<host>:<index>`.
+ */
+export function lockIds(set: GpuSetSpec): string[] {
+  const host = set.key.split('/')[0] ?? '';
+  return set.gpus.map((g) => (/^(GPU|MIG)-/.test(g) ? g : `${host}:${g}`));
+}
+
+/** The container-name part of a GPU set key (`local/0-1` → `g-local-0-1`). */
+export function gpuSetSlug(key: string): string {
+  return `g-${key.toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`;
+}
 
 export const COMPOSE = {
   project: 'com.docker.compose.project',
@@ -129,7 +155,30 @@ export interface SpecInput {
   needsHome: boolean;
   /** Further host binds (`src:dst[:opts]`) every service container gets, e.g. a device-lock directory. */
   extraBinds: readonly string[];
+  /** The GPU set this service serves, or absent: the service as the compose file (or `gpus`) says. */
+  gpuSet?: GpuSetSpec | null;
+  /**
+   * A remote engine (no shared filesystem): named volumes on its host instead of any bind of the
+   * controller's paths — the campaign's runs directory (at the same path) and the device locks.
+   */
+  remoteVolumes?: RemoteVolumes | null;
 }
+
+export interface RemoteVolumes {
+  /** Named volume holding the campaign's run directories until their results are fetched. */
+  runs: string;
+  /** Named volume shared by every service on the host for the device locks, and where it is mounted. */
+  locks: string;
+  locksAt: string;
+}
+
+/** The named volumes of a campaign on a remote host. */
+export function remoteVolumesFor(campaignId: string): RemoteVolumes {
+  return { runs: `lem-runs-${campaignProjectName('c', campaignId).slice(2)}`, locks: 'lem-device-locks', locksAt: REMOTE_LOCKS_AT };
+}
+
+/** Where a remote service mounts the host's device-lock volume; LEM_LOCK_DIR is its `locks` subdirectory. */
+export const REMOTE_LOCKS_AT = '/var/lib/lem-locks';
 
 /** The configuration hash: the image id and everything in the spec but its name and labels. */
 export function configHash(imageId: string, spec: Docker.ContainerCreateOptions): string {
@@ -141,12 +190,15 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
   const { def } = state;
   const { project, ctx: c, imageId, number, hfHome: hf } = input;
   const runs = campaignRunsDir(c);
-  const binds = [`${runs}:${runs}`, `${hf}:${hf}${input.hfWritable ? '' : ':ro'}`, ...input.extraBinds];
-  if (input.workerMount) binds.push(`${input.workerMount}:${WORKER_MOUNT}:ro`);
+  const rv = input.remoteVolumes ?? null;
+  const binds = rv
+    ? [`${rv.runs}:${runs}`, `${rv.locks}:${rv.locksAt}`]
+    : [`${runs}:${runs}`, `${hf}:${hf}${input.hfWritable ? '' : ':ro'}`, ...input.extraBinds];
+  if (input.workerMount && !rv) binds.push(`${input.workerMount}:${WORKER_MOUNT}:ro`);
   const tmpfs: Record<string, string> = {};
   for (const v of def.volumes) {
     if (v.type === 'tmpfs') tmpfs[v.target] = '';
-    else binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
+    else if (!rv || !v.source.startsWith('/')) binds.push(`${v.source}:${v.target}${v.readOnly ? ':ro' : ''}`);
   }
   const envList = Object.entries({
     ...def.environment,
@@ -154,11 +206,12 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     ...(input.hfWritable ? {} : { HF_HUB_OFFLINE: '1' }),
     ...(input.needsHome ? { HOME: '/tmp' } : {}),
     PYTHONUNBUFFERED: '1',
+    ...(input.gpuSet ? { LEM_GPU_UUIDS: lockIds(input.gpuSet).join(',') } : {}),
   }).map(([k, v]) => `${k}=${v}`);
   const hostConfig: Docker.HostConfig = {
     Binds: binds,
     Init: input.init,
-    DeviceRequests: deviceRequests(def, input.gpus),
+    DeviceRequests: input.gpuSet ? (input.gpuSet.fake ? [] : deviceRequests(def, input.gpuSet.gpus)) : deviceRequests(def, input.gpus),
     RestartPolicy: { Name: 'no' },
     NetworkMode: def.networkMode ?? 'bridge',
     // Never privileged, whatever the compose file says: security_opt may only add confinement options.
@@ -175,7 +228,7 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
   };
   const projectName = campaignProjectName(project.name, c.campaignId);
   const spec: Docker.ContainerCreateOptions = {
-    name: `${projectName}-${state.name}-${number}`,
+    name: `${projectName}-${state.name}-${input.gpuSet ? `${gpuSetSlug(input.gpuSet.key)}-` : ''}${number}`,
     Image: def.image,
     Entrypoint: ['sh', '-c', IDLE_COMMAND, 'lem-idle'],
     Cmd: [],
@@ -201,6 +254,7 @@ export function containerSpec(state: ServiceDef, input: SpecInput): Docker.Conta
     [LABELS.managed]: 'lem',
     [LABELS.project]: project.name,
     [LABELS.configHash]: hash,
+    ...(input.gpuSet ? { [LABELS.gpuSet]: input.gpuSet.key, [LABELS.gpus]: input.gpuSet.gpus.join(',') } : {}),
   };
   return spec;
 }

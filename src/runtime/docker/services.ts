@@ -31,7 +31,9 @@ import { defaultComposeFiles, loadCompose, type ComposeProject } from './compose
 import { connectEngine, engineVersion, type Engine } from './engine.js';
 import { hfCacheAccess, type HfCacheAccess } from './hf-cache.js';
 import { createLifecycle, type LifecycleHost } from './lifecycle.js';
-import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type ServiceState } from './service-spec.js';
+import { probeImage } from './probe.js';
+import { DEFAULT_SERVICES, WORKER_MOUNT, type GpuChoice, type GpuSetSpec, REMOTE_LOCKS_AT, type ServiceState } from './service-spec.js';
+import type { ProbeOutcome } from '../types.js';
 
 export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from './service-spec.js';
 export { ServicesLostError, isGoneError } from './service-errors.js';
@@ -76,6 +78,10 @@ export interface ServiceOptions {
   healthTimeoutS?: number;
   /** The readiness probe; default python3 -m lem_worker health. */
   healthCommand?: string[];
+  /** A remote engine (no shared filesystem): named volumes, no binds of this machine's paths (pool.ts). */
+  remote?: boolean;
+  /** The GPU set these services serve (parallel GPU sets; pool.ts makes one runtime per set). */
+  gpuSet?: GpuSetSpec;
   /** Progress messages (service started / adopted / restarted / removed). Default: none. */
   log?: (message: string) => void;
 }
@@ -99,6 +105,8 @@ export interface Services {
   readyForRun(backend: BackendName): Promise<ServiceState>;
   /** The service containers this session holds: service → container id. */
   containers(): Record<string, string>;
+  /** Preflight: the backend's image exists and its worker's probe report (a throwaway container, removed). */
+  probe(backend: BackendName, configs: readonly unknown[]): Promise<ProbeOutcome>;
   /** Removes the service containers (or, with keepServices, leaves them running) and forgets them; with campaignId, also its leftovers. */
   release(opts: { keepServices: boolean; campaignId?: string }): Promise<void>;
 }
@@ -175,6 +183,7 @@ export function createServices(opts: ServiceOptions = {}): Services {
 
   /** The host's device-lock directory, bind-mounted at the same path so workers in every container share the locks. */
   function lockDir(): string {
+    if (opts.remote) return `${REMOTE_LOCKS_AT}/locks`;
     return env['LEM_LOCK_DIR'] || DEFAULT_LOCK_DIR;
   }
 
@@ -235,6 +244,8 @@ export function createServices(opts: ServiceOptions = {}): Services {
     prepareLocalHost,
     maxRecreations: opts.maxRecreations ?? 3,
     recreateBackoffMs: opts.recreateBackoffMs ?? 1000,
+    gpuSet: opts.gpuSet ?? null,
+    remote: opts.remote ?? false,
   };
   const lifecycle = createLifecycle(host);
 
@@ -271,6 +282,14 @@ export function createServices(opts: ServiceOptions = {}): Services {
       const started = await Promise.allSettled([...wanted].map(([svc, bs]) => queue.add(() => lifecycle.ensureService(svc, bs, c))));
       const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
+    },
+
+    async probe(backend: BackendName, configs: readonly unknown[]): Promise<ProbeOutcome> {
+      const project = getCompose();
+      const name = serviceMap[backend];
+      const def = project.services[name];
+      if (!def) return { ok: false, where: `service ${name}`, problem: `the compose files define no service ${name} for backend ${backend}`, fix: `add a ${name} service to ${project.files.join(', ')}` };
+      return probeImage(docker(), { def, backends: [backend], project: project.name, gpus: opts.gpus ?? 'compose', workerMount: opts.mountWorker ? workerDir() : null, engineDescription: getEngine().endpoint.description }, configs);
     },
 
     containers: () => lifecycle.containers(),

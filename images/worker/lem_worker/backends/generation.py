@@ -197,6 +197,7 @@ def _phase(win: Optional[WindowEnergy], reps: int, reason: Optional[str]) -> dic
 
 def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, started_at: str,
                    **meter_kwargs: Any) -> dict[str, Any]:
+    from lem_worker.gpuguard import guard_for
     from lem_worker.metering import lock_for_run, make_meter
     from lem_worker.timeutil import utc_now_iso
 
@@ -222,6 +223,9 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         log(f"steady window: full passes until >= {exp.measurement.min_window_s:g}s")
         win_started = utc_now_iso()
         stats_begin = gen.engine_stats("begin") if gen.engine_stats else {}
+        guard = guard_for(meter)  # other processes on this run's GPUs at window start and end
+        if guard is not None:
+            guard.check("window_start")
         h = meter.begin("steady")
         stats, reps, _ = repeat_until(gen.run_pass, False, exp.measurement.min_window_s, stop, max_reps)
         win = meter.end(h)
@@ -235,10 +239,12 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             pre_win = meter.end(h)
         win_ended = utc_now_iso()  # end of the last measured window (steady, then prefill)
         extra_metrics = gen.after_windows() if gen.after_windows else ({}, {}, [])  # e.g. the profiler pass
+        if guard is not None:
+            guard.check("window_end")
         if stats.requests and stats.failed == stats.requests:
             raise WorkerError(f"every request failed; first error: {stats.errors[0] if stats.errors else 'unknown'}")
         ms = MetricSet()
-        flags: list[Flag] = []
+        flags: list[Flag] = guard.flags() if guard is not None else []
         if pre_win is not None:
             flags.extend(f for f in pre_win.flags)
         energy = energy_block(win, baseline, ms, flags)
@@ -327,6 +333,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         env.update(gen.env_extra)
         env["model"] = gen.model_info
         env["started_at"] = started_at
+        if guard is not None:
+            env["gpu_guard"] = guard.record
         window = {"duration_s": d, "min_s": exp.measurement.min_window_s, "repetitions": reps,
                   "short": d < exp.measurement.min_window_s,
                   "rule": "full passes over the prompt set, repeated until the window reaches measurement.min_window_s",
