@@ -4,13 +4,15 @@
 # Idempotent: every step is skipped when already done. Steps:
 #   1. install docker.io + mmdebstrap (apt) when dockerd is missing
 #   2. start dockerd in the background unless an engine already answers; wait for its socket
-#   3. make the offline base image lem-base:bookworm from Debian packages (no registry needed)
+#   3. make the offline base image lem-base:bookworm from Debian packages (no registry needed); the
+#      image carries its package list as a label and is remade when that list changes
 #   4. build lem-cpu from images/cpu/Dockerfile on that base (layer cache makes a re-run ~1 s)
 # Prints how long each step took. Honours DOCKER_HOST (then it does not start a local dockerd).
 #
 # Environment knobs:
 #   LEM_BASE_IMAGE     base image tag to create/use            (default lem-base:bookworm)
-#   LEM_BASE_PACKAGES  extra Debian packages in the base image (default python3-numpy)
+#   LEM_BASE_PACKAGES  extra Debian packages in the base image (default python3-numpy; python3,
+#                      procps and python3-jsonschema (the worker's contract check) are always in)
 #   LEM_SUITE          Debian suite for mmdebstrap            (default bookworm)
 #   LEM_SKIP_BUILD=1   stop after the base image
 set -euo pipefail
@@ -72,18 +74,23 @@ else
   done_step "engine up ($("$DOCKER" version --format '{{.Server.Version}}'))"
 fi
 
-# 3. base image (no registry: Debian packages via mmdebstrap, imported as an image)
-step "checking base image $BASE_IMAGE"
-if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+# 3. base image (no registry: Debian packages via mmdebstrap, imported as an image). The include
+# list is the cache key: it is stored as a label, and an image made from another list is remade.
+include="python3,procps,python3-jsonschema${EXTRA_PACKAGES:+,${EXTRA_PACKAGES// /,}}"
+step "checking base image $BASE_IMAGE (packages: $include)"
+have=$("$DOCKER" image inspect -f '{{ index .Config.Labels "lem.base-include" }}' "$BASE_IMAGE" 2>/dev/null || true)
+if [ "$have" = "$include" ]; then
   done_step "already present"
 else
-  include="python3,procps${EXTRA_PACKAGES:+,${EXTRA_PACKAGES// /,}}"
+  [ -n "$have" ] || ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 \
+    || echo "docker-setup:   $BASE_IMAGE was made with another package list (${have:-unlabelled}); remaking it"
   echo "docker-setup:   mmdebstrap --variant=apt --include=$include $SUITE | docker import"
   as_root mmdebstrap --quiet --variant=apt --include="$include" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     "$SUITE" - | "$DOCKER" import \
       --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change "LABEL lem.base-include=$include" \
       --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   done_step "imported $BASE_IMAGE ($("$DOCKER" image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 fi

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExperimentConfig } from '../src/config/experiment.js';
 import { Manifest, runId } from '../src/manifest/manifest.js';
-import { ingestResultFile } from '../src/results/ingest.js';
+import { ingestResultFile } from '../src/contract/ingest.js';
 import { systemClock } from '../src/util/clock.js';
 import { packageRoot } from '../src/util/paths.js';
 

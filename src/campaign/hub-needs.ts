@@ -11,7 +11,7 @@ export function hubNeeds(configs: readonly ExperimentConfig[]): HubNeeds {
   const models = new Map<string, { id: string; revision: string | null }>();
   const datasets = new Set<string>();
   for (const c of configs) {
-    if (c.backend === 'calibration') continue;
+    if (!('model' in c)) continue; // not an llm-kind backend
     // no_weights still fetches the model's tokenizer (and config.json without an architecture).
     if (!isLocalPath(c.model.id)) {
       const revision = c.model.revision ?? null;

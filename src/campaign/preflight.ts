@@ -6,7 +6,7 @@
  * names them all at once (PreflightError, exit 2); nothing is recorded or started.
  */
 import { z } from 'zod';
-import type { BackendName } from '../config/backends.js';
+import type { BackendName } from '../contract/backends.js';
 import type { ExperimentConfig } from '../config/experiment.js';
 import type { Runtime } from '../runtime/types.js';
 import { EXIT_USAGE, LemError } from '../util/errors.js';

@@ -6,7 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
-import { ingestResultFile } from '../results/ingest.js';
+import { ingestResultFile } from '../contract/ingest.js';
 import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
 import { runOnSlots, slotsOfPlan, type SlotVerdict } from './queues.js';
 import { hubNeeds } from './hub-needs.js';

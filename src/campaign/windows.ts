@@ -8,8 +8,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
-import { ingestResultFile } from '../results/ingest.js';
-import type { Result } from '../results/schema.js';
+import { ingestResultFile } from '../contract/ingest.js';
+import type { Result } from '../contract/result.js';
 
 export const OVERLAP_FLAG = 'overlapping_window';
 

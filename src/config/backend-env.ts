@@ -17,7 +17,7 @@
  *   warm-up: 1 full generation + warmup_runs = 10 generations of         warmup: {mode: fixed, iterations: 11}: lem's warm-up
  *     2 new tokens                                                         iterations are full-length, so it warms up at least as much
  *   prefill energy from a pass with max/min_new_tokens = 1;              lem's prefill/decode split (the default), recorded as
- *     decode = generate − prefill                                          extra: {prefill_split: true, scenario: energy_star}
+ *     decode = generate − prefill                                          measurement.prefill_split: true
  * Not mapped (lem keeps its own, documented defaults): the model (the config must name one), dtype
  * (energy_star's torch_dtype auto → lem's precision default bf16), measurement window (energy_star
  * runs the dataset once; lem repeats passes until measurement.min_window_s), the idle baseline.
@@ -25,10 +25,11 @@
  * `VLLM_ENDPOINT` (same design: the vLLM server's URL) fills `vllm.endpoint` of a vllm config that
  * leaves it open, so the run measures that OpenAI-compatible server over HTTP.
  */
+import { BACKENDS } from '../contract/backends.js';
 import { LemError } from '../util/errors.js';
 
 export const BACKEND_ENV = 'BENCHMARK_BACKEND';
-export const ENV_BACKENDS = ['optimum', 'pytorch', 'vllm', 'tensorrt', 'calibration'] as const;
+export const ENV_BACKENDS = ['optimum', ...BACKENDS] as const;
 export type EnvBackend = (typeof ENV_BACKENDS)[number];
 
 /** energy_star text-generation settings as lem config fields (see the table above). */
@@ -39,7 +40,8 @@ export const ENERGY_STAR_PRESET: Readonly<Record<string, unknown>> = {
   batching: { strategy: 'static', batch_size: 1 },
   prompts: { source: 'huggingface', dataset: 'EnergyStarAI/text_generation', split: 'train', column: 'text', count: 1000 },
   warmup: { mode: 'fixed', iterations: 11 },
-  extra: { prefill_split: true, scenario: 'energy_star' },
+  measurement: { prefill_split: true },
+  extra: { scenario: 'energy_star' },
 };
 
 /** The env's backend choice; null when unset or empty; a LemError listing the valid values when invalid. */

@@ -3,10 +3,11 @@ import { Cron } from 'croner';
 import { z } from 'zod';
 import { Hosts, Placement } from './hosts.js';
 import { gridIntensityTable, knownRegions } from './grid-intensity.js';
+import { SlurmSettings } from './slurm.js';
 
 export const Structure = z.enum(['interleaved', 'shuffled', 'grouped', 'split_plot']);
 export type Structure = z.infer<typeof Structure>;
-export const RuntimeName = z.enum(['local', 'docker']);
+export const RuntimeName = z.enum(['local', 'docker', 'slurm']);
 export type RuntimeName = z.infer<typeof RuntimeName>;
 
 /** The longest campaign name: its id (name + 21 characters) names a directory, which paths cap at 255 bytes. */
@@ -131,6 +132,7 @@ export const CampaignFile = z
     carbon: Carbon.optional().describe('grid carbon intensity for emissions: {intensity_g_per_kwh: N} or {region: CODE}'),
     hosts: Hosts.optional().describe('docker runtime: a pool of Docker engines (absent: the one engine the docker CLI would use)'),
     placement: Placement.optional().describe('how runs are placed on hosts: {group_by: gpu_model, on_host_loss: retry_elsewhere}'),
+    slurm: SlurmSettings.optional().describe('runtime: slurm — login, partition, account, allocation, container, results'),
   })
   .superRefine((c, ctx) => {
     if (c.hosts && c.runtime !== 'docker') ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'hosts needs runtime: docker' });
@@ -171,5 +173,6 @@ export const CampaignSettings = z.object({
   carbon: Carbon.optional(),
   hosts: Hosts.optional(),
   placement: Placement.optional(),
+  slurm: SlurmSettings.optional(),
 });
 export type CampaignSettings = z.infer<typeof CampaignSettings>;

@@ -4,6 +4,7 @@
  * the worker receives the resolved (defaults applied) object as JSON.
  */
 import { z } from 'zod';
+import { type BackendName, invalidCombinations } from '../contract/backends.js';
 import { servingRules, Traffic } from './traffic.js';
 import { reasoningProblems } from './reasoning-registry.js';
 import { PytorchSection } from './sections/pytorch.js';
@@ -71,18 +72,25 @@ export const Decoder = strict({
   fixed_length: z.boolean().default(true).describe('min_new_tokens = max_new_tokens, for comparable runs'),
 });
 
+/** Fields every prompt source has. */
+const promptCommon = {
+  seed: z.number().int().min(0).default(0).describe('seeds prompt sampling/shuffling, synthetic prompts and random-initialised (no_weights) models'),
+  chat_template: z.boolean().default(true).describe("wrap each prompt in the tokenizer's chat template when it has one"),
+};
+
 export const Prompts = z.discriminatedUnion('source', [
-  strict({ source: z.literal('builtin'), name: z.string().min(1).default('mixed'), count: posInt.default(100) }),
-  strict({ source: z.literal('file'), path: z.string().min(1), column: z.string().optional(), count: posInt.optional() }),
+  strict({ source: z.literal('builtin'), name: z.string().min(1).default('mixed'), count: posInt.default(100), ...promptCommon }),
+  strict({ source: z.literal('file'), path: z.string().min(1), column: z.string().optional(), count: posInt.optional(), ...promptCommon }),
   strict({
     source: z.literal('huggingface'),
+    ...promptCommon,
     dataset: z.string().min(1),
     subset: z.string().optional(),
     split: z.string().default('test'),
     column: z.string().default('text'),
     count: posInt.default(100),
   }),
-  strict({ source: z.literal('synthetic'), input_len: posInt, count: posInt.default(100) }),
+  strict({ source: z.literal('synthetic'), input_len: posInt, count: posInt.default(100), ...promptCommon }),
 ]);
 
 export const Warmup = strict({
@@ -122,7 +130,37 @@ export const Measurement = strict({
     .positive()
     .optional()
     .describe('how long a run waits for another measurement to release its devices before failing (worker default 3600 s)'),
+  max_repetitions: posInt
+    .default(1000)
+    .describe('the workload is repeated until min_window_s is filled, at most this many times'),
+  prefill_split: z
+    .boolean()
+    .default(true)
+    .describe('measure a prefill-only pass to split energy into prefill and decode; false: no split (those metrics unmeasured)'),
+  nvml_probe_s: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("seconds the meter probes NVML's energy counter update period at start (worker default when unset)"),
 });
+
+/** Knobs that used to hide in `extra:` and are typed fields now: where each one moved. */
+export const MOVED_EXTRA_KNOBS: Readonly<Record<string, string>> = {
+  seed: 'prompts.seed',
+  chat_template: 'prompts.chat_template',
+  max_repetitions: 'measurement.max_repetitions',
+  prefill_split: 'measurement.prefill_split',
+  nvml_probe_s: 'measurement.nvml_probe_s',
+  loader: 'pytorch.loader',
+  request_timeout_s: 'vllm.request_timeout_s',
+};
+
+function movedKnobs(extra: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  for (const key of Object.keys(extra)) {
+    const to = MOVED_EXTRA_KNOBS[key];
+    if (to !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `extra.${key} moved: write it as ${to} (a typed field)` });
+  }
+}
 
 export const Reasoning = strict({
   enabled: z.boolean().optional().describe("ask the model to reason (true) or not (false); absent: the model's own default"),
@@ -133,7 +171,11 @@ export const Reasoning = strict({
 const common = {
   name: z.string().min(1).optional().describe('a label for tables and reports'),
   measurement: Measurement.default(Measurement.parse({})),
-  extra: z.record(z.string(), z.unknown()).default({}).describe('passed to the worker untouched'),
+  extra: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .superRefine(movedKnobs)
+    .describe('engine keyword arguments, passed to the engine untouched and recorded in the result'),
 };
 
 const llmCommon = {
@@ -181,22 +223,10 @@ export const CalibrationExperiment = strict({
 
 /** Cross-field rules that a backend imposes; each failure names the field it is about. */
 function backendRules(cfg: z.infer<typeof ExperimentBase>, ctx: z.RefinementCtx): void {
-  if (cfg.backend === 'calibration') return;
+  if (!('precision' in cfg)) return; // not an llm-kind backend: no model, precision or batching
   servingRules(cfg, ctx);
-  const q = cfg.quantization.method;
-  if ((q === 'bnb_8bit' || q === 'bnb_4bit') && cfg.backend !== 'pytorch') {
-    ctx.addIssue({ code: 'custom', path: ['quantization', 'method'], message: `${q} (bitsandbytes) is only available on the pytorch backend` });
-  }
-  if (cfg.backend === 'pytorch' && (cfg.precision === 'fp8' || q === 'fp8')) {
-    ctx.addIssue({ code: 'custom', path: ['precision'], message: 'fp8 is not supported by the pytorch (transformers) backend; use vllm or tensorrt' });
-  }
-  if (cfg.backend !== 'pytorch' && cfg.batching.strategy !== 'static') {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['batching', 'strategy'],
-      message: `${cfg.backend} schedules batches itself (continuous batching); batching.strategy must be static`,
-    });
-  }
+  const values = { precision: cfg.precision, 'quantization.method': cfg.quantization.method, 'batching.strategy': cfg.batching.strategy };
+  for (const hit of invalidCombinations(cfg.backend, values)) ctx.addIssue({ code: 'custom', path: hit.path, message: hit.why });
   if (cfg.batching.strategy === 'dynamic' && cfg.batching.max_tokens_per_batch === undefined) {
     ctx.addIssue({ code: 'custom', path: ['batching', 'max_tokens_per_batch'], message: 'the dynamic strategy needs a token budget: set batching.max_tokens_per_batch' });
   }
@@ -219,25 +249,15 @@ export const ExperimentConfig = ExperimentBase.superRefine(backendRules);
 export type ExperimentConfig = z.infer<typeof ExperimentConfig>;
 export type ExperimentInput = z.input<typeof ExperimentConfig>;
 
-/** Keys of the backend-specific section, by backend: a grid only crosses a backend with its own section. */
-export const BACKEND_SECTION = {
-  pytorch: 'pytorch',
-  vllm: 'vllm',
-  tensorrt: 'tensorrt',
-  calibration: 'calibration',
-} as const;
+/**
+ * The section schema of each backend in the registry (contract/backends.ts): the type checker asks
+ * for one here when a backend is added there.
+ */
+export const SECTION_SCHEMAS = {
+  pytorch: PytorchSection,
+  vllm: VllmSection,
+  tensorrt: TensorrtSection,
+  calibration: CalibrationSection,
+} as const satisfies { [B in BackendName]: z.ZodType };
 
-/** Top-level fields that only LLM backends have (a calibration config has none of them). */
-export const LLM_ONLY_FIELDS = [
-  'model',
-  'precision',
-  'quantization',
-  'batching',
-  'decoder',
-  'max_input_tokens',
-  'max_output_tokens',
-  'prompts',
-  'warmup',
-  'traffic',
-  'reasoning',
-] as const;
+export { BACKEND_SECTION, LLM_ONLY_FIELDS } from '../contract/backends.js';

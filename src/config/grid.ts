@@ -4,8 +4,8 @@
  * dropped with a visible note; a value of the wrong type is an error at its place in the file.
  */
 import type { z } from 'zod';
-import { BACKEND_SECTION, ExperimentConfig, LLM_ONLY_FIELDS } from './experiment.js';
-import { BACKENDS } from './backends.js';
+import { axisApplies, BACKEND_REGISTRY, BACKEND_SECTION, isBackendName, LLM_ONLY_FIELDS } from '../contract/backends.js';
+import { ExperimentConfig } from './experiment.js';
 
 export interface GridCombo {
   config: ExperimentConfig;
@@ -43,11 +43,9 @@ function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): 
   cur[parts[parts.length - 1] as string] = value;
 }
 
+/** Whether a vary key applies to a backend (the registry says; an unknown backend fails later, at its parse). */
 function appliesTo(key: string, backend: string): boolean {
-  const head = key.split('.')[0] as string;
-  if (SECTIONS.has(head)) return head === backend;
-  if (backend === 'calibration' && LLM_FIELDS.has(head)) return false;
-  return true;
+  return isBackendName(backend) ? axisApplies(key, backend) : true;
 }
 
 /** The combinations one at a time (an odometer over the value indices), never all at once in memory. */
@@ -97,7 +95,7 @@ export function expandGrid(
   const combos: GridCombo[] = [];
 
   backendValues.forEach((backend, backendIndex) => {
-    if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) {
+    if (!isBackendName(backend)) {
       const probe = ExperimentConfig.safeParse({ ...base, backend }, { reportInput: true });
       if (!probe.success) fail({ key: vary['backend'] ? 'backend' : null, valueIndex: vary['backend'] ? backendIndex : null, error: probe.error });
     }
@@ -108,13 +106,14 @@ export function expandGrid(
 
     const start = clone(base);
     start['backend'] = b;
+    const own = isBackendName(b) ? BACKEND_REGISTRY[b].section : null;
     for (const s of SECTIONS) {
-      if (s !== b && s in start) {
+      if (s !== own && s in start) {
         delete start[s];
         if (vary['backend']) notes.push(`backend ${b}: base_config section '${s}' ignored`);
       }
     }
-    if (b === 'calibration') for (const f of LLM_FIELDS) delete start[f];
+    if (isBackendName(b) && BACKEND_REGISTRY[b].kind !== 'llm') for (const f of LLM_FIELDS) delete start[f];
 
     for (const combo of product(keys, vary)) {
       const raw = clone(start);

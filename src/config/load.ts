@@ -67,7 +67,7 @@ function validateExperiment(src: SourceDoc, data: Record<string, unknown>, prefi
 
 /** A model given as a local path must be an existing directory (or file) on this host. */
 function checkModelPath(src: SourceDoc, cfg: ExperimentConfig, at: readonly PathKey[]): void {
-  if (cfg.backend === 'calibration' || !cfg.model.id.startsWith('/')) return;
+  if (!('model' in cfg) || !cfg.model.id.startsWith('/')) return;
   if (!existsSync(cfg.model.id)) {
     throw new ConfigError(src.locate(at), 'model.id', `the local model path ${cfg.model.id} does not exist; give an existing absolute path or a Hugging Face id (org/name).`);
   }

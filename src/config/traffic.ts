@@ -66,6 +66,7 @@ export const VLLM_SERVING_FIELDS = {
     .describe('latency targets: goodput counts only requests meeting every target given (as vLLM bench serve --goodput)'),
   scrape_metrics: z.boolean().optional().describe("scrape the server's Prometheus /metrics before and after the steady window into the result"),
   server_start_timeout_s: z.number().positive().optional().describe('vllm.mode server: how long to wait for `vllm serve` to become ready (default 900)'),
+  request_timeout_s: z.number().positive().optional().describe('serving: socket timeout of one streamed request (default 600)'),
 };
 
 /** True when a vllm section asks for an HTTP measurement (an endpoint or the managed server). */

@@ -36,7 +36,7 @@
  * (Wh: gpu_wh, cpu_wh, ram_wh, total_wh, plus per-phase values), `performance` (throughput,
  * latency, efficiency) and `backend_info`; see `UnifiedRun`.
  */
-import { parseResult } from './schema.js';
+import { parseResult } from '../contract/result-parse.js';
 import { FEW_CYCLES_N } from './intervals.js';
 import { collectMetricNames, type Aggregation, type ExperimentRecord, type MetricSummary, type RunCounts, type RunRecord } from './aggregate.js';
 

@@ -1,6 +1,7 @@
 /** Picks the runtime a campaign asked for. */
 import type { RuntimeName } from '../config/campaign.js';
 import type { HostConfig } from '../config/hosts.js';
+import { SlurmSettings } from '../config/slurm.js';
 import { createLocalRuntime } from './local.js';
 import type { Runtime } from './types.js';
 
@@ -11,6 +12,8 @@ export interface RuntimeOptions {
   log?: (message: string) => void;
   /** The campaign's `hosts:` (docker runtime): a pool of engines. */
   hosts?: HostConfig[];
+  /** The campaign's `slurm:` block (runtime slurm; absent: every default). */
+  slurm?: SlurmSettings;
 }
 
 export async function createRuntime(name: RuntimeName, opts: RuntimeOptions = {}): Promise<Runtime> {
@@ -31,6 +34,10 @@ export async function createRuntime(name: RuntimeName, opts: RuntimeOptions = {}
       }
       const { createDockerRuntime } = await import('./docker/runtime.js');
       return createDockerRuntime(opts.log ? { log: opts.log } : {});
+    }
+    case 'slurm': {
+      const { createSlurmRuntime } = await import('./slurm/runtime.js');
+      return createSlurmRuntime(opts.slurm ?? SlurmSettings.parse({}), opts.log ? { log: opts.log } : {});
     }
   }
 }

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fchmodSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BackendName } from '../config/backends.js';
+import type { BackendName } from '../contract/backends.js';
 import { awaitAnswer, lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage } from './serve-protocol.js';
 import type { DispatchOutcome, RunSpec } from './types.js';
 

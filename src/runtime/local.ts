@@ -10,7 +10,7 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { BackendName } from '../config/backends.js';
+import type { BackendName } from '../contract/backends.js';
 import { probeLocal } from './local-probe.js';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';

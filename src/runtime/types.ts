@@ -3,7 +3,7 @@
  * `local` runs the worker as a subprocess; `docker` execs it inside a long-running backend
  * container. The runner only ever talks to this interface.
  */
-import type { BackendName } from '../config/backends.js';
+import type { BackendName } from '../contract/backends.js';
 
 export interface RuntimeContext {
   campaignId: string;
@@ -124,7 +124,7 @@ export type ProbeOutcome =
   | { ok: false; where: string; problem: string; fix: string | null };
 
 export interface Runtime {
-  readonly name: 'local' | 'docker';
+  readonly name: 'local' | 'docker' | 'slurm';
   /** Start (or adopt) whatever the listed backends need. Called once per campaign session. */
   prepare(backends: readonly BackendName[], ctx: RuntimeContext): Promise<void>;
   /**

@@ -25,7 +25,8 @@ describe('applyBackendEnv', () => {
       batching: { strategy: 'static', batch_size: 1 },
       prompts: ENERGY_STAR_PRESET.prompts as object,
       warmup: { mode: 'fixed', iterations: 11 },
-      extra: { prefill_split: true, scenario: 'energy_star' },
+      measurement: { prefill_split: true },
+      extra: { scenario: 'energy_star' },
     });
     expect(out.note).toContain('energy_star');
     // a prompts block of the config replaces the preset's (a tagged union is not merged)

@@ -8,7 +8,8 @@ import { ExperimentConfig } from '../../src/config/experiment.js';
 import { Manifest, runId } from '../../src/manifest/manifest.js';
 import { countRuns, isUsed } from '../../src/results/aggregate.js';
 import { campaignRecords } from '../../src/results/records.js';
-import { parseResult, type Result } from '../../src/results/schema.js';
+import { parseResult } from '../../src/contract/result-parse.js';
+import type { Result } from '../../src/contract/result.js';
 import { systemClock } from '../../src/util/clock.js';
 import { ROOT, tempDir } from '../helpers/cli.js';
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BACKENDS, EnergyReading, ResultV1, ResultV3, migrateV1, parseResult, resultJsonSchema } from '../../src/results/schema.js';
+import { migrateV1, parseResult, resultJsonSchema } from '../../src/contract/result-parse.js';
+import { BACKENDS, EnergyReading, ResultV1, ResultV3 } from '../../src/contract/result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');

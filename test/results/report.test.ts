@@ -11,7 +11,8 @@ import { renderReport, reportChoices } from '../../src/results/report/html.js';
 import { integrateEnergyJ, paretoFront, powerSamplesFromResult, type PowerSample } from '../../src/results/report/plots.js';
 import { escapeHtml, niceTicks } from '../../src/results/report/svg.js';
 import { overlaps, placeLabels } from '../../src/results/report/labels.js';
-import { migrateV1, type ResultV1 } from '../../src/results/schema.js';
+import { migrateV1 } from '../../src/contract/result-parse.js';
+import type { ResultV1 } from '../../src/contract/result.js';
 import { experiment, run } from './helpers.js';
 
 const run$ = promisify(execFile);

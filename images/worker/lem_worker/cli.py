@@ -67,11 +67,17 @@ def _run(config_path: str, out_dir: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and "--result-stdout" in argv:  # srun: config on stdin, result framed on stdout
+        from lem_worker.framing import framed_run
+
+        return framed_run(argv, main)
     parser = argparse.ArgumentParser(prog="python3 -m lem_worker", description="lem in-container worker")
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run one experiment and write DIR/result.json")
     run_p.add_argument("config", help="CONFIG.json written by the orchestrator")
     run_p.add_argument("--out", required=True, help="directory for result.json")
+    run_p.add_argument("--result-stdout", action="store_true",
+                       help="CONFIG may be - (stdin); result files come back framed on stdout, the log on stderr (framing.py)")
     run_p.add_argument("--attempt-token", default=None,
                        help="the orchestrator's id of this attempt (how `campaign resume` finds a live worker)")
     serve_p = sub.add_parser("serve", help="persistent worker: runs requested on stdin, one JSON answer per line (serve.py)")

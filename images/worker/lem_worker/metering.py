@@ -5,8 +5,9 @@ import os
 import threading
 from typing import Any, Optional
 
-from lem_worker.config import WorkerConfig
+from lem_worker.config import MeasurementCfg, WorkerConfig
 from lem_worker.devicelock import DeviceLock, device_keys, holder_info
+from lem_worker.energy.devices import open_devices, split_meter_kwargs
 from lem_worker.energy.meter import Meter
 
 
@@ -33,12 +34,20 @@ def torch_visible_uuids() -> Optional[list[str]]:
         return None
 
 
+def meter_with(mcfg: MeasurementCfg, sync: Any = None, **kwargs: Any) -> Meter:
+    """A meter over the devices `kwargs` choose (devices.DeviceChoice fields) with the given
+    MeterOptions fields: the tests' injection point (fake NVML, clock, no RAPL)."""
+    choice, options = split_meter_kwargs(kwargs)
+    return Meter(mcfg, open_devices(mcfg.gpu_ids, choice), sync=sync, options=options)
+
+
 def make_meter(cfg: WorkerConfig, sync: Any = None, **kwargs: Any) -> Meter:
     opts = dict(kwargs)
-    probe = cfg.experiment.extra.get("nvml_probe_s")
-    if isinstance(probe, (int, float)) and not isinstance(probe, bool):
+    probe = cfg.experiment.measurement.nvml_probe_s
+    if probe is not None:
         opts.setdefault("probe_s", float(probe))
-    return Meter(cfg.experiment.measurement, sync=sync, torch_uuids=torch_visible_uuids(), **opts)
+    opts.setdefault("torch_uuids", torch_visible_uuids())
+    return meter_with(cfg.experiment.measurement, sync=sync, **opts)
 
 
 def assigned_gpus() -> list[str]:

@@ -1,4 +1,4 @@
-"""Assembles result schema v3 (see images/worker/RESULTS.md and src/results/schema.ts)."""
+"""Assembles result schema v3 (see images/worker/RESULTS.md and src/contract/result.ts)."""
 from __future__ import annotations
 
 import math
@@ -219,7 +219,8 @@ def build_result(cfg: WorkerConfig, started_at: str, ended_at: str, ms: MetricSe
         "window": window,
         "phases": phases,
         "validation": validation,
-        "workload": workload or {},
+        # extra: (engine keyword arguments) is recorded as given
+        "workload": {**(workload or {}), **({"extra": cfg.experiment.extra} if cfg.experiment.extra else {})},
         "environment": environment,
         "notes": notes,
     }

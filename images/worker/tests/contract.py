@@ -1,4 +1,4 @@
-"""A Python mirror of src/results/schema.ts, used by tests to check worker output against the contract."""
+"""A Python mirror of src/contract/result.ts, used by tests to check worker output against the contract."""
 from __future__ import annotations
 
 import math

@@ -129,7 +129,7 @@ class DeviceLockTest(unittest.TestCase):
         import threading
 
         from lem_worker.config import parse_config
-        from lem_worker.runner import run_calibration
+        from lem_worker.backends.calibration import run_calibration
         from tests.fixtures.fake_nvml import FakeDevice, FakeNvml, RealTimeClock, Steady, uuid
 
         cfg = parse_config({

@@ -11,6 +11,8 @@ from lem_worker.energy.meter import Meter, WindowEnergy
 from lem_worker.energy.nvml import NvmlSession, parse_visible_devices
 from lem_worker.energy.sampler import PowerSampler
 from lem_worker.report import MetricSet, energy_block, validation_block
+from lem_worker.metering import meter_with
+from lem_worker.energy.devices import DeviceChoice, MeterOptions, open_devices
 from tests.fixtures.fake_nvml import (FakeDevice, FakeNvml, Ramp, RealTimeClock, Steady, Steps, VirtualClock, uuid)
 
 CFG = MeasurementCfg(idle_baseline_s=0, min_window_s=0, sample_interval_ms=100, cross_check_threshold=0.05)
@@ -20,8 +22,9 @@ def make(devices: list[FakeDevice], cfg: MeasurementCfg = CFG, visible: Optional
          probe_s: float = 0.5, align: bool = False) -> tuple[VirtualClock, FakeNvml, Meter]:
     clock = VirtualClock()
     nv = FakeNvml(devices, clock)
-    meter = Meter(cfg, nvml_module=nv, rapl_root="/nonexistent/powercap", clock=clock, probe_s=probe_s,
-                  threaded=False, visible=visible, use_env=False, align_edges=align)
+    found = open_devices(cfg.gpu_ids, DeviceChoice(nvml_module=nv, rapl_root="/nonexistent/powercap", visible=visible,
+                                                     use_env=False))
+    meter = Meter(cfg, found, options=MeterOptions(clock=clock, probe_s=probe_s, threaded=False, align_edges=align))
     meter.start()
     return clock, nv, meter
 
@@ -212,7 +215,7 @@ class SelectionTest(unittest.TestCase):
 
     def test_gpu_id_out_of_range_gives_reason(self) -> None:
         clock = VirtualClock()
-        m = Meter(MeasurementCfg(gpu_ids=[5]), nvml_module=FakeNvml(self.devices(), clock), clock=clock,
+        m = meter_with(MeasurementCfg(gpu_ids=[5]), nvml_module=FakeNvml(self.devices(), clock), clock=clock,
                   rapl_root="/nonexistent", use_env=False)
         self.assertFalse(m.has_gpu)
         self.assertIn("gpu_ids", m.gpu_reason or "")
@@ -236,7 +239,7 @@ class SelectionTest(unittest.TestCase):
 
     def test_nvml_init_failure_reason(self) -> None:
         clock = VirtualClock()
-        m = Meter(CFG, nvml_module=FakeNvml([], clock, init_error="Driver Not Loaded"), clock=clock,
+        m = meter_with(CFG, nvml_module=FakeNvml([], clock, init_error="Driver Not Loaded"), clock=clock,
                   rapl_root="/nonexistent", use_env=False)
         self.assertIn("Driver Not Loaded", m.gpu_reason or "")
         w = m.end(m.begin("x"))
@@ -245,7 +248,7 @@ class SelectionTest(unittest.TestCase):
 
 class CalibrationWithFakeGpuTest(unittest.TestCase):
     def test_calibration_energy_matches_trace(self) -> None:
-        from lem_worker.runner import run_calibration
+        from lem_worker.backends.calibration import run_calibration
         from tests.contract import common_errors
 
         cfg = parse_config({

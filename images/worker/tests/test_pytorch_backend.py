@@ -278,8 +278,8 @@ class PytorchCliTest(unittest.TestCase):
                            "batching": {"strategy": "sorted", "batch_size": 4}, "max_input_tokens": 32,
                            "max_output_tokens": 4, "prompts": {"source": "builtin", "count": 6},
                            "warmup": {"mode": "cv", "cv_threshold": 0.5, "window": 2, "max_iterations": 5},
-                           "measurement": {"idle_baseline_s": 0, "min_window_s": 0.2},
-                           "extra": {"loader": "tests.fixtures.tiny_lm:load", "prefill_split": False}},
+                           "measurement": {"idle_baseline_s": 0, "min_window_s": 0.2, "prefill_split": False},
+                           "pytorch": {"loader": "tests.fixtures.tiny_lm:load"}},
         }
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "CONFIG.json")

@@ -14,7 +14,7 @@ from unittest import mock
 
 from lem_worker.errors import ConfigError, WorkerError
 from tests.contract import common_errors
-from tests.test_vllm_backend import config, fake_gpu_kwargs, fresh_fake, run_cli_with, write_shim
+from tests.test_vllm_backend import NO_SPLIT, config, fake_gpu_kwargs, fresh_fake, run_cli_with, write_shim
 
 
 def trt_config(**over: Any) -> Any:
@@ -144,12 +144,12 @@ class TrtRunTest(unittest.TestCase):
 
     def test_variable_length_and_no_weights(self) -> None:
         doc, llm = self.run_fake(trt_config(decoder={"preset": "deterministic", "fixed_length": False},
-                                            extra={"prefill_split": False}), eos_after=2)
+                                            measurement=NO_SPLIT), eos_after=2)
         self.assertEqual(doc["metrics"]["output_tokens"], 2 * doc["metrics"]["requests"])
         doc, llm = self.run_fake(trt_config(model={"id": "meta-llama/Llama-3.2-1B", "no_weights": True,
                                                    "architecture": "qwen2.5-0.5b"},
                                             prompts={"source": "synthetic", "input_len": 5, "count": 3},
-                                            extra={"prefill_split": False}))
+                                            measurement=NO_SPLIT))
         kw = llm.kwargs
         self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"]), ("dummy", True))
         self.assertEqual(llm.local_config["model_type"], "qwen2")

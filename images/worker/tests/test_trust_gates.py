@@ -17,6 +17,7 @@ from lem_worker.energy.gpu_state import machine_state
 from lem_worker.environment import base_environment, cpu_frequency_state
 from lem_worker.report import validation_block
 from lem_worker.warmup import run_warmup
+from lem_worker.metering import meter_with
 from tests.fixtures.fake_nvml import (FakeDevice, FakeNvml, Ramp, RealTimeClock, Steady, Steps, Trace, VirtualClock,
                                       uuid)
 from tests.test_meter_fake_nvml import gates, make, window, worker_config
@@ -126,7 +127,7 @@ class BaselineGateTest(unittest.TestCase):
 
     def test_no_power_source_skips_the_gate_with_reason(self) -> None:
         clock = VirtualClock()
-        meter = Meter(cfg(1.0, 10.0), nvml_module=None, rapl_root="/nonexistent/powercap", clock=clock, threaded=False)
+        meter = meter_with(cfg(1.0, 10.0), nvml_module=None, rapl_root="/nonexistent/powercap", clock=clock, threaded=False)
         meter.start()
         base = meter.idle_baseline(1.0, threading.Event())
         assert base is not None
@@ -152,7 +153,7 @@ class BaselineGateTest(unittest.TestCase):
 
 def _window_after(base: Baseline) -> Any:
     clock = VirtualClock()
-    meter = Meter(cfg(0.0, 0.0), nvml_module=None, rapl_root="/nonexistent", clock=clock, threaded=False)
+    meter = meter_with(cfg(0.0, 0.0), nvml_module=None, rapl_root="/nonexistent", clock=clock, threaded=False)
     return meter.end(meter.begin("steady"))
 
 
@@ -176,8 +177,8 @@ class FakeRapl:
 class RaplBaselineTest(unittest.TestCase):
     def run_trace(self, trace: Trace) -> Baseline:
         clock = VirtualClock()
-        meter = Meter(cfg(3.0, 6.0), nvml_module=None, rapl_root="/nonexistent", clock=clock, threaded=False)
-        meter.rapl = FakeRapl(trace, clock)  # type: ignore[assignment]
+        meter = meter_with(cfg(3.0, 6.0), nvml_module=None, rapl_root="/nonexistent", clock=clock, threaded=False)
+        meter.devices.rapl = FakeRapl(trace, clock)  # type: ignore[assignment]
         meter.start()
         base = meter.idle_baseline(3.0, threading.Event())
         assert base is not None
@@ -236,7 +237,7 @@ class WarmupGateTest(unittest.TestCase):
 
 class CalibrationUnstableBaselineTest(unittest.TestCase):
     def test_result_document_carries_the_flag_and_the_baseline_record(self) -> None:
-        from lem_worker.runner import run_calibration
+        from lem_worker.backends.calibration import run_calibration
         from tests.contract import common_errors
 
         c = parse_config({

@@ -37,6 +37,10 @@ def exp_doc(backend: str, **over: Any) -> dict[str, Any]:
     return exp
 
 
+#: The test measurement with the prefill/decode split off.
+NO_SPLIT: dict[str, Any] = {"idle_baseline_s": 0.2, "min_window_s": 0.2, "sample_interval_ms": 50, "prefill_split": False}
+
+
 def config(backend: str = "vllm", **over: Any) -> Any:
     return parse_config({"run": {"run_id": "r", "experiment_id": "e", "cycle": 1, "attempt": 1},
                          "experiment": exp_doc(backend, **over)})
@@ -85,7 +89,7 @@ class VllmArgumentTest(unittest.TestCase):
                      quantization={"method": "awq"},
                      vllm={"tensor_parallel_size": 2, "gpu_memory_utilization": 0.8, "max_num_seqs": 64,
                            "max_model_len": 4096, "enforce_eager": True, "enable_prefix_caching": False},
-                     extra={"seed": 7})
+                     prompts={"source": "builtin", "name": "short", "count": 7, "seed": 7})
         kw = engine_kwargs(cfg.experiment, "org/model", own_tokenizer=False, skip_tokenizer=False)
         self.assertEqual(kw, {"model": "org/model", "dtype": "float16", "tensor_parallel_size": 2,
                               "gpu_memory_utilization": 0.8, "enforce_eager": True, "trust_remote_code": True,
@@ -230,10 +234,10 @@ class VllmRunTest(unittest.TestCase):
         self.assertIn("no family", doc["unmeasured"]["reasoning_output_tokens"])
 
     def test_v1_metrics_and_missing_metrics(self) -> None:
-        doc, _ = self.run_fake(config(extra={"prefill_split": False}), metrics="v1")
+        doc, _ = self.run_fake(config(measurement=NO_SPLIT), metrics="v1")
         self.assertIsNotNone(doc["metrics"]["ttft_mean_s"])
         self.assertIsNotNone(doc["metrics"]["itl_mean_s"])
-        doc, _ = self.run_fake(config(extra={"prefill_split": False}), metrics="none")
+        doc, _ = self.run_fake(config(measurement=NO_SPLIT), metrics="none")
         m, u = doc["metrics"], doc["unmeasured"]
         for k in ("ttft_mean_s", "ttft_p50_s", "ttft_p99_s", "itl_mean_s"):
             self.assertIsNone(m[k])
@@ -244,7 +248,7 @@ class VllmRunTest(unittest.TestCase):
 
     def test_variable_length_counts_returned_ids(self) -> None:
         doc, llm = self.run_fake(config(decoder={"preset": "deterministic", "fixed_length": False},
-                                        extra={"prefill_split": False}), eos_after=3)
+                                        measurement=NO_SPLIT), eos_after=3)
         m = doc["metrics"]
         self.assertEqual(m["output_tokens"], 3 * m["requests"], "EOS after 3 tokens: the returned ids (EOS included)")
         self.assertNotIn("min_tokens", llm.generate_calls[0]["sampling"])
@@ -254,7 +258,7 @@ class VllmRunTest(unittest.TestCase):
                                                "architecture": "llama-3.2-1b"},
                                         decoder={"preset": "deterministic", "fixed_length": False},
                                         prompts={"source": "synthetic", "input_len": 8, "count": 4},
-                                        extra={"prefill_split": False}))
+                                        measurement=NO_SPLIT))
         kw = llm.kwargs
         self.assertEqual((kw["load_format"], kw["skip_tokenizer_init"]), ("dummy", True))
         self.assertNotIn("tokenizer", kw)
@@ -268,7 +272,7 @@ class VllmRunTest(unittest.TestCase):
         self.assertNotIn("model", doc["workload"]["engine_kwargs"])
 
     def test_failed_batch_is_counted(self) -> None:
-        doc, _ = self.run_fake(config(extra={"prefill_split": False}), fail_calls={3})
+        doc, _ = self.run_fake(config(measurement=NO_SPLIT), fail_calls={3})
         self.assertEqual(doc["metrics"]["failed_requests"], 3)
         self.assertFalse(doc["validation"]["passed"])
 

@@ -9,7 +9,7 @@
  */
 import { execa } from 'execa';
 import { BACKEND_ENV, backendFromEnv, ENV_BACKENDS } from '../../config/backend-env.js';
-import { BACKENDS, type BackendName } from '../../results/schema.js';
+import { BACKEND_REGISTRY, BACKENDS, type BackendName, type GpuNeed } from '../../contract/backends.js';
 import { defaultComposeFiles, loadCompose } from '../../runtime/docker/compose.js';
 import { connectEngine, describeError } from '../../runtime/docker/engine.js';
 import { EXIT_OK } from '../../util/errors.js';
@@ -22,15 +22,16 @@ import { imageStatuses } from './images.js';
 interface Need {
   python_packages: string[];
   optional_packages: string[];
-  gpu: 'required' | 'optional' | 'none';
+  gpu: GpuNeed;
 }
 
-export const NEEDS: Readonly<Record<BackendName, Need>> = {
-  pytorch: { python_packages: ['torch', 'transformers'], optional_packages: ['pynvml', 'bitsandbytes', 'datasets'], gpu: 'optional' },
-  vllm: { python_packages: ['vllm'], optional_packages: ['pynvml', 'datasets'], gpu: 'required' },
-  tensorrt: { python_packages: ['tensorrt_llm'], optional_packages: ['pynvml', 'datasets'], gpu: 'required' },
-  calibration: { python_packages: [], optional_packages: ['numpy', 'pynvml'], gpu: 'none' },
-};
+/** What each backend needs, from the backend registry, in this command's JSON shape. */
+export const NEEDS = Object.fromEntries(
+  BACKENDS.map((b) => {
+    const s = BACKEND_REGISTRY[b];
+    return [b, { python_packages: [...s.pythonPackages], optional_packages: [...s.optionalPackages], gpu: s.gpu }];
+  }),
+) as Readonly<Record<BackendName, Need>>;
 
 export interface BackendProbes {
   /** Which modules the local Python can import; null (with a reason) when that Python does not run. */

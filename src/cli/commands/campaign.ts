@@ -38,8 +38,9 @@ function printPreflight(ctx: CliContext, report: PreflightReport): void {
   for (const n of report.notes) ctx.err(`note: ${n}`);
 }
 
-function runtimeFor(ctx: CliContext, name: 'local' | 'docker', hosts: CampaignSettings['hosts']): Promise<Runtime> {
-  return createRuntime(name, { log: (m) => ctx.err(`runtime: ${m}`), ...(hosts ? { hosts } : {}) });
+function runtimeFor(ctx: CliContext, name: CampaignSettings['runtime'], settings: Pick<CampaignSettings, 'hosts' | 'slurm'>): Promise<Runtime> {
+  const { hosts, slurm } = settings;
+  return createRuntime(name, { log: (m) => ctx.err(`runtime: ${m}`), ...(hosts ? { hosts } : {}), ...(slurm ? { slurm } : {}) });
 }
 
 export async function campaignRun(ctx: CliContext, file: string, opts: RunOptions): Promise<number> {
@@ -61,7 +62,7 @@ export async function campaignRun(ctx: CliContext, file: string, opts: RunOption
     }
     return EXIT_OK;
   }
-  const runtime = await runtimeFor(ctx, loaded.settings.runtime, loaded.settings.hosts);
+  const runtime = await runtimeFor(ctx, loaded.settings.runtime, loaded.settings);
   const manifest = ctx.openManifest();
   try {
     const { id, runs: n, preflight } = await startCampaign(loaded, { manifest, runtime, clock: systemClock });
@@ -80,7 +81,7 @@ export async function campaignResume(ctx: CliContext, id: string, opts: RunOptio
   const manifest = ctx.openManifest();
   try {
     const c = manifest.findCampaign(id);
-    const runtime = await runtimeFor(ctx, opts.runtime ?? c.settings.runtime, c.settings.hosts);
+    const runtime = await runtimeFor(ctx, opts.runtime ?? c.settings.runtime, c.settings);
     printPreflight(ctx, await preflightResume(manifest, c, runtime));
     const counts = manifest.counts(c.id);
     ctx.err(`resuming ${c.id}: ${counts.succeeded} succeeded (kept), ${counts.pending + counts.failed + counts.interrupted + counts.running} to run`);

@@ -90,13 +90,13 @@ export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOp
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const runtimeName = opts.runtime ?? manifest.findCampaign(id).settings.runtime;
-    const hosts = manifest.findCampaign(id).settings.hosts;
+    const { runtime: stored, slurm, hosts } = manifest.findCampaign(id).settings;
+    const runtimeName = opts.runtime ?? stored;
     const outcome = await runDaemon(
       id,
       {
         manifest,
-        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`), ...(hosts ? { hosts } : {}) }),
+        runtime: () => createRuntime(runtimeName, { log: (m) => sink.event('runtime', `runtime: ${m}`), ...(hosts ? { hosts } : {}), ...(slurm ? { slurm } : {}) }),
         clock: systemClock,
         workspaceRoot: ctx.stateDir,
         progress: progressFor(ctx, log),

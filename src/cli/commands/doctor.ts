@@ -14,7 +14,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BACKENDS, type BackendName } from '../../results/schema.js';
+import { BACKENDS, backendsWhere, type BackendName } from '../../contract/backends.js';
 import { defaultComposeFiles, loadCompose, type ComposeProject } from '../../runtime/docker/compose.js';
 import { connectEngine, describeError, type Engine } from '../../runtime/docker/engine.js';
 import { probeImage } from '../../runtime/docker/probe.js';
@@ -52,7 +52,7 @@ export interface DoctorReport {
   checks: Check[];
 }
 
-const GPU_BACKENDS: readonly BackendName[] = ['pytorch', 'vllm', 'tensorrt'];
+const GPU_BACKENDS: readonly BackendName[] = backendsWhere((s) => s.gpu !== 'none');
 const TOOLKIT_FIX =
   'install the NVIDIA Container Toolkit on the engine host (https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/), then `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`';
 

@@ -6,8 +6,7 @@
  * Plain functions returning an exit code; the commander wiring lives in src/cli/main.ts.
  */
 import { jsonDocument } from '../json.js';
-import type { BackendName } from '../../results/schema.js';
-import { BACKENDS } from '../../results/schema.js';
+import { BACKENDS, type BackendName } from '../../contract/backends.js';
 import { defaultComposeFiles, loadCompose, type ComposeProject } from '../../runtime/docker/compose.js';
 import { connectEngine, engineVersion, statusCode, type Engine } from '../../runtime/docker/engine.js';
 import { buildServiceImage, servicesFor, type BuildOutcome } from '../../runtime/docker/images.js';

@@ -24,5 +24,10 @@ export const PytorchSection = z.strictObject({
   prompt_lookup_num_tokens: z.number().int().positive().optional().describe('prompt-lookup decoding'),
   lora: z.array(LoraAdapter).optional().describe('LoRA adapters (PEFT) applied to the model'),
   profiler: z.boolean().optional().describe('torch.profiler FLOPs count in a pass outside the energy window'),
+  loader: z
+    .string()
+    .regex(/^[A-Za-z_][\w.]*:[A-Za-z_]\w*$/, { message: "a loader is 'module:function' (a Python import path)" })
+    .optional()
+    .describe("load the model with this Python function ('module:function', called with the experiment) instead of transformers: a test/advanced hook"),
 });
 export type PytorchSection = z.infer<typeof PytorchSection>;

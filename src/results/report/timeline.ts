@@ -3,7 +3,7 @@
  * power samples, the worker's phases (idle baseline, warm-up, measured window, prefill pass) and
  * the measured window's energy.
  */
-import { parseResult } from '../schema.js';
+import { parseResult } from '../../contract/result-parse.js';
 import { estimateTextWidth, overlaps, type Box } from './labels.js';
 import { axes, DEFAULT_FRAME, escapeHtml, formatNumber, linearScale, paddedExtent, px, type PlotFrame } from './svg.js';
 

@@ -11,7 +11,7 @@ import { join, normalize, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
-import type { BackendName } from '../../config/backends.js';
+import type { BackendName } from '../../contract/backends.js';
 import type { ComposeService } from './compose.js';
 import { describeError } from './engine.js';
 

@@ -14,7 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type Docker from 'dockerode';
-import type { BackendName } from '../../config/backends.js';
+import type { BackendName } from '../../contract/backends.js';
 import type { RuntimeContext } from '../types.js';
 import type { ComposeProject, ComposeService } from './compose.js';
 import { describeError, statusCode, type Engine } from './engine.js';

@@ -12,7 +12,7 @@
  * sets still there) and its sets are no longer offered. Handles carry the host: `docker:…@host`.
  */
 import { existsSync } from 'node:fs';
-import type { BackendName } from '../../config/backends.js';
+import type { BackendName } from '../../contract/backends.js';
 import type { DispatchOutcome, GpuSlot, LiveWorker, Runtime, RunSpec, RuntimeContext, WorkerToolResult } from '../types.js';
 import { describeError, type Engine } from './engine.js';
 import { gpuSetsOf, type GpuInfo } from './hosts.js';

@@ -17,7 +17,7 @@
 import { chmodSync, createWriteStream, type WriteStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import type { BackendName } from '../../config/backends.js';
+import type { BackendName } from '../../contract/backends.js';
 import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
 import { workerMode, type WorkerMode } from '../serve-protocol.js';
 import { describeError, statusCode } from './engine.js';

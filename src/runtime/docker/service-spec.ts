@@ -19,16 +19,12 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { BackendName } from '../../config/backends.js';
+import { DEFAULT_SERVICES, type BackendName } from '../../contract/backends.js';
 import type { RuntimeContext } from '../types.js';
 import type { ComposeProject, ComposeService } from './compose.js';
 
-export const DEFAULT_SERVICES: Record<BackendName, string> = {
-  pytorch: 'pytorch',
-  vllm: 'vllm',
-  tensorrt: 'tensorrt',
-  calibration: 'cpu',
-};
+/** Backend → default compose service, from the backend registry. */
+export { DEFAULT_SERVICES };
 
 /** Labels lem puts on its service containers (besides compose's). */
 export const LABELS = {

@@ -23,7 +23,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import PQueue from 'p-queue';
-import type { BackendName } from '../../config/backends.js';
+import { backendsWhere, type BackendName } from '../../contract/backends.js';
 import { LemError } from '../../util/errors.js';
 import { packageRoot, workerDir } from '../../util/paths.js';
 import type { RuntimeContext } from '../types.js';
@@ -39,7 +39,7 @@ export { DEFAULT_SERVICES, LABELS, campaignProjectName, type ServiceState } from
 export { ServicesLostError, isGoneError } from './service-errors.js';
 
 /** Backends whose worker loads models from the Hugging Face hub and so may need HF_TOKEN. */
-const HUB_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(['pytorch', 'vllm', 'tensorrt']);
+const HUB_BACKENDS: ReadonlySet<BackendName> = new Set<BackendName>(backendsWhere((s) => s.hub));
 
 /** The unprivileged user of last resort (nobody:nogroup on Debian). */
 const NOBODY = '65534:65534';

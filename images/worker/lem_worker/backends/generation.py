@@ -203,8 +203,8 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
 
     exp = cfg.experiment
     notes = list(gen.notes)
-    max_reps = int(exp.extra.get("max_repetitions", 1000) or 1000)
-    split = exp.extra.get("prefill_split", True) is not False
+    max_reps = exp.measurement.max_repetitions
+    split = exp.measurement.prefill_split
     if exp.measurement.gpu_ids is None and gen.gpu_ids:
         cfg = dataclasses.replace(cfg, experiment=dataclasses.replace(
             exp, measurement=dataclasses.replace(exp.measurement, gpu_ids=list(gen.gpu_ids))))
@@ -318,7 +318,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
             ms.ratio("j_per_output_token_decode", dec_e, out_per_pass, dec_reason or "not measured", "no output tokens")
         else:
             for k in ("energy_prefill_j", "energy_decode_j", "prefill_time_s", "j_per_output_token_decode"):
-                ms.put(k, None, "prefill/decode split disabled (extra.prefill_split = false)")
+                ms.put(k, None, "prefill/decode split disabled (measurement.prefill_split = false)")
         j_tok = ms.get("j_per_output_token")
         validation = validation_block(cfg, win, flags, failed_requests=stats.failed, j_per_token=j_tok,
                                       baseline=baseline, warmup=warm)

@@ -206,8 +206,7 @@ def load_transformers(exp: Experiment) -> LoadedModel:
         if isinstance(py.device_map, dict) or py.max_memory:
             raise ConfigError("experiment.pytorch.device_map (as a map) / max_memory need real weights; "
                               "no_weights builds the model on one device")
-        seed = exp.extra.get("seed", 0)
-        torch.manual_seed(int(seed) if isinstance(seed, int) else 0)
+        torch.manual_seed(exp.prompts.seed)
         from_config_kwargs = {dtype_key: dtype, "trust_remote_code": m.trust_remote_code}
         if py.attn_implementation:
             from_config_kwargs["attn_implementation"] = py.attn_implementation

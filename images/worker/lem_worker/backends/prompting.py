@@ -17,12 +17,12 @@ def tokenize_prompts(tokenizer: Any, eos_ids: list[int], pad_id: Optional[int], 
     """The prompt set as token ids, truncated to max_input_tokens (chat template when the tokenizer has one),
     asked to reason or not as `rplan` says (system prompt, chat-template kwargs, generation prefix)."""
     special = tuple(eos_ids + ([pad_id] if pad_id is not None else []))
-    pset = load_prompts(exp.prompts, vocab_size, special, seed=int(exp.extra.get("seed", 0) or 0))
+    pset = load_prompts(exp.prompts, vocab_size, special, seed=exp.prompts.seed)
     notes.extend(pset.notes)
     if pset.token_ids is not None:
         return [Request(i, ids[: exp.max_input_tokens]) for i, ids in enumerate(pset.token_ids)]
     tok = tokenizer
-    use_chat = exp.extra.get("chat_template", True) is not False and bool(getattr(tok, "chat_template", None))
+    use_chat = exp.prompts.chat_template and bool(getattr(tok, "chat_template", None))
     if use_chat:
         notes.append("prompts wrapped in the tokenizer's chat template (user turn + generation prompt)")
     needs_template = rplan is not None and (rplan.system_prompt or rplan.template_kwargs)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from lem_worker.backends import register
 from lem_worker.backends.generation import (  # noqa: F401  (percentile, PassStats re-exported for callers)
     Generation,
     PassStats,
@@ -169,6 +170,7 @@ class Harness:
         return stats
 
 
+@register("pytorch")
 def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loader] = None, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     started_at = utc_now_iso()
@@ -176,14 +178,14 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
     reuse = loader is None  # a loader passed in (tests) is not described by the engine key
     if loader is None:
         loader = load_transformers
-        spec = exp.extra.get("loader")
-        if isinstance(spec, str) and ":" in spec:  # test/advanced hook: "module:function"
+        spec = exp.pytorch.loader
+        if spec is not None:  # test/advanced hook: "module:function"
             import importlib
 
             mod, fn = spec.split(":", 1)
             hook: Loader = getattr(importlib.import_module(mod), fn)
             loader = hook
-            notes.append(f"model loaded by extra.loader {spec}")
+            notes.append(f"model loaded by pytorch.loader {spec}")
     load = loader
     loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp), reuse)
     load_s: Optional[float] = engine["load_s"]
@@ -251,4 +253,4 @@ def engine_key(exp: Experiment) -> dict[str, Any]:
     raw = exp.raw
     return {"backend": "pytorch", "model": raw.get("model"), "precision": exp.precision,
             "quantization": exp.quantization, "engine": raw.get("pytorch"), "engine_args": exp.extra.get("engine_args"),
-            "loader": exp.extra.get("loader")}
+            "loader": exp.pytorch.loader}

@@ -35,6 +35,7 @@ import threading
 import time
 from typing import Any, Optional
 
+from lem_worker.backends import register
 from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
                                             tokenize_prompts, tokenizer_ids)
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
@@ -223,6 +224,7 @@ def _load_error(exc: BaseException, m: Any, kwargs: dict[str, Any]) -> WorkerErr
     return WorkerError(msg)
 
 
+@register("tensorrt")
 def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     assert exp.model is not None

@@ -37,6 +37,7 @@ import threading
 import time
 from typing import Any, Optional
 
+from lem_worker.backends import register
 from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
                                             tokenize_prompts, tokenizer_ids)
 from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
@@ -92,7 +93,7 @@ def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_to
         "gpu_memory_utilization": v.gpu_memory_utilization,
         "enforce_eager": v.enforce_eager,
         "trust_remote_code": m.trust_remote_code,
-        "seed": int(exp.extra.get("seed", 0) or 0),
+        "seed": exp.prompts.seed,
         "disable_log_stats": False,  # V1 engines fill RequestOutput.metrics only with stats enabled
     }
     if m.revision and model_path == m.id:
@@ -190,6 +191,7 @@ class VllmHarness:
         return stats
 
 
+@register("vllm")
 def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
     assert exp.model is not None

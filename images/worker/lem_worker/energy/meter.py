@@ -1,9 +1,9 @@
 """Measured windows: synchronised counter reads at window edges, sampled-power cross-check,
 idle baseline, RAPL, and the window-level validation flags.
 
-Typical use (see runner):
+Typical use (see metering.make_meter):
 
-    meter = Meter(measurement_cfg, sync=torch.cuda.synchronize)
+    meter = Meter(measurement_cfg, open_devices(gpu_ids), sync=torch.cuda.synchronize)
     meter.start()                       # open NVML, probe update period, start sampler
     base = meter.idle_baseline(10.0, stop)  # GPU idle, model loaded; gated (energy/baseline.py)
     w = meter.begin("steady"); ...workload...; energy = meter.end(w)
@@ -13,98 +13,57 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from lem_worker.config import MeasurementCfg
 from lem_worker.energy.baseline import Baseline, BaselineStep, judge_step
-from lem_worker.energy.clock import Clock, RealClock
+from lem_worker.energy.clock import Clock
+from lem_worker.energy.devices import Devices, MeterOptions
+from lem_worker.energy.window import DomainEnergy, WindowEnergy, WindowHandle
 from lem_worker.energy.flags import Flag
-from lem_worker.energy.nvml import NvmlSession, import_pynvml
-from lem_worker.energy.rapl import DEFAULT_ROOT, RaplMeter, rapl_delta_j
-from lem_worker.energy.sampler import (PowerSampler, SampleSummary, compact_timeline, in_window,
+from lem_worker.energy.nvml import NvmlSession
+from lem_worker.energy.rapl import RaplMeter, rapl_delta_j
+from lem_worker.energy.sampler import (PowerSampler, compact_timeline, in_window,
                                        integrate_power, power_of, summarize)
 from lem_worker.log import log
 
 __all__ = ["Baseline", "BaselineStep", "DomainEnergy", "Flag", "Meter", "WindowEnergy", "WindowHandle"]
 
 
-@dataclass
-class DomainEnergy:
-    joules: Optional[float]
-    source: Optional[str]
-    reason: Optional[str]
-
-    def as_reading(self) -> dict[str, Any]:
-        if self.joules is None:
-            return {"joules": None, "source": None, "reason": self.reason or "not measured"}
-        return {"joules": max(0.0, self.joules), "source": self.source, "reason": None}
-
-
-@dataclass
-class WindowHandle:
-    name: str
-    t0: float
-    gpu_mj: dict[str, Optional[int]]
-    rapl: dict[str, Optional[int]]
-
-
-@dataclass
-class WindowEnergy:
-    name: str
-    t0: float
-    t1: float
-    gpu: DomainEnergy
-    cpu: DomainEnergy
-    dram: DomainEnergy
-    per_gpu: list[dict[str, Any]]
-    cross_check: Optional[dict[str, Any]]
-    summary: Optional[SampleSummary]
-    flags: list[Flag] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return self.t1 - self.t0
-
-    def total_j(self) -> Optional[float]:
-        vals = [d.joules for d in (self.gpu, self.cpu, self.dram) if d.joules is not None]
-        return sum(vals) if vals else None
-
-
 class Meter:
-    def __init__(self, cfg: MeasurementCfg, sync: Optional[Callable[[], None]] = None,
-                 nvml_module: Any = "auto", rapl_root: str = DEFAULT_ROOT, clock: Optional[Clock] = None,
-                 probe_s: float = 1.0, torch_uuids: Optional[list[str]] = None, threaded: bool = True,
-                 visible: Optional[str] = None, use_env: bool = True, sampler_enabled: bool = True,
-                 align_edges: bool = True) -> None:
+    """Windows, baseline and sampling over the devices of one run (devices.py chooses them)."""
+
+    def __init__(self, cfg: MeasurementCfg, devices: Devices, sync: Optional[Callable[[], None]] = None,
+                 options: MeterOptions = MeterOptions()) -> None:
         self.cfg = cfg
+        self.devices = devices
         self.sync = sync or (lambda: None)
-        self.clock = clock or RealClock()
-        self.probe_s = probe_s
-        self.threaded = threaded
-        self.sampler_enabled = sampler_enabled
-        self.align_edges = align_edges
+        self.clock: Clock = options.clock
+        self.probe_s = options.probe_s
+        self.threaded = options.threaded
+        self.sampler_enabled = options.sampler_enabled
+        self.align_edges = options.align_edges
         self.alignment_misses = 0
         self.notes: list[str] = []
-        self.rapl = RaplMeter(rapl_root)
-        self.session: Optional[NvmlSession] = None
-        self.gpu_reason: Optional[str] = None
-        if nvml_module == "auto":
-            nvml_module, self.gpu_reason = import_pynvml()
-        elif nvml_module is None:
-            self.gpu_reason = "no NVML: disabled"
-        if nvml_module is not None:
-            self.session = NvmlSession(nvml_module, cfg.gpu_ids, visible=visible, torch_uuids=torch_uuids, use_env=use_env)
-            if self.session.reason is not None:
-                self.gpu_reason = self.session.reason
-                self.session.close()
-                self.session = None
         self.update_period_s: Optional[float] = None
         self.interval_s = cfg.sample_interval_ms / 1000.0
         self.sampler: Optional[PowerSampler] = None
         self.t_origin = self.clock.now()
         self.phases: list[dict[str, Any]] = []
         self._nvml_env: Optional[dict[str, Any]] = None
+
+    @property
+    def session(self) -> Optional[NvmlSession]:
+        """The NVML GPUs, or None (then gpu_reason says why)."""
+        return self.devices.gpus
+
+    @property
+    def gpu_reason(self) -> Optional[str]:
+        return self.devices.gpu_reason
+
+    @property
+    def rapl(self) -> RaplMeter:
+        return self.devices.rapl
 
     @property
     def has_gpu(self) -> bool:
@@ -135,8 +94,7 @@ class Meter:
     def close(self) -> None:
         if self.sampler is not None:
             self.sampler.stop()
-        if self.session is not None:
-            self.session.close()
+        self.devices.close()
 
     # -- windows ------------------------------------------------------------------------
     def _await_tick(self) -> dict[str, Optional[int]]:

@@ -85,7 +85,7 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
     fixed = bool(exp.decoder.fixed_length)
     samp = sampling(exp)
     ep = Endpoint.parse(sc.base_url)
-    timeout = float(exp.extra.get("request_timeout_s", 600) or 600)
+    timeout = sc.request_timeout_s
 
     def send(i: int, on_first: Optional[Any] = None, warm: bool = False) -> RequestRecord:
         body = request_body(sc.api, exp.model.id if exp.model else "", prompts[i % len(prompts)],

@@ -52,6 +52,7 @@ class ServingCfg:
     scrape_metrics: bool
     server_start_timeout_s: float
     traffic: TrafficCfg
+    request_timeout_s: float = 600.0
 
 
 def _num(obj: Mapping[str, Any], key: str, where: str, positive: bool = True) -> Optional[float]:
@@ -139,4 +140,5 @@ def serving_cfg(exp: Experiment) -> Optional[ServingCfg]:
                       goodput=Goodput(_num(g, "ttft_ms", gp), _num(g, "tpot_ms", gp), _num(g, "e2el_ms", gp)),
                       scrape_metrics=scrape,
                       server_start_timeout_s=_num(v, "server_start_timeout_s", "experiment.vllm") or 900.0,
-                      traffic=traffic_cfg(exp.raw))
+                      traffic=traffic_cfg(exp.raw),
+                      request_timeout_s=_num(v, "request_timeout_s", "experiment.vllm") or 600.0)

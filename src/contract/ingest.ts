@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseResult, type Result } from './schema.js';
+import { parseResult } from './result-parse.js';
+import type { Result } from './result.js';
 
 export interface ExpectedRun {
   runId: string;
