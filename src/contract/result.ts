@@ -249,6 +249,25 @@ export const DeviceLockV3 = z
   })
   .nullable();
 
+export const EngineUseV3 = z
+  .looseObject({
+    worker: z.enum(['persistent', 'per_run']).describe('a long-lived `lem_worker serve` process, or a process for this run alone'),
+    worker_pid: z.number().int().describe('the worker process that ran it'),
+    worker_runs: z.number().int().positive().describe('runs this worker process has served, this one included'),
+    cold_start: z.boolean().describe('force_cold_start: a fresh worker process and a fresh load for this run'),
+    key: z.string().describe('the engine configuration (backend, model + revision, dtype, quantisation, engine arguments) as JSON'),
+    loaded_for_run: z.boolean().describe('the engine was loaded for this run (false: reused from an earlier run of the same worker)'),
+    reuse_count: z.number().int().nonnegative().describe('runs before this one that used this loaded engine (0 when loaded for this run)'),
+    load_s: nnum.describe('seconds to load the engine; null when reused'),
+    load_s_reason: z.string().nullable(),
+    worker_start_s: nnum.describe('cold start: seconds from the worker process start to ready; null otherwise'),
+    first_request_s: nnum.optional().describe('after a load: seconds of the first request (the first warm-up iteration); null with first_request_reason otherwise'),
+    first_request_reason: z.string().nullable().optional(),
+    load_energy_j: nnum.optional().describe('energy of the engine load; not measured yet (load_energy_reason)'),
+    load_energy_reason: z.string().nullable().optional(),
+  })
+  .describe('how this run got its engine (persistent worker, engine cache); absent in older results');
+
 export const ResultV3 = z.object({
   schema_version: z.literal(3),
   ...RunIdentity,
@@ -274,6 +293,7 @@ export const ResultV3 = z.object({
   environment: EnvironmentV3,
   notes: z.array(z.string()),
   device_lock: DeviceLockV3.optional().describe('the device lock the worker held over baseline, warm-up and windows; absent in older results'),
+  engine: EngineUseV3.optional(),
   serving: ServingBlock.optional().describe('served-model measurements over HTTP (vllm.endpoint / vllm.mode server); absent otherwise'),
   migrated_from: z.literal(1).optional().describe('set when parseResult migrated a v1 file'),
 });

@@ -2,28 +2,41 @@
  * The local runtime: the worker runs as a subprocess of the orchestrator. The embedded default
  * where no Docker engine is present, and what runs on a GPU box without Docker.
  *
- * The worker writes its stdout/stderr straight into the run's log file (an inherited file
- * descriptor, not a pipe through lem), so the log is complete even if lem itself is killed.
+ * By default one persistent worker per backend (`lem_worker serve`, local-serve.ts) runs every run
+ * of that backend, keeping its loaded engine between runs; LEM_WORKER=per_run starts a process per
+ * run instead (local-per-run.ts). Either way the worker writes the run's output straight into the
+ * run's log file, so the log is complete even if lem itself is killed.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { BackendName } from '../contract/backends.js';
 import { probeLocal } from './local-probe.js';
-import { closeSync, existsSync, fchmodSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { LemError } from '../util/errors.js';
 import { workerDir } from '../util/paths.js';
-import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type WorkerToolResult } from './types.js';
+import { dispatchPerRun, reapPid } from './local-per-run.js';
+import { runOnServe, ServeProcess, serveStateDir } from './local-serve.js';
+import { serveToken, workerMode, type WorkerMode } from './serve-protocol.js';
+import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from './types.js';
 
 export interface LocalRuntimeOptions {
   /** Python interpreter; default $LEM_PYTHON or python3. */
   python?: string;
   /** Extra environment for the worker. */
   env?: Record<string, string>;
+  /** persistent (default; $LEM_WORKER=per_run switches): one `lem_worker serve` per backend. */
+  worker?: WorkerMode;
 }
 
 const KILL_GRACE_MS = 5_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The `--attempt-token` argument of a process, or null (gone, zombie, unreadable, not a worker). */
+/**
+ * The attempt a process is running, or null (gone, zombie, unreadable, not a worker, an idle
+ * persistent worker): a per-run worker's `--attempt-token` argument, or the token a persistent
+ * worker (`lem_worker serve --state-dir DIR`) wrote in DIR/current.json for its run in flight.
+ */
 function tokenOf(pid: number): string | null {
   let args: string[];
   try {
@@ -32,7 +45,8 @@ function tokenOf(pid: number): string | null {
     return null;
   }
   const i = args.indexOf('--attempt-token');
-  return i >= 0 && i + 1 < args.length ? (args[i + 1] ?? null) : null;
+  if (i >= 0) return i + 1 < args.length ? (args[i + 1] ?? null) : null;
+  return args.includes('lem_worker') ? serveToken(args, pid) : null;
 }
 
 /** This host's live workers of a campaign, found by the attempt token on their command line. */
@@ -88,84 +102,68 @@ export async function stopLocalWorkers(workers: readonly LiveWorker[], graceMs: 
 export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
   const python = opts.python ?? process.env['LEM_PYTHON'] ?? 'python3';
   const pythonPath = [workerDir(), process.env['PYTHONPATH']].filter(Boolean).join(':');
+  const mode = workerMode(opts.worker);
+  const workerEnv: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' };
+  const serves = new Map<BackendName, ServeProcess>();
+  let ctx: RuntimeContext | null = null;
+  let started = 0;
+
+  /** The backend's persistent worker, started (or replaced: gone, or force_cold_start) as needed. */
+  async function serveFor(spec: RunSpec): Promise<{ serve: ServeProcess; cold: boolean } | { error: string }> {
+    const cold = ctx?.forceColdStart === true;
+    let serve = serves.get(spec.backend);
+    if (serve && (!serve.alive || (cold && serve.runs > 0))) {
+      await serve.close(KILL_GRACE_MS);
+      serves.delete(spec.backend);
+      serve = undefined;
+    }
+    if (!serve) {
+      const root = join(ctx?.workspaceRoot ?? dirname(spec.outDir), '.serve');
+      serve = new ServeProcess(spec.backend, serveStateDir(root, spec.backend, ++started), {
+        python,
+        env: workerEnv,
+      });
+      const why = await serve.ready();
+      if (why !== null) return { error: why };
+      serves.set(spec.backend, serve);
+    }
+    return { serve, cold };
+  }
+
+  async function dispatchServe(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
+    if (signal.aborted) return { exitCode: null, timedOut: false, failureReason: 'interrupted' };
+    // A worker that died while idle (a crash between runs) never takes the run: once more on a fresh one.
+    for (let attempt = 0; ; attempt++) {
+      const got = await serveFor(spec);
+      if ('error' in got) return { exitCode: null, timedOut: false, failureReason: got.error };
+      onStarted(`serve:${got.serve.pid}:${spec.attemptToken}`);
+      const outcome = await runOnServe(got.serve, spec, got.cold, signal, KILL_GRACE_MS);
+      if (!got.serve.alive) serves.delete(spec.backend);
+      if (outcome !== null) return outcome;
+      if (attempt > 0) return { exitCode: null, timedOut: false, failureReason: `the persistent worker (pid ${got.serve.pid}) died before it took the run, twice` };
+    }
+  }
 
   return {
     name: 'local',
-    async prepare() {
-      // Nothing to start: each run is its own process.
+    async prepare(_backends, c: RuntimeContext) {
+      // Workers start at their backend's first run (a failed start then fails that run, not the campaign).
+      ctx = c;
     },
 
     dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
-      const log = openSync(spec.logPath, 'a', 0o644);
-      fchmodSync(log, 0o644); // one mode for all run files, whatever the umask
-      return new Promise<DispatchOutcome>((resolve) => {
-        let stopReason: { reason: string; timedOut: boolean } | null = null;
-        let killTimer: NodeJS.Timeout | undefined;
-        let timeoutTimer: NodeJS.Timeout | undefined;
-        const child = spawn(python, ['-m', 'lem_worker', 'run', spec.configPath, '--out', spec.outDir, '--attempt-token', spec.attemptToken], {
-          // LEM_LOCK_DIR (the device locks) comes through from lem's own environment.
-          env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', LEM_ATTEMPT_TOKEN: spec.attemptToken },
-          stdio: ['ignore', log, log],
-          // Own process group: a terminal Ctrl-C reaches lem, which then stops the worker itself.
-          detached: true,
-        });
-        const stop = (reason: string, timedOut: boolean): void => {
-          if (stopReason) return;
-          stopReason = { reason, timedOut };
-          child.kill('SIGTERM');
-          killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-        };
-        const onAbort = (): void => stop('interrupted', false);
-        const finish = (outcome: DispatchOutcome): void => {
-          clearTimeout(killTimer);
-          clearTimeout(timeoutTimer);
-          signal.removeEventListener('abort', onAbort);
-          closeSync(log);
-          resolve(outcome);
-        };
-        child.once('error', (err) => {
-          finish({ exitCode: null, timedOut: false, failureReason: `the worker could not start (${python}): ${err.message}` });
-        });
-        child.once('spawn', () => {
-          if (child.pid !== undefined) onStarted(`pid:${child.pid}`);
-        });
-        child.once('exit', (code, sig) => {
-          if (stopReason) {
-            finish({ exitCode: code, timedOut: stopReason.timedOut, failureReason: stopReason.reason });
-          } else if (code === null) {
-            finish({ exitCode: null, timedOut: false, failureReason: `the worker was killed by ${sig ?? 'a signal'}`, failureKind: 'killed' });
-          } else {
-            finish({ exitCode: code, timedOut: false, failureReason: null });
-          }
-        });
-        if (spec.timeoutS !== null) {
-          timeoutTimer = setTimeout(() => stop(`timed out after ${spec.timeoutS}s; the worker was killed`, true), spec.timeoutS * 1000);
-        }
-        if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
-      });
+      return mode === 'persistent' ? dispatchServe(spec, signal, onStarted) : dispatchPerRun({ python, env: workerEnv }, spec, signal, onStarted);
     },
 
     async reap(handle: string) {
-      const m = /^pid:(\d+)$/.exec(handle);
-      if (!m) return;
-      const pid = Number(m[1]);
-      let cmdline: string;
-      try {
-        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      } catch {
-        return; // already gone
+      const s = /^serve:(\d+):(\S+)$/.exec(handle);
+      if (s) {
+        // A persistent worker: only while it still runs that attempt (it may serve others later).
+        const w: LiveWorker = { pid: Number(s[1]), token: s[2] ?? '', where: `pid ${s[1]}` };
+        if (tokenOf(w.pid) === w.token) await stopLocalWorkers([w], 0);
+        return;
       }
-      if (!cmdline.includes('lem_worker')) return; // the pid now belongs to something else
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        return; // exited meanwhile
-      }
-      // Wait until it is really gone, so its work never overlaps the next measured run.
-      for (let i = 0; i < 100 && existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== ''; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      return reapPid(handle);
     },
 
     async findWorkers(campaignId: string) {
@@ -179,7 +177,9 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
     },
 
     async shutdown() {
-      // Nothing long-running to stop.
+      const all = [...serves.values()];
+      serves.clear();
+      await Promise.all(all.map((s) => s.close(KILL_GRACE_MS)));
     },
 
     probe(_backend, configs) {

@@ -71,6 +71,11 @@ async function recordEvents(project: string): Promise<{ events: EngineEvent[]; s
   };
 }
 
+/**
+ * These tests watch the per-run exec path (one `docker exec` of `lem_worker run` per run, its pid in
+ * the handle); the persistent worker's own docker tests are in persistent-worker.test.ts and the kill storm.
+ */
+const PER_RUN = { LEM_WORKER: 'per_run' };
 const count = (events: EngineEvent[], pred: (e: EngineEvent) => boolean): number => events.filter(pred).length;
 const isWorkerExec = (e: EngineEvent): boolean => e.Action.startsWith('exec_start:') && e.Action.includes('lem_worker run');
 
@@ -109,7 +114,7 @@ describe.skipIf(!runDockerTests)('campaigns on the docker runtime through the CL
     writeFileSync(composeFile, `name: ${project}\nservices:\n  cpu:\n    image: ${TEST_IMAGE}\n`);
     const campaignFile = join(dir, 'campaign.yaml');
     writeFileSync(campaignFile, campaign);
-    return { dir, state: join(dir, 'state'), project, env: { LEM_COMPOSE_FILE: composeFile }, campaignFile };
+    return { dir, state: join(dir, 'state'), project, env: { LEM_COMPOSE_FILE: composeFile, ...PER_RUN }, campaignFile };
   }
 
   const MEASURE = 'measurement: { idle_baseline_s: 0, min_window_s: 0 }';

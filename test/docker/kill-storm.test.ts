@@ -41,7 +41,7 @@ describe.runIf(runDockerTests)('kill storm on the docker runtime', () => {
 base_config:
   backend: calibration
   measurement: { idle_baseline_s: 0, min_window_s: 0 }
-  calibration: { duration_s: 0.1 }
+  calibration: { duration_s: 0.6 }
 vary:
   calibration.matrix_size: [16, 24]
 cycles: 8

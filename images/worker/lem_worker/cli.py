@@ -80,6 +80,8 @@ def main(argv: list[str]) -> int:
                        help="CONFIG may be - (stdin); result files come back framed on stdout, the log on stderr (framing.py)")
     run_p.add_argument("--attempt-token", default=None,
                        help="the orchestrator's id of this attempt (how `campaign resume` finds a live worker)")
+    serve_p = sub.add_parser("serve", help="persistent worker: runs requested on stdin, one JSON answer per line (serve.py)")
+    serve_p.add_argument("--state-dir", required=True, help="directory for serve.log and current.json (the run in flight)")
     sub.add_parser("health", help="print one JSON line describing this interpreter")
     pr_p = sub.add_parser("probe", help="print one JSON line: packages the configs need (installed or not), GPUs seen")
     pr_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
@@ -101,6 +103,10 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:
         return 2 if exc.code not in (0, None) else 0
 
+    if args.command == "serve":
+        from lem_worker.serve import serve_main
+
+        return serve_main(args.state_dir)
     if args.command == "health":
         from lem_worker.health import print_health
 

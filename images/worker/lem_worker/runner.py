@@ -8,9 +8,11 @@ from typing import Any
 from lem_worker import jsoncontract
 from lem_worker.backends import runner_for
 from lem_worker.config import WorkerConfig
+from lem_worker.engines import CACHE
 
 
 def run_experiment(cfg: WorkerConfig, stop: threading.Event) -> dict[str, Any]:
+    CACHE.ctx.experiment_id = cfg.run.experiment_id  # the fake engine's failure hooks match on it
     result = runner_for(cfg.experiment.backend)(cfg, stop)
     jsoncontract.check_result(result)
     return result

@@ -201,11 +201,13 @@ export function pidLineFilter(out: Writable, onPid: (pid: number, startTime: str
 
 /**
  * Python run inside a service container to find (and with `stop`, stop) the workers whose
- * `--attempt-token` argument starts with a prefix: prints one `pid token` line per worker found;
+ * `--attempt-token` argument starts with a prefix, or persistent workers whose run in flight
+ * (STATE_DIR/current.json) has such a token: prints one `pid token` line per worker found;
  * stop sends SIGTERM to each one's process tree, SIGKILL after the grace, and waits until they
  * are gone (exit 3 when one is still there).
  */
 const WORKERS_PY = `${PROC_PY}
+import json
 prefix, mode, grace = sys.argv[1], sys.argv[2], float(sys.argv[3])
 me = os.getpid()
 def token(p):
@@ -218,6 +220,17 @@ def token(p):
         i = args.index('--attempt-token')
         if i + 1 < len(args) and args[i + 1].startswith(prefix):
             return args[i + 1]
+    elif 'serve' in args and '--state-dir' in args:
+        # a persistent worker: the run in flight is named in STATE_DIR/current.json
+        i = args.index('--state-dir')
+        try:
+            with open(os.path.join(args[i + 1], 'current.json')) as f:
+                cur = json.load(f)
+        except (OSError, ValueError, IndexError):
+            return None
+        t = cur.get('attempt_token') if isinstance(cur, dict) else None
+        if cur.get('pid') == p and isinstance(t, str) and t.startswith(prefix):
+            return t
     return None
 def scan():
     out = {}

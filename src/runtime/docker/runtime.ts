@@ -1,7 +1,8 @@
 /**
  * The docker runtime: each backend a campaign needs runs as one long-lived, idle service container
- * (from docker-compose.yml), kept for the whole campaign; every experiment is a `docker exec` of
- * `python3 -m lem_worker run CONFIG --out DIR` inside it; the containers are removed at the end.
+ * (from docker-compose.yml), kept for the whole campaign; every experiment is a request to the
+ * persistent worker exec'd in it (`python3 -m lem_worker serve`, serve.ts), or with per_run a
+ * `docker exec` of `python3 -m lem_worker run CONFIG --out DIR`; the containers are removed at the end.
  *
  * The service containers themselves (labels, mounts, GPUs, adoption, health, restarts, removal)
  * are services.ts's job; this file is the Runtime around them: a run's exec and its log, its
@@ -18,17 +19,24 @@ import type { Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { BackendName } from '../../contract/backends.js';
 import { attemptTokenPrefix, isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type RuntimeContext, type WorkerToolResult } from '../types.js';
+import { workerMode, type WorkerMode } from '../serve-protocol.js';
 import { describeError, statusCode } from './engine.js';
 import { execCapture, killInContainer, PID_WRAPPER, pidLineFilter, processAlive, waitExecExit, workersInContainer } from './exec.js';
+import { containerDeath, decodeHandle, encodeHandle, type Handle } from './handles.js';
+import { DockerServe, runOnDockerServe } from './serve.js';
 import { createServices, LABELS, ServicesLostError, type ServiceOptions, type ServiceState } from './services.js';
+
+export { decodeHandle, encodeHandle } from './handles.js';
 
 export { DEFAULT_SERVICES, LABELS } from './services.js';
 
 export interface DockerRuntimeOptions extends ServiceOptions {
   /** SIGTERM → SIGKILL grace when stopping a worker. Default 5000 ms. */
   killGraceMs?: number;
-  /** The command a run execs; default python3 -m lem_worker run CONFIG --out DIR. (Tests, benchmarks.) */
+  /** The command a run execs; default python3 -m lem_worker run CONFIG --out DIR. (Tests, benchmarks.) Implies per_run. */
   workerCommand?: (spec: RunSpec) => string[];
+  /** persistent (default; $LEM_WORKER=per_run switches): one `lem_worker serve` per service container. */
+  worker?: WorkerMode;
   /** A remote engine's run files: put in before the exec, fetched after it (pool.ts, transfer.ts). */
   transfer?: RunTransfer;
 }
@@ -38,61 +46,17 @@ export interface RunTransfer {
   after(d: Docker, containerId: string, spec: RunSpec): Promise<void>;
 }
 
-interface Handle {
-  containerId: string;
-  pid: number;
-  startTime: string;
-}
-
-/** `docker:<container id>:<pid>:<start time>`: enough for reap() to find and stop an orphan. */
-export function encodeHandle(h: Handle): string {
-  return `docker:${h.containerId}:${h.pid}:${h.startTime}`;
-}
-
-export function decodeHandle(handle: string): Handle | null {
-  const m = /^docker:([0-9a-f]{12,64}):(\d+):(\d+)$/.exec(handle);
-  if (!m) return null;
-  return { containerId: m[1] ?? '', pid: Number(m[2]), startTime: m[3] ?? '' };
-}
-
 /** Why a run was stopped from outside (timeout, abort). */
 interface Stop {
   reason: string;
   timedOut: boolean;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 async function closeLog(stream: WriteStream): Promise<void> {
   await new Promise<void>((resolve) => {
     if (stream.closed) resolve();
     else stream.end(() => resolve());
   });
-}
-
-/**
- * Did the container itself die (docker kill, OOM, engine restart) under the run? When the worker
- * ended by a signal (bySignal) the engine may not have recorded the container's death yet, so look
- * a few times before believing it is still up. The reason, or null while it is up.
- */
-async function containerDeath(d: Docker, containerId: string, state: ServiceState, bySignal: boolean): Promise<string | null> {
-  try {
-    let info = await d.getContainer(containerId).inspect();
-    for (let i = 0; bySignal && i < 40 && info.State.Running && info.State.StartedAt === state.startedAt; i++) {
-      await sleep(50);
-      info = await d.getContainer(containerId).inspect();
-    }
-    if (!info.State.Running || info.State.StartedAt !== state.startedAt) {
-      const parts = [`exit code ${info.State.ExitCode}`];
-      if (info.State.OOMKilled) parts.push('killed by the out-of-memory killer (OOMKilled)');
-      if (info.State.Error) parts.push(info.State.Error);
-      if (info.State.Running) parts.push('it was restarted meanwhile');
-      return `the ${state.name} service container (${state.containerName}) stopped during the run: ${parts.join(', ')}`;
-    }
-    return null;
-  } catch (err) {
-    return statusCode(err) === 404 ? `the ${state.name} service container (${state.containerName}) was removed during the run` : null;
-  }
 }
 
 export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & {
@@ -102,6 +66,13 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
   const killGraceMs = opts.killGraceMs ?? 5_000;
   const services = createServices(opts);
   const { redact, fail } = services;
+  // A remote engine (run files transferred per run) keeps the per-run exec path for now.
+  const persistent = workerMode(opts.worker) === 'persistent' && !opts.workerCommand && !opts.transfer;
+  /** The persistent worker of each backend's service container. */
+  const serves = new Map<BackendName, DockerServe>();
+  /** Backends whose image has no `lem_worker serve` (an older worker): a process per run there. */
+  const noServe = new Set<BackendName>();
+  let coldStart = false;
 
   async function dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
     if (signal.aborted) return { exitCode: null, timedOut: false, failureReason: 'interrupted' };
@@ -114,6 +85,54 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     }
     state.used = true;
     services.grantRunDir(spec.outDir);
+    if (persistent && !noServe.has(spec.backend)) {
+      const outcome = await dispatchServe(spec, state, signal, onStarted);
+      if (outcome !== null) return outcome;
+    }
+    return dispatchExec(spec, state, signal, onStarted);
+  }
+
+  /** A run as a request to the service's persistent worker; null when the image has none (then per run). */
+  async function dispatchServe(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome | null> {
+    // A worker that died while idle (a crash between runs) never takes the run: once more on a fresh one.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const outcome = await serveOnce(spec, state, signal, onStarted);
+      if (outcome !== 'not_taken') return outcome;
+    }
+    return { exitCode: null, timedOut: false, failureReason: `the persistent worker in ${state.containerName} died before it took the run, twice` };
+  }
+
+  async function serveOnce(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome | null | 'not_taken'> {
+    const d = services.docker();
+    let serve = serves.get(spec.backend);
+    if (serve && (!serve.alive || serve.containerId !== state.containerId || serve.startedAt !== state.startedAt)) {
+      await serve.close(killGraceMs);
+      serves.delete(spec.backend);
+      serve = undefined;
+    }
+    if (!serve) {
+      const user = services.execUser();
+      const started = await DockerServe.start(d, state.containerId, state.startedAt, spec.backend, services.workerEnv(spec.backend), user);
+      if (typeof started === 'string') {
+        if (/invalid choice: 'serve'/.test(started)) {
+          noServe.add(spec.backend);
+          opts.log?.(`service ${state.name} (${state.containerName}): its worker has no persistent mode (an older image); a process per run`);
+          return null;
+        }
+        return { exitCode: null, timedOut: false, failureReason: redact(`${started} in service ${state.name} (${state.containerName})`) };
+      }
+      serve = started;
+      serves.set(spec.backend, serve);
+    }
+    const ready = serve.ready;
+    if (ready?.start_ticks) onStarted(encodeHandle({ containerId: state.containerId, pid: ready.pid, startTime: ready.start_ticks }));
+    const outcome = await runOnDockerServe(serve, spec, coldStart, signal, killGraceMs, (bySignal) => containerDeath(d, state.containerId, state, bySignal));
+    if (!serve.alive) serves.delete(spec.backend);
+    if (outcome === null) return 'not_taken';
+    return { ...outcome, failureReason: outcome.failureReason === null ? null : redact(outcome.failureReason) };
+  }
+
+  async function dispatchExec(spec: RunSpec, state: ServiceState, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
     const d = services.docker();
     const containerId = state.containerId;
     const logStream = createWriteStream(spec.logPath, { flags: 'a', mode: 0o644 });
@@ -283,6 +302,7 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     },
 
     async prepare(backends: readonly BackendName[], c: RuntimeContext): Promise<void> {
+      coldStart = c.forceColdStart;
       await services.prepare(backends, c);
     },
 
@@ -306,6 +326,9 @@ export function createDockerRuntime(opts: DockerRuntimeOptions = {}): Runtime & 
     },
 
     async shutdown({ keepServices, campaignId }: { keepServices: boolean; campaignId?: string }): Promise<void> {
+      const all = [...serves.values()];
+      serves.clear();
+      await Promise.all(all.map((s) => s.close(killGraceMs)));
       await services.release({ keepServices, ...(campaignId !== undefined ? { campaignId } : {}) });
     },
 

@@ -7,6 +7,7 @@ from typing import Any
 from lem_worker.backends import register
 from lem_worker.calibration import make_burn, run_burn
 from lem_worker.config import WorkerConfig
+from lem_worker.engines import CACHE
 from lem_worker.environment import base_environment, module_version
 from lem_worker.errors import Terminated
 from lem_worker.gpuguard import guard_for
@@ -21,7 +22,9 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
     cal = cfg.experiment.calibration
     assert cal is not None
     started_at = utc_now_iso()
-    burn = make_burn(cal)
+    cal_cfg = cal
+    burn, engine = CACHE.acquire({"backend": "calibration", "device": cal.device, "dtype": cal.dtype,
+                                  "matrix_size": cal.matrix_size}, lambda: make_burn(cal_cfg))
     if burn.engine == "torch_cuda" and cfg.experiment.measurement.gpu_ids is None:
         import dataclasses
 
@@ -82,6 +85,7 @@ def run_calibration(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: An
                               workload={"kind": "calibration", "engine": burn.engine, "matrix_size": burn.n,
                                         "dtype": cal.dtype, "device": cal.device})
         result["device_lock"] = lock.record
+        result["engine"] = engine
         return result
     finally:
         meter.close()

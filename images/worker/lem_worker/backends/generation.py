@@ -152,7 +152,7 @@ class Generation:
     sync: Callable[[], None]
     requests_per_pass: int
     batch_sizes: list[int]
-    load_s: float
+    load_s: Optional[float]  # None: the engine was reused from an earlier run (persistent worker)
     notes: list[str]
     library_versions: dict[str, Optional[str]]
     model_info: dict[str, Any]
@@ -279,7 +279,7 @@ def run_generation(cfg: WorkerConfig, stop: threading.Event, gen: Generation, st
         ms.ratio("j_per_request", ms.get("energy_gpu_raw_j"), done, gpu_reason, no_req)
         ms.ratio("j_per_request_adjusted", ms.get("energy_gpu_adjusted_j"), done,
                  ms.unmeasured.get("energy_gpu_adjusted_j", gpu_reason), no_req)
-        ms.put("load_s", gen.load_s)
+        ms.put("load_s", gen.load_s, "engine reused from an earlier run of this worker: not loaded for this run")
         reasoning_metrics(ms, gen.reasoning, stats.reasoning_tokens, stats.answer_tokens, stats.split_outputs,
                           stats.requests - stats.failed)
         notes.extend(efficiency_metrics(

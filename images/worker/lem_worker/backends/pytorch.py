@@ -26,6 +26,7 @@ from lem_worker.backends import torch_stats
 from lem_worker.backends.loader import LoadedModel, load_transformers
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
+from lem_worker.engines import CACHE, note_first_request
 from lem_worker.environment import module_version
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
@@ -174,6 +175,7 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
     exp = cfg.experiment
     started_at = utc_now_iso()
     notes: list[str] = []
+    reuse = loader is None  # a loader passed in (tests) is not described by the engine key
     if loader is None:
         loader = load_transformers
         spec = exp.pytorch.loader
@@ -184,9 +186,9 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
             hook: Loader = getattr(importlib.import_module(mod), fn)
             loader = hook
             notes.append(f"model loaded by pytorch.loader {spec}")
-    t_load = time.perf_counter()
-    loaded = loader(exp)
-    load_s = time.perf_counter() - t_load
+    load = loader
+    loaded, engine = CACHE.acquire(engine_key(exp), lambda: load(exp), reuse)
+    load_s: Optional[float] = engine["load_s"]
     notes.extend(loaded.notes)
     assert exp.model is not None
     rc = counter_for(loaded.tokenizer, exp.model.id, exp.raw.get("reasoning"), notes)
@@ -239,4 +241,16 @@ def run_pytorch(cfg: WorkerConfig, stop: threading.Event, loader: Optional[Loade
             harness.run_batch(b, harness.kwargs_full, st)
             return st.output_tokens
         gen.after_windows = torch_stats.profiler_pass(loaded.torch, profiled, prepared[0])
-    return run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+    note_first_request(engine, result.get("warmup"))
+    result["engine"] = engine
+    return result
+
+
+def engine_key(exp: Experiment) -> dict[str, Any]:
+    """What identifies a loaded transformers model: backend, model (id, revision, weights), dtype,
+    quantisation and the engine arguments (the pytorch section, the loader hook)."""
+    raw = exp.raw
+    return {"backend": "pytorch", "model": raw.get("model"), "precision": exp.precision,
+            "quantization": exp.quantization, "engine": raw.get("pytorch"), "engine_args": exp.extra.get("engine_args"),
+            "loader": exp.pytorch.loader}
