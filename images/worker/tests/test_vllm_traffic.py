@@ -4,7 +4,10 @@ arrival times, the exact request count, latency percentiles, the steady window a
 and `traffic:` on a batch-only backend (pytorch, tensorrt) is a config error. No GPU (fake NVML)."""
 from __future__ import annotations
 
+import json
+import os
 import sys
+import tempfile
 import threading
 import unittest
 from typing import Any
@@ -14,7 +17,7 @@ from lem_worker.config import parse_config
 from lem_worker.errors import ConfigError
 from lem_worker.serving.settings import serving_cfg
 from tests.contract import common_errors
-from tests.test_vllm_backend import exp_doc, fake_gpu_kwargs, fresh_fake
+from tests.test_vllm_backend import exp_doc, fake_gpu_kwargs, fresh_fake, run_cli_with, write_shim
 
 
 def cfg_with(traffic: dict[str, Any], backend: str = "vllm", **over: Any) -> Any:
@@ -93,6 +96,47 @@ class OfflineTrafficTest(unittest.TestCase):
             self.assertIn(f"backend {backend} runs its prompt set in batches", msg)
             self.assertIn("traffic applies to backend vllm", msg)
         self.assertIsNone(serving_cfg(cfg_with({"arrival": "closed"}).experiment))  # offline vllm: the engine path
+
+
+class OfflineTrafficCliTest(unittest.TestCase):
+    def run_cli(self, backend: str, fake_vllm: bool) -> tuple[Any, Any, Any]:
+        cfg = {"run": {"run_id": "ot-1", "experiment_id": "e", "cycle": 1, "attempt": 1},
+               "experiment": exp_doc(backend, traffic={"arrival": "constant", "rate_rps": 50, "requests": 10, "seed": 2},
+                                     measurement={"idle_baseline_s": 0, "min_window_s": 0.1})}
+        with tempfile.TemporaryDirectory() as d:
+            shim = os.path.join(d, "shim")
+            if fake_vllm:
+                write_shim(shim, "vllm", "from tests.fixtures.fake_vllm import *  # noqa: F401,F403  FAKE vllm\n"
+                                         "from tests.fixtures.fake_vllm import __version__  # noqa: F401\n")
+            path = os.path.join(d, "CONFIG.json")
+            with open(path, "w", encoding="utf-8") as fh:
+                json.dump(cfg, fh)
+            out = os.path.join(d, "out")
+            proc = run_cli_with(shim if fake_vllm else "", ["run", path, "--out", out], {})
+            docs = []
+            for name in ("result.json", "failure.json"):
+                p = os.path.join(out, name)
+                if not os.path.exists(p):
+                    docs.append(None)
+                    continue
+                with open(p, encoding="utf-8") as fh:
+                    docs.append(json.load(fh))
+        return proc, docs[0], docs[1]
+
+    def test_worker_cli_offline_traffic_result_fake_vllm(self) -> None:
+        proc, doc, failure = self.run_cli("vllm", True)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIsNone(failure)
+        self.assertEqual(common_errors(doc, 3), [])  # the worker checked it against result.schema.json too
+        self.assertEqual((doc["serving"]["api"], doc["serving"]["requests_completed"]), ("engine", 10))
+
+    def test_worker_cli_refuses_traffic_on_pytorch_with_exit_2(self) -> None:
+        proc, doc, failure = self.run_cli("pytorch", False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)  # config_error: never retried
+        self.assertIsNone(doc)
+        self.assertEqual(failure["kind"], "config_error")
+        self.assertIn("traffic applies to backend vllm", failure["message"])
+        self.assertNotIn("Traceback", proc.stderr)
 
 
 if __name__ == "__main__":
