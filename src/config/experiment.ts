@@ -189,7 +189,7 @@ const llmCommon = {
   max_output_tokens: posInt.default(128),
   prompts: Prompts.default(Prompts.parse({ source: 'builtin' })),
   warmup: Warmup.default(Warmup.parse({})),
-  traffic: Traffic.optional().describe('how requests arrive at a served model (vllm.endpoint or vllm.mode: server); see src/config/traffic.ts'),
+  traffic: Traffic.optional().describe('how requests arrive: at a served model (vllm.endpoint or vllm.mode: server) or at the offline vllm engine (per-request submission); see src/config/traffic.ts'),
   reasoning: Reasoning.optional().describe('how the model is asked to reason: see images/worker/lem_worker/data/reasoning.yaml'),
 };
 

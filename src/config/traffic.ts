@@ -9,10 +9,12 @@
  *   serving benchmark defines burstiness: 1 is Poisson, larger is more regular, smaller is burstier.
  * - constant: one request every 1 / rate_rps seconds.
  * In the open-loop processes `concurrency` (when set) caps the requests in flight, as vLLM's max-concurrency.
- * Every field but `arrival` defaults inside the worker only when `traffic:` is present, so configs
+ * It applies to server measurements and to the offline engines that take requests one at a time
+ * (the backend registry's `offlineTraffic`: vllm). Every field but `arrival` defaults inside the worker only when `traffic:` is present, so configs
  * without serving keep their ids.
  */
 import { z } from 'zod';
+import { backendsWhere } from '../contract/backends.js';
 
 const posInt = z.number().int().positive();
 
@@ -74,17 +76,23 @@ export function isServing(v: { endpoint?: string | undefined; mode?: string | un
   return v !== undefined && (v.endpoint !== undefined || v.mode === 'server');
 }
 
-/** Rules across traffic and the serving fields; `cfg` is a parsed experiment (any backend). */
+/** Backends whose offline engine takes a `traffic:` section (per-request submission; the backend registry says which). */
+export const OFFLINE_TRAFFIC_BACKENDS: readonly string[] = backendsWhere((spec) => spec.offlineTraffic);
+
+/**
+ * Rules across traffic and the serving fields; `cfg` is a parsed experiment (any backend). `traffic:`
+ * applies to server measurements and to the offline engines that take requests one at a time (vllm:
+ * LLMEngine.add_request + step); a backend that runs its prompt set in batches refuses it.
+ */
 export function servingRules(cfg: { backend: string; traffic?: Traffic | undefined; vllm?: { endpoint?: string | undefined; mode?: string | undefined } }, ctx: z.RefinementCtx): void {
-  if (cfg.traffic !== undefined) trafficRules(cfg.traffic, ctx);
-  if (cfg.traffic !== undefined && !(cfg.backend === 'vllm' && isServing(cfg.vllm))) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['traffic'],
-      message:
-        cfg.backend === 'vllm'
-          ? 'traffic applies to server measurements: set vllm.endpoint (or VLLM_ENDPOINT) to measure a running server, or vllm.mode: server'
-          : `traffic applies to server measurements (backend vllm with vllm.endpoint or vllm.mode: server); backend ${cfg.backend} submits its prompt set in batches`,
-    });
-  }
+  if (cfg.traffic === undefined) return;
+  trafficRules(cfg.traffic, ctx);
+  if (OFFLINE_TRAFFIC_BACKENDS.includes(cfg.backend)) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['traffic'],
+    message:
+      `backend ${cfg.backend} runs its prompt set in batches and cannot submit requests at arrival times: traffic applies to ` +
+      `backend ${OFFLINE_TRAFFIC_BACKENDS.join(', ')} (offline engine, or a server with vllm.endpoint / vllm.mode: server); remove traffic or change the backend`,
+  });
 }

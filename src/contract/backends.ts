@@ -39,6 +39,12 @@ export interface BackendSpec {
   readonly pythonPackages: readonly string[];
   readonly optionalPackages: readonly string[];
   readonly invalid: readonly InvalidValue[];
+  /**
+   * Whether its offline engine takes requests one at a time (lem submits each at its seeded arrival
+   * time), so a `traffic:` section applies without a server. Backends without it run their prompt set in
+   * batches: `traffic:` is a config error there.
+   */
+  readonly offlineTraffic: boolean;
 }
 
 const continuous = (name: string): InvalidValue => ({
@@ -67,6 +73,7 @@ export const BACKEND_REGISTRY = {
       { field: 'precision', values: ['fp8'], why: 'fp8 is not supported by the pytorch (transformers) backend; use vllm or tensorrt' },
       { field: 'quantization.method', values: ['fp8'], why: 'fp8 is not supported by the pytorch (transformers) backend; use vllm or tensorrt' },
     ],
+    offlineTraffic: false,
   },
   vllm: {
     summary: 'vLLM offline engine (continuous batching)',
@@ -79,6 +86,7 @@ export const BACKEND_REGISTRY = {
     pythonPackages: ['vllm'],
     optionalPackages: ['pynvml', 'datasets'],
     invalid: [bnb('vllm'), continuous('vllm')],
+    offlineTraffic: true,
   },
   tensorrt: {
     summary: 'TensorRT-LLM (LLM API)',
@@ -91,6 +99,7 @@ export const BACKEND_REGISTRY = {
     pythonPackages: ['tensorrt_llm'],
     optionalPackages: ['pynvml', 'datasets'],
     invalid: [bnb('tensorrt'), continuous('tensorrt')],
+    offlineTraffic: false,
   },
   calibration: {
     summary: 'a fixed matrix-multiply load that checks the energy meter',
@@ -103,6 +112,7 @@ export const BACKEND_REGISTRY = {
     pythonPackages: [],
     optionalPackages: ['numpy', 'pynvml'],
     invalid: [],
+    offlineTraffic: false,
   },
 } as const satisfies Record<string, BackendSpec>;
 

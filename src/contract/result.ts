@@ -294,7 +294,7 @@ export const ResultV3 = z.object({
   notes: z.array(z.string()),
   device_lock: DeviceLockV3.optional().describe('the device lock the worker held over baseline, warm-up and windows; absent in older results'),
   engine: EngineUseV3.optional(),
-  serving: ServingBlock.optional().describe('served-model measurements over HTTP (vllm.endpoint / vllm.mode server); absent otherwise'),
+  serving: ServingBlock.optional().describe('measurements under traffic: a served model over HTTP (vllm.endpoint / vllm.mode server) or the offline vllm engine with a traffic section; absent otherwise'),
   migrated_from: z.literal(1).optional().describe('set when parseResult migrated a v1 file'),
 });
 export type ResultV3 = z.infer<typeof ResultV3>;

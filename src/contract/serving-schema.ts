@@ -1,6 +1,7 @@
 /**
  * The `serving` block of a result (worker: images/worker/lem_worker/serving/run.py): a served model
- * measured over HTTP under seeded traffic. Latencies in seconds; every distribution has mean and
+ * measured over HTTP under seeded traffic, or the offline vLLM engine fed the same traffic request by
+ * request (images/worker/lem_worker/backends/vllm_traffic.py, `api: engine`). Latencies in seconds; every distribution has mean and
  * p50/p90/p95/p99 (null when nothing was measured) and its sample count.
  */
 import { z } from 'zod';
@@ -17,8 +18,8 @@ export const LatencyDistribution = z.looseObject({
 });
 
 export const ServingBlock = z.looseObject({
-  endpoint: z.string().min(1).describe('the API base URL measured (e.g. http://127.0.0.1:8000/v1)'),
-  api: z.enum(['chat', 'completions']),
+  endpoint: z.string().min(1).describe('the API base URL measured (e.g. http://127.0.0.1:8000/v1); offline: the in-process engine (vllm.LLMEngine)'),
+  api: z.enum(['chat', 'completions', 'engine']).describe('engine: requests submitted to the offline engine (add_request + step), no HTTP'),
   server: z.record(z.string(), z.unknown()).describe('health, served models; for vllm.mode server: pid, command, reused'),
   traffic: z.looseObject({
     arrival: z.enum(['closed', 'poisson', 'constant', 'gamma']),

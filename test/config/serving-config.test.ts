@@ -23,14 +23,21 @@ describe('serving config', () => {
     expect(issues({ ...base, vllm: { endpoint: 'ftp://h/v1' } }).join()).toMatch(/^vllm\.endpoint: .*http/);
   });
 
-  it('traffic needs a served model, open loop needs a rate, burstiness only with gamma', () => {
-    expect(issues({ ...base, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } }).join()).toMatch(/^traffic: .*set vllm\.endpoint \(or VLLM_ENDPOINT\)/);
+  it('traffic needs a per-request engine, open loop needs a rate, burstiness only with gamma', () => {
+    expect(issues({ ...base, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } })).toEqual([]); // offline vllm: add_request/step
     const served = { ...base, vllm: { mode: 'server' } };
     expect(issues({ ...served, traffic: { arrival: 'poisson', rate_rps: 20, requests: 100, seed: 1 } })).toEqual([]);
     expect(issues({ ...served, traffic: { arrival: 'gamma' } }).join()).toMatch(/traffic\.rate_rps: arrival gamma is open loop/);
     expect(issues({ ...served, traffic: { arrival: 'poisson', rate_rps: 2, burstiness: 0.5 } }).join()).toMatch(/traffic\.burstiness/);
     expect(issues({ ...served, traffic: { arrival: 'closed', rate_rps: 2 } }).join()).toMatch(/traffic\.rate_rps: arrival closed/);
-    expect(issues({ backend: 'pytorch', model: { id: 'org/model' }, traffic: { arrival: 'closed' } }).join()).toMatch(/^traffic: .*backend pytorch/);
+  });
+
+  it('traffic on a batch-only backend (pytorch, tensorrt) is a config error naming the backends that take it', () => {
+    for (const backend of ['pytorch', 'tensorrt']) {
+      const msg = issues({ backend, model: { id: 'org/model' }, traffic: { arrival: 'poisson', rate_rps: 4 } }).join();
+      expect(msg).toMatch(new RegExp(`^traffic: backend ${backend} runs its prompt set in batches.*traffic applies to backend vllm`));
+    }
+    expect(issues({ backend: 'pytorch', model: { id: 'org/model' } })).toEqual([]);
   });
 
   it('an offline vllm config resolves exactly as before (no serving defaults added)', () => {

@@ -47,7 +47,10 @@ def _run(config_path: str, out_dir: str) -> int:
 
     from lem_worker import deps
 
+    from lem_worker.serving.settings import check_traffic_backend
+
     cfg = load_config(config_path)
+    check_traffic_backend(cfg.experiment)  # a config error outranks a missing package: the config is wrong anywhere
     deps.check(cfg.experiment.raw)  # before any model or engine loads: a missing package fails now, once
     timeout = cfg.experiment.measurement.timeout_s
     if timeout is not None:

@@ -220,11 +220,10 @@ class ServingRunTest(unittest.TestCase):
         self.assertIn("no_steady_window", [f["gate"] for f in few["validation"]["flags"]])
         self.assertIsNone(few["metrics"]["steady_window_s"])
 
-    def test_traffic_without_endpoint_is_a_config_error(self) -> None:
+    def test_traffic_without_endpoint_is_the_offline_engine(self) -> None:
         cfg = parse_config({"run": {"run_id": "r", "experiment_id": "e", "cycle": 1, "attempt": 1},
                             "experiment": exp_doc("vllm", traffic={"arrival": "closed"})})
-        with self.assertRaises(ConfigError):
-            serving_cfg(cfg.experiment)
+        self.assertIsNone(serving_cfg(cfg.experiment))  # per-request submission offline: tests/test_vllm_traffic.py
 
 
 class ManagedServerTest(unittest.TestCase):

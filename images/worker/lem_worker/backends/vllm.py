@@ -1,4 +1,5 @@
-"""The vLLM backend: vLLM's offline engine (`vllm.LLM`) measured by the shared generation flow.
+"""The vLLM backend: vLLM's offline engine (`vllm.LLM`) measured by the shared generation flow, or, with
+a `traffic:` section, fed request by request at seeded arrival times (vllm_traffic.py).
 
 Written against vLLM's documented offline API (docs.vllm.ai: "Offline Inference" / the `LLM` class
 and Engine Arguments, `SamplingParams`, `vllm.outputs.RequestOutput`); the lem-vllm image pins the
@@ -248,6 +249,13 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
         sync = cuda_sync()
         harness = VllmHarness(llm, vllm, exp, batches, fixed, sync)
         harness.rc = rc
+        versions = {"vllm": str(getattr(vllm, "__version__", "unknown")), "torch": module_version("torch"),
+                    "transformers": module_version("transformers"), "numpy": module_version("numpy")}
+        if exp.raw.get("traffic") is not None:  # per-request submission at seeded arrival times (vllm_traffic.py)
+            from lem_worker.backends.vllm_traffic import run_engine_traffic
+
+            return run_engine_traffic(cfg, stop, llm, harness.sp_full, requests, harness.kwargs_full, versions,
+                                      notes, started_at, **meter_kwargs)
         log(f"vllm: {len(requests)} request(s) in {len(batches)} generate() call(s) of up to "
             f"{exp.batching.batch_size}, max_tokens {exp.max_output_tokens}")
         counter = [0]
@@ -266,8 +274,7 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
             batch_sizes=[len(b) for b in batches],
             load_s=load_s,
             notes=notes,
-            library_versions={"vllm": str(getattr(vllm, "__version__", "unknown")), "torch": module_version("torch"),
-                              "transformers": module_version("transformers"), "numpy": module_version("numpy")},
+            library_versions=versions,
             model_info={"model_id": m.id, "revision": m.revision, "no_weights": m.no_weights,
                         "architecture": m.architecture, "dtype": kwargs["dtype"],
                         "quantization": kwargs.get("quantization"), "tensor_parallel_size": tp,

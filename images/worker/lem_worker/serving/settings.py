@@ -110,6 +110,34 @@ def traffic_cfg(raw: Mapping[str, Any]) -> TrafficCfg:
                       seed=0 if seed is None else seed)
 
 
+def goodput_cfg(v: Mapping[str, Any]) -> Goodput:
+    """vllm.goodput: latency targets (server mode and the offline engine under traffic)."""
+    g = v.get("goodput") or {}
+    if not isinstance(g, dict):
+        raise ConfigError("experiment.vllm.goodput: expected an object")
+    gp = "experiment.vllm.goodput"
+    return Goodput(_num(g, "ttft_ms", gp), _num(g, "tpot_ms", gp), _num(g, "e2el_ms", gp))
+
+
+def offline_traffic_backends() -> list[str]:
+    """Backends whose offline engine takes requests one at a time (the registry's offlineTraffic)."""
+    from lem_worker import jsoncontract
+
+    return sorted(name for name, spec in jsoncontract.backends().items() if spec.get("offlineTraffic"))
+
+
+def check_traffic_backend(exp: Experiment) -> None:
+    """A `traffic:` section on a backend that runs its prompt set in batches is a config error (the orchestrator's
+    servingRules says the same); never silently ignored."""
+    if exp.raw.get("traffic") is None:
+        return
+    takes = offline_traffic_backends()
+    if exp.backend not in takes:
+        raise ConfigError(f"experiment.traffic: backend {exp.backend} runs its prompt set in batches and cannot submit "
+                          f"requests at arrival times: traffic applies to backend {', '.join(takes)} (offline engine, "
+                          "or a server with vllm.endpoint / vllm.mode: server); remove traffic or change the backend")
+
+
 def serving_cfg(exp: Experiment) -> Optional[ServingCfg]:
     """The serving settings of a vllm experiment, or None when it measures the offline engine."""
     v = exp.raw.get("vllm") or {}
@@ -120,24 +148,18 @@ def serving_cfg(exp: Experiment) -> Optional[ServingCfg]:
     if mode not in ("offline", "server"):
         raise ConfigError(f"experiment.vllm.mode: {mode!r} is not one of offline, server")
     if endpoint is None and mode != "server":
-        if exp.raw.get("traffic") is not None:
-            raise ConfigError("experiment.traffic: applies to server measurements: set vllm.endpoint or vllm.mode: server")
-        return None
+        return None  # the offline engine (with a traffic section: submitted request by request, backends/vllm_traffic.py)
     if endpoint is not None and not isinstance(endpoint, str):
         raise ConfigError(f"experiment.vllm.endpoint: expected a URL string, got {endpoint!r}")
     base, origin = split_endpoint(endpoint or DEFAULT_SERVER_URL, "experiment.vllm.endpoint")
     api = v.get("api", "chat")
     if api not in APIS:
         raise ConfigError(f"experiment.vllm.api: {api!r} is not one of {', '.join(APIS)}")
-    g = v.get("goodput") or {}
-    if not isinstance(g, dict):
-        raise ConfigError("experiment.vllm.goodput: expected an object")
-    gp = "experiment.vllm.goodput"
     scrape = v.get("scrape_metrics", False)
     if not isinstance(scrape, bool):
         raise ConfigError(f"experiment.vllm.scrape_metrics: expected true/false, got {scrape!r}")
     return ServingCfg(base_url=base, origin=origin, managed=mode == "server", api=api,
-                      goodput=Goodput(_num(g, "ttft_ms", gp), _num(g, "tpot_ms", gp), _num(g, "e2el_ms", gp)),
+                      goodput=goodput_cfg(v),
                       scrape_metrics=scrape,
                       server_start_timeout_s=_num(v, "server_start_timeout_s", "experiment.vllm") or 900.0,
                       traffic=traffic_cfg(exp.raw),
