@@ -7,7 +7,7 @@ lem-vllm-serve-<port>.json) records its pid and arguments. When the arguments ch
 is stopped (SIGTERM to its process group, SIGKILL after 30 s) and a new one started. The executable
 is `$LEM_VLLM_EXECUTABLE` or `vllm` on PATH (the lem-vllm image has it).
 
-Engine arguments are `backends.vllm.engine_kwargs` (the same Engine Arguments the offline `vllm.LLM`
+Engine arguments are `backends.vllm_args.engine_kwargs` (the same Engine Arguments the offline `vllm.LLM`
 gets), written as `vllm serve` flags: `key_name=value` -> `--key-name value`, true -> `--key-name`,
 false -> nothing (the default), except `--no-enable-prefix-caching` (on by default in vLLM's V1 engine) and the model id as
 `--served-model-name` so /v1/models lists it.
@@ -26,6 +26,7 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from lem_worker.backends.vllm_args import engine_kwargs
 from lem_worker.config import Experiment
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
@@ -38,8 +39,6 @@ _SERVERS: list[subprocess.Popen[bytes]] = []  # started servers outlive the run;
 
 
 def serve_args(exp: Experiment, sc: ServingCfg) -> list[str]:
-    from lem_worker.backends.vllm import engine_kwargs
-
     assert exp.model is not None
     kw = engine_kwargs(exp, exp.model.id, own_tokenizer=False, skip_tokenizer=False)
     parts = urlsplit(sc.base_url)
