@@ -169,7 +169,7 @@ retries: 0
     expect(html).toMatch(/j_per_output_token vs requested rate: not measured on this host/);
   });
 
-  it('vllm.mode server (FAKE vllm executable): lem starts vllm serve, reuses it for the same engine arguments and restarts it when they change', async () => {
+  it('vllm.mode server (FAKE vllm executable): lem starts vllm serve, reuses it for the same engine arguments, restarts it when they change and stops it at the end', async () => {
     const dir = tempDir();
     const state = join(dir, 'state');
     const port = await freePort();
@@ -205,6 +205,9 @@ retries: 0
       expect(starts.map((a) => a[a.indexOf('--max-num-seqs') + 1]).sort()).toEqual(['16', '8']);
       const reused = results(state).map((x) => (x.serving as unknown as { server: { reused: boolean } }).server.reused);
       expect(reused.sort()).toEqual([false, false, true, true]);
+      // the campaign's end stopped the vllm serve lem started (runtime shutdown: lem_worker serving-stop)
+      expect(existsSync(join(dir, `lem-vllm-serve-${port}.json`))).toBe(false);
+      await expect(fetch(`http://127.0.0.1:${port}/v1/models`)).rejects.toThrow();
     } finally {
       const stateFile = join(dir, `lem-vllm-serve-${port}.json`);
       if (existsSync(stateFile)) {
