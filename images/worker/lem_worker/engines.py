@@ -3,8 +3,11 @@
 A backend asks `acquire(key, load)` for its engine; `key` is the engine configuration (backend,
 model id + revision, dtype, quantisation, engine arguments) as a JSON-able value. In a persistent
 worker (`python3 -m lem_worker serve`) runs with the same key reuse the loaded engine; in a per-run
-worker (`python3 -m lem_worker run`) the cache starts empty, so every run loads. Each run records
-what happened in its result as `engine` (see `RunContext.record`).
+worker (`python3 -m lem_worker run`) the cache starts empty, so every run loads (and vLLM/TensorRT-LLM
+release theirs at the end of the run: `release_unless_persistent`). Each run records what happened in
+its result as `engine` (see `RunContext.record`). An engine that holds device memory outside Python
+references passes `release` (vLLM: engine-core shutdown + parallel-state cleanup; TensorRT-LLM:
+`LLM.shutdown()`), called whenever it leaves the cache: another key, a failed or out-of-memory run.
 
 A fake engine for tests (LEM_FAKE_ENGINE=JSON, tests only): every load sleeps `load_s` seconds and
 appends a line to `loads_file`; a run whose experiment id contains `oom_on` fails like a CUDA
