@@ -54,6 +54,19 @@ class WarmEngineInProcessTest(unittest.TestCase):
         CACHE.clear()  # what the serve worker does on an out-of-memory failure
         self.assertEqual(fake.RELEASED, fake.INSTANCES)
 
+    def test_a_server_mode_run_releases_the_cached_fake_vllm_engine_first(self) -> None:
+        from lem_worker.backends.vllm import run_vllm
+
+        fake = fresh_fake("fake_vllm")
+        self.runs(run_vllm, {"vllm": fake, "transformers": None}, "vllm", [{}])
+        self.assertEqual(fake.RELEASED, [])
+        served = config("vllm", measurement=QUICK, vllm={"mode": "server", "endpoint": "http://127.0.0.1:9/v1"})
+        with mock.patch.dict(sys.modules, {"vllm": fake}), \
+                mock.patch("lem_worker.serving.run.run_serving", return_value={"engine": None}) as serving:
+            run_vllm(served, threading.Event())
+        serving.assert_called_once()
+        self.assertEqual(fake.RELEASED, fake.INSTANCES)  # the server gets the GPU memory
+
     def test_fake_tensorrt_llm_reused_for_the_same_key_and_shut_down_when_it_changes(self) -> None:
         from lem_worker.backends.tensorrt import run_tensorrt
 

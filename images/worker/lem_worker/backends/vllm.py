@@ -147,6 +147,8 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
     if serving_cfg(exp) is not None:  # vllm.endpoint or vllm.mode: server: measured over HTTP
         from lem_worker.serving.run import run_serving
 
+        CACHE.clear()  # an offline engine this worker keeps would hold the GPU memory the server needs
+
         return run_serving(cfg, stop, **meter_kwargs)
     m = exp.model
     started_at = utc_now_iso()
