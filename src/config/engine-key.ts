@@ -1,8 +1,11 @@
 /**
  * The engine configuration of an experiment: the fields whose change forces a model (re)load —
  * backend, model id and revision, precision, quantisation, the backend's engine arguments and the
- * devices it sits on. Batch size, decoder, prompts, token limits, warm-up and measurement settings
- * do not: runs that differ only in those can share a loaded engine. Pure; the planner groups runs
+ * devices it sits on (and extra.engine_args; for vLLM the engine's seed, prompts.seed; for TensorRT-LLM
+ * the token limits behind max_seq_len). Keep in step with the worker's keys (engine_key in
+ * images/worker/lem_worker/backends/{pytorch,vllm_args,tensorrt_engine}.py). Batch size, decoder, the
+ * prompt set, warm-up and measurement settings (and token limits, outside TensorRT-LLM) do not: runs that
+ * differ only in those can share a loaded engine. Pure; the planner groups runs
  * by this key (split-plot order) and the design record names the factors on each side.
  */
 import { createHash } from 'node:crypto';
@@ -11,9 +14,11 @@ import { canonicalJson } from './identity.js';
 
 /** Dotted field paths (or path prefixes) that belong to the engine configuration, by backend. */
 export const ENGINE_FIELDS: Readonly<Record<ExperimentConfig['backend'], readonly string[]>> = {
-  pytorch: ['backend', 'model', 'precision', 'quantization', 'pytorch', 'measurement.gpu_ids'],
-  vllm: ['backend', 'model', 'precision', 'quantization', 'vllm', 'measurement.gpu_ids'],
-  tensorrt: ['backend', 'model', 'precision', 'quantization', 'tensorrt', 'measurement.gpu_ids'],
+  pytorch: ['backend', 'model', 'precision', 'quantization', 'pytorch', 'extra.engine_args', 'measurement.gpu_ids'],
+  // vLLM's engine seed is prompts.seed (LLM(seed=...)); the worker's key (backends/vllm_args.py) has it too
+  vllm: ['backend', 'model', 'precision', 'quantization', 'vllm', 'extra.engine_args', 'measurement.gpu_ids', 'prompts.seed'],
+  // TensorRT-LLM's max_seq_len follows the token limits unless tensorrt.max_seq_len is set (backends/tensorrt_engine.py)
+  tensorrt: ['backend', 'model', 'precision', 'quantization', 'tensorrt', 'extra.engine_args', 'measurement.gpu_ids', 'max_input_tokens', 'max_output_tokens'],
   calibration: ['backend', 'calibration.device', 'calibration.dtype', 'measurement.gpu_ids'],
 };
 

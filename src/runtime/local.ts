@@ -99,6 +99,9 @@ export async function stopLocalWorkers(workers: readonly LiveWorker[], graceMs: 
   }
 }
 
+/** serving-stop: SIGTERM, then SIGKILL after 30 s, per server (manage.stop_server). */
+const SERVING_STOP_TIMEOUT_S = 90;
+
 export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
   const python = opts.python ?? process.env['LEM_PYTHON'] ?? 'python3';
   const pythonPath = [workerDir(), process.env['PYTHONPATH']].filter(Boolean).join(':');
@@ -107,6 +110,7 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
   const serves = new Map<BackendName, ServeProcess>();
   let ctx: RuntimeContext | null = null;
   let started = 0;
+  let ranVllm = false;
 
   /** The backend's persistent worker, started (or replaced: gone, or force_cold_start) as needed. */
   async function serveFor(spec: RunSpec): Promise<{ serve: ServeProcess; cold: boolean } | { error: string }> {
@@ -128,6 +132,21 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
       serves.set(spec.backend, serve);
     }
     return { serve, cold };
+  }
+
+  /** `python3 -m lem_worker ARGS` as a subprocess, with the workers' environment. */
+  function runTool(args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
+    return new Promise((resolve) => {
+      execFile(
+        python,
+        ['-m', 'lem_worker', ...args],
+        { env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' }, timeout: Math.round(timeoutS * 1000), maxBuffer: 4 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+          resolve({ exitCode: code, stdout, stderr: err && code === null ? `${stderr}${err.message}` : stderr });
+        },
+      );
+    });
   }
 
   async function dispatchServe(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
@@ -152,6 +171,7 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
     },
 
     dispatch(spec: RunSpec, signal: AbortSignal, onStarted: (handle: string) => void): Promise<DispatchOutcome> {
+      if (spec.backend === 'vllm') ranVllm = true;
       return mode === 'persistent' ? dispatchServe(spec, signal, onStarted) : dispatchPerRun({ python, env: workerEnv }, spec, signal, onStarted);
     },
 
@@ -176,10 +196,13 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
       return found;
     },
 
-    async shutdown() {
+    async shutdown({ keepServices }: { keepServices: boolean }) {
       const all = [...serves.values()];
       serves.clear();
       await Promise.all(all.map((s) => s.close(KILL_GRACE_MS)));
+      // `vllm serve` processes started for vllm.mode: server outlive their worker (reused across runs): the
+      // campaign's end (or interrupt) stops them, unless keep_services keeps them warm for the next campaign.
+      if (ranVllm && !keepServices) await runTool(['serving-stop'], SERVING_STOP_TIMEOUT_S);
     },
 
     probe(_backend, configs) {
@@ -188,17 +211,7 @@ export function createLocalRuntime(opts: LocalRuntimeOptions = {}): Runtime {
 
     /** A worker tool command (thermal probe, calibrate) as a subprocess. */
     workerTool(_backend, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
-      return new Promise((resolve) => {
-        execFile(
-          python,
-          ['-m', 'lem_worker', ...args],
-          { env: { ...process.env, ...opts.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1' }, timeout: Math.round(timeoutS * 1000), maxBuffer: 4 * 1024 * 1024 },
-          (err, stdout, stderr) => {
-            const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-            resolve({ exitCode: code, stdout, stderr: err && code === null ? `${stderr}${err.message}` : stderr });
-          },
-        );
-      });
+      return runTool(args, timeoutS);
     },
   };
 }

@@ -113,6 +113,15 @@ describe('engine key', () => {
     ];
     expect(new Set([k, ...others]).size).toBe(others.length + 1);
   });
+  it("follows the worker's keys: extra.engine_args everywhere, vLLM's engine seed, TensorRT-LLM's token limits", () => {
+    const k = key({});
+    expect(key({ extra: { engine_args: { low_cpu_mem_usage: true } } })).not.toBe(k);
+    const vk = (over: Record<string, unknown>) => engineKey(ExperimentConfig.parse({ backend: 'vllm', model: { id: 'gpt2' }, ...over }));
+    expect(vk({ prompts: { source: 'builtin', seed: 7 } })).not.toBe(vk({ prompts: { source: 'builtin', seed: 8 } }));
+    expect(vk({ max_output_tokens: 7 })).toBe(vk({}));
+    const tk = (over: Record<string, unknown>) => engineKey(ExperimentConfig.parse({ backend: 'tensorrt', model: { id: 'gpt2' }, ...over }));
+    expect(tk({ max_output_tokens: 7 })).not.toBe(tk({}));
+  });
 });
 
 describe('design record', () => {

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lem, ROOT, tempDir } from '../helpers/cli.js';
+import { LEM, lem, ROOT, tempDir } from '../helpers/cli.js';
 
 const FAKE_SERVER = join(ROOT, 'images', 'worker', 'tests', 'fixtures', 'fake_openai_server.py');
 const FAKE_VLLM = join(ROOT, 'images', 'worker', 'tests', 'fixtures', 'fake_vllm_cli.py');
@@ -169,7 +169,7 @@ retries: 0
     expect(html).toMatch(/j_per_output_token vs requested rate: not measured on this host/);
   });
 
-  it('vllm.mode server (FAKE vllm executable): lem starts vllm serve, reuses it for the same engine arguments and restarts it when they change', async () => {
+  it('vllm.mode server (FAKE vllm executable): lem starts vllm serve, reuses it for the same engine arguments, restarts it when they change and stops it at the end', async () => {
     const dir = tempDir();
     const state = join(dir, 'state');
     const port = await freePort();
@@ -205,6 +205,9 @@ retries: 0
       expect(starts.map((a) => a[a.indexOf('--max-num-seqs') + 1]).sort()).toEqual(['16', '8']);
       const reused = results(state).map((x) => (x.serving as unknown as { server: { reused: boolean } }).server.reused);
       expect(reused.sort()).toEqual([false, false, true, true]);
+      // the campaign's end stopped the vllm serve lem started (runtime shutdown: lem_worker serving-stop)
+      expect(existsSync(join(dir, `lem-vllm-serve-${port}.json`))).toBe(false);
+      await expect(fetch(`http://127.0.0.1:${port}/v1/models`)).rejects.toThrow();
     } finally {
       const stateFile = join(dir, `lem-vllm-serve-${port}.json`);
       if (existsSync(stateFile)) {
@@ -213,6 +216,59 @@ retries: 0
           process.kill(-pid, 'SIGTERM');
         } catch {
           // already gone
+        }
+      }
+    }
+  });
+
+  it('vllm.mode server (FAKE vllm executable): an interrupted campaign (SIGINT) stops the vllm serve it started', async () => {
+    const dir = tempDir();
+    const state = join(dir, 'state');
+    const port = await freePort();
+    const stateFile = join(dir, `lem-vllm-serve-${port}.json`);
+    const file = campaign(
+      dir,
+      `campaign_name: managed-interrupt
+base_config:
+  backend: vllm
+  model: {id: org/model}
+  vllm: {mode: server, endpoint: "http://127.0.0.1:${port}/v1", server_start_timeout_s: 60}
+  traffic: {arrival: closed, concurrency: 1, requests: 100000}
+  max_output_tokens: 64
+  prompts: {source: builtin, count: 4}
+  warmup: {iterations: 0}
+  measurement: {idle_baseline_s: 0, min_window_s: 0}
+thermal_gap: 0
+runtime: local
+retries: 0
+`,
+    );
+    const env = { ...process.env, LEM_VLLM_EXECUTABLE: FAKE_VLLM, LEM_SERVE_STATE_DIR: dir };
+    const child = spawn(process.execPath, [LEM, '--state', state, 'campaign', 'run', file], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let serverPid: number | null = null;
+    try {
+      // interrupt once the server answers (it is up and the run is being measured)
+      for (let i = 0; i < 600 && serverPid === null; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (!existsSync(stateFile)) continue;
+        const ok = await fetch(`http://127.0.0.1:${port}/v1/models`).then((r) => r.ok, () => false);
+        if (ok) serverPid = (JSON.parse(readFileSync(stateFile, 'utf8')) as { pid: number }).pid;
+      }
+      expect(serverPid, stderr).not.toBeNull();
+      child.kill('SIGINT');
+      expect(await exited, stderr).not.toBe(0);
+      expect(existsSync(stateFile)).toBe(false);
+      await expect(fetch(`http://127.0.0.1:${port}/v1/models`)).rejects.toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      if (serverPid !== null) {
+        try {
+          process.kill(-serverPid, 'SIGKILL');
+        } catch {
+          // stopped, as it should be
         }
       }
     }

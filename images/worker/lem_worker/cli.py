@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
     serve_p = sub.add_parser("serve", help="persistent worker: runs requested on stdin, one JSON answer per line (serve.py)")
     serve_p.add_argument("--state-dir", required=True, help="directory for serve.log and current.json (the run in flight)")
     sub.add_parser("health", help="print one JSON line describing this interpreter")
+    sub.add_parser("serving-stop", help="stop the `vllm serve` processes lem started (vllm.mode: server); one JSON line")
     pr_p = sub.add_parser("probe", help="print one JSON line: packages the configs need (installed or not), GPUs seen")
     pr_p.add_argument("--json", action="store_true", help="JSON output (the only format)")
     pr_p.add_argument("--configs", default=None, help="JSON array of experiment configs (file, or - for stdin)")
@@ -110,6 +111,10 @@ def main(argv: list[str]) -> int:
         from lem_worker.serve import serve_main
 
         return serve_main(args.state_dir)
+    if args.command == "serving-stop":
+        from lem_worker.serving.manage import serving_stop_main
+
+        return serving_stop_main()
     if args.command == "health":
         from lem_worker.health import print_health
 

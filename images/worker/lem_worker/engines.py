@@ -3,8 +3,11 @@
 A backend asks `acquire(key, load)` for its engine; `key` is the engine configuration (backend,
 model id + revision, dtype, quantisation, engine arguments) as a JSON-able value. In a persistent
 worker (`python3 -m lem_worker serve`) runs with the same key reuse the loaded engine; in a per-run
-worker (`python3 -m lem_worker run`) the cache starts empty, so every run loads. Each run records
-what happened in its result as `engine` (see `RunContext.record`).
+worker (`python3 -m lem_worker run`) the cache starts empty, so every run loads (and vLLM/TensorRT-LLM
+release theirs at the end of the run: `release_unless_persistent`). Each run records what happened in
+its result as `engine` (see `RunContext.record`). An engine that holds device memory outside Python
+references passes `release` (vLLM: engine-core shutdown + parallel-state cleanup; TensorRT-LLM:
+`LLM.shutdown()`), called whenever it leaves the cache: another key, a failed or out-of-memory run.
 
 A fake engine for tests (LEM_FAKE_ENGINE=JSON, tests only): every load sleeps `load_s` seconds and
 appends a line to `loads_file`; a run whose experiment id contains `oom_on` fails like a CUDA
@@ -35,6 +38,7 @@ class Entry:
     engine: Any
     loads_s: float
     uses: int = 1  # runs that used it, the loading run included
+    release: Optional[Callable[[Any], None]] = None  # gives the engine's device memory back (vllm, tensorrt)
 
 
 @dataclass
@@ -58,9 +62,13 @@ class EngineCache:
     def begin_run(self, ctx: RunContext) -> None:
         self.ctx = ctx
 
-    def acquire(self, key: Any, load: Callable[[], T], reuse: bool = True) -> tuple[T, dict[str, Any]]:
+    def acquire(self, key: Any, load: Callable[[], T], reuse: bool = True,
+                release: Optional[Callable[[T], None]] = None) -> tuple[T, dict[str, Any]]:
         """The engine for `key` (loaded now, or reused), and the run's `engine` record. reuse=False
-        always loads (a caller-supplied loader the key cannot describe)."""
+        always loads (a caller-supplied loader the key cannot describe). `release(engine)` is called when
+        the engine leaves the cache (another key, an out-of-memory or failed run, the end of a per-run
+        worker's run): for engines that hold device memory outside Python references (vLLM's engine core,
+        TensorRT-LLM's executor)."""
         k = json.dumps(key, sort_keys=True, default=str)
         fake = fake_config()
         entry = self.entries.get(k) if reuse else None
@@ -73,7 +81,7 @@ class EngineCache:
             if fake is not None:
                 _fake_load(fake)
             engine = load()
-            entry = Entry(engine, time.perf_counter() - t0)
+            entry = Entry(engine, time.perf_counter() - t0, release=release)
             self.entries[k] = entry
         else:
             entry.uses += 1
@@ -101,8 +109,18 @@ class EngineCache:
         return entry.engine, record
 
     def clear(self) -> None:
-        """Drops every cached engine and gives its memory back (GPU memory too, when torch is loaded)."""
+        """Drops every cached engine and gives its memory back (GPU memory too, when torch is loaded): each
+        engine's own release first, then gc and torch.cuda.empty_cache."""
+        entries = list(self.entries.values())
         self.entries.clear()
+        for entry in entries:
+            if entry.release is not None:
+                try:
+                    entry.release(entry.engine)
+                except Exception as exc:  # noqa: BLE001 - the engine is dropped whatever its release says
+                    sys.stderr.write(f"lem-worker: releasing a cached engine failed: {type(exc).__name__}: {exc}\n")
+            entry.engine = None
+        del entries
         gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None:
@@ -114,6 +132,13 @@ class EngineCache:
 
 
 CACHE = EngineCache()
+
+
+def release_unless_persistent() -> None:
+    """End of a run in a per-run worker (`python3 -m lem_worker run`, or a backend called in-process): nothing
+    reuses its engine, so release it now rather than at interpreter exit. A persistent worker keeps it."""
+    if CACHE.ctx.worker != "persistent":
+        CACHE.clear()
 
 
 def note_first_request(record: dict[str, Any], warmup: Optional[dict[str, Any]]) -> None:

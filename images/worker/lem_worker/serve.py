@@ -163,8 +163,8 @@ def handle_run(req: dict[str, Any], state_dir: str, ctx: RunContext, home_fd: in
         os.dup2(home_fd, 1)
         os.dup2(home_fd, 2)
         _remove(current)
-    # A backend that does not use the engine cache (vllm, tensorrt today) keeps nothing worth a
-    # process: recycle, so its engine's device memory is given back before the next run.
+    # A run that did not use the engine cache (server mode: the engine is `vllm serve`, which outlives the
+    # worker) keeps nothing worth a process: recycle.
     recycle = recycle or _State.terminate or (code == 0 and ctx.record is None)
     return {"op": "done", "exit_code": code, "kind": kind, "message": message, "engine": ctx.record, "recycle": recycle}
 

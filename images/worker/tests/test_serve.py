@@ -16,8 +16,8 @@ from tests.test_cli_calibration import WORKER_ROOT, calibration_config
 
 
 class Serve:
-    def __init__(self, state_dir: str, fake: dict[str, Any]) -> None:
-        env = dict(os.environ, PYTHONPATH=WORKER_ROOT, LEM_FAKE_ENGINE=json.dumps(fake),
+    def __init__(self, state_dir: str, fake: dict[str, Any], pythonpath: str = WORKER_ROOT) -> None:
+        env = dict(os.environ, PYTHONPATH=pythonpath, LEM_FAKE_ENGINE=json.dumps(fake),
                    LEM_LOCK_DIR=os.path.join(state_dir, "locks"))
         self.proc = subprocess.Popen([sys.executable, "-m", "lem_worker", "serve", "--state-dir", state_dir],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)

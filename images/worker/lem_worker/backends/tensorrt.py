@@ -30,7 +30,6 @@ lem-tensorrt image pins the release container of images/versions.env (1.x). Call
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from typing import Any, Optional
@@ -38,19 +37,19 @@ from typing import Any, Optional
 from lem_worker.backends import register
 from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
                                             tokenize_prompts, tokenizer_ids)
-from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
-from lem_worker.engine_args import passthrough, trt_extra, trt_max_seq_len
+from lem_worker.backends.tensorrt_engine import (DTYPES, engine_key, engine_kwargs,  # noqa: F401  (re-exported)
+                                                 load_engine, release_engine)
+from lem_worker.engines import CACHE, note_first_request, release_unless_persistent
 from lem_worker.environment import module_version
-from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
 from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("tensorrt_llm is not installed in this image; use the lem-tensorrt image "
                  "(images/tensorrt/Dockerfile, `lem images build tensorrt`)")
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16"}
 STEP_NOTE = ("TTFT = first streamed update carrying a token, from the batch's submission; ITL percentiles over the "
              "gaps between a request's streamed updates (one update per decoding step unless the engine batches updates)")
 
@@ -71,55 +70,6 @@ def _llmapi(trt: Any) -> Any:
         if llmapi is None:
             raise WorkerError("tensorrt_llm.llmapi is missing: this TensorRT-LLM release has no LLM API") from None
     return llmapi
-
-
-def engine_kwargs(exp: Experiment, llmapi: Any, model_path: str, own_tokenizer: bool,
-                  skip_tokenizer: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(arguments for `tensorrt_llm.LLM(...)`, the same with config objects as plain dicts for the record)."""
-    assert exp.model is not None
-    m = exp.model
-    t = exp.tensorrt
-    kw: dict[str, Any] = {
-        "model": model_path,
-        "tensor_parallel_size": t.tp_size,
-        "dtype": DTYPES[exp.precision],
-        "trust_remote_code": m.trust_remote_code,
-    }
-    record: dict[str, Any] = {}
-    if m.revision and model_path == m.id:
-        kw["revision"] = m.revision
-    if own_tokenizer:  # engine dir / local config: the tokenizer still comes from the model id
-        kw["tokenizer"] = m.id
-    if skip_tokenizer:
-        kw["skip_tokenizer_init"] = True
-    q = exp.quantization
-    fp8 = exp.precision == "fp8" or q == "fp8"
-    if q not in ("none", "fp8", "awq", "gptq"):
-        raise ConfigError(f"experiment.quantization.method: {q} is not available on the tensorrt backend")
-    if t.engine_dir is None:
-        build = {"max_seq_len": trt_max_seq_len(exp) or exp.max_input_tokens + exp.max_output_tokens}
-        if t.max_batch_size is not None:
-            build["max_batch_size"] = t.max_batch_size
-        if t.max_num_tokens is not None:
-            build["max_num_tokens"] = t.max_num_tokens
-        if hasattr(llmapi, "TorchLlmArgs"):  # 1.x, PyTorch flow (the LLM default): scheduler limits are LLM arguments
-            kw.update(build)
-        else:  # 0.x TensorRT engine flow: they are engine build settings
-            kw["build_config"] = llmapi.BuildConfig(**build)
-            record["build_config"] = build
-        if fp8:
-            kw["quant_config"] = llmapi.QuantConfig(quant_algo=llmapi.QuantAlgo.FP8)
-            record["quant_config"] = {"quant_algo": "FP8"}
-        if m.no_weights:
-            kw["load_format"] = "dummy"
-    kw.update(trt_extra(exp, llmapi, record))
-    extra = passthrough(exp, kw)
-    kw.update(extra)
-    record.update(extra)
-    for k, v in kw.items():
-        if k not in record:
-            record[k] = v
-    return kw, record
 
 
 def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool, end_id: Optional[int],
@@ -217,13 +167,6 @@ class TrtHarness:
         self.loop.close()
 
 
-def _load_error(exc: BaseException, m: Any, kwargs: dict[str, Any]) -> WorkerError:
-    msg = f"tensorrt_llm.LLM could not load {m.id}: {type(exc).__name__}: {exc}"
-    if "load_format" in kwargs and isinstance(exc, TypeError):
-        msg += " (model.no_weights needs a TensorRT-LLM release whose LLM accepts load_format='dummy')"
-    return WorkerError(msg)
-
-
 @register("tensorrt")
 def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
     exp = cfg.experiment
@@ -234,46 +177,13 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
     trt = import_tensorrt_llm()
     llmapi = _llmapi(trt)
     notes: list[str] = []
-    tmpdir: Optional[str] = None
     harness: Optional[TrtHarness] = None
     try:
-        model_path = t.engine_dir or m.id
-        arch: Optional[dict[str, Any]] = None
-        if t.engine_dir is None and m.no_weights and m.architecture:
-            arch, tmpdir = write_architecture_dir(m.architecture, "lem-trt-arch-")
-            model_path = tmpdir
-        tokenizer: Any = None
-        skip_tokenizer = False
-        if m.no_weights:
-            tokenizer, skip_tokenizer = tokenizer_or_stand_in(m.id, m.revision, m.trust_remote_code, notes)
-        kwargs, record = engine_kwargs(exp, llmapi, model_path, own_tokenizer=model_path != m.id and not skip_tokenizer,
-                                       skip_tokenizer=skip_tokenizer)
-        log(f"tensorrt: LLM({', '.join(f'{k}={v!r}' for k, v in record.items())})")
-        t_load = time.perf_counter()
-        try:
-            llm = trt.LLM(**kwargs)
-        except WorkerError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise _load_error(exc, m, kwargs) from None
-        load_s = time.perf_counter() - t_load
-        if tokenizer is None:
-            tokenizer = getattr(llm, "tokenizer", None)
-            inner = getattr(tokenizer, "tokenizer", None)  # the LLM API wraps the Hugging Face tokenizer
-            if inner is not None and callable(inner):
-                tokenizer = inner
-            if tokenizer is None:
-                raise WorkerError(f"TensorRT-LLM loaded {model_path} without a tokenizer; set model.id to a model "
-                                  "whose tokenizer can be loaded")
-        if t.engine_dir is not None:
-            notes.append(f"prebuilt engine {t.engine_dir}: batch/token limits, dtype and quantization are the engine's own")
-            if m.no_weights:
-                notes.append("model.no_weights has no effect with a prebuilt engine (its weights are in the engine)")
-        elif m.no_weights:
-            src = f"shipped architecture {m.architecture}" if arch is not None else f"{m.id} config.json"
-            notes.append(f"model.no_weights: load_format='dummy' (random weights) from {src}; EOS ignored (fixed output length)")
-        if exp.quantization in ("awq", "gptq"):
-            notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
+        eng, engine = CACHE.acquire(engine_key(exp), lambda: load_engine(trt, llmapi, exp), release=release_engine)
+        llm, tokenizer, arch, kwargs, record = eng.llm, eng.tokenizer, eng.arch, eng.kwargs, eng.record
+        skip_tokenizer = eng.skip_tokenizer
+        load_s: Optional[float] = engine["load_s"]
+        notes.extend(eng.notes)
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
         rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
@@ -325,9 +235,11 @@ def run_tensorrt(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) 
         )
         notes.append("prompts passed to TensorRT-LLM as token ids; SamplingParams(detokenize=False): outputs are "
                      "counted from the streamed RequestOutput token ids, never decoded")
-        return run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+        result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+        note_first_request(engine, result.get("warmup"))
+        result["engine"] = engine
+        return result
     finally:
         if harness is not None:
             harness.close()
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        release_unless_persistent()  # a per-run worker shuts the executor down now; a persistent one keeps it

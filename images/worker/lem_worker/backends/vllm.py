@@ -33,7 +33,6 @@ twice). vLLM exposes no per-step token timestamps offline, so the per-step ITL p
 """
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from typing import Any, Optional
@@ -41,20 +40,20 @@ from typing import Any, Optional
 from lem_worker.backends import register
 from lem_worker.backends.generation import (Generation, PassStats, cuda_sync, decoding_kwargs, run_generation,
                                             tokenize_prompts, tokenizer_ids)
-from lem_worker.backends.loader import tokenizer_or_stand_in, write_architecture_dir
 from lem_worker.backends.vllm_stats import engine_stats, hf_config, request_timing  # noqa: F401  (request_timing re-exported)
 from lem_worker.batching import Request, make_batches
 from lem_worker.config import Experiment, WorkerConfig
-from lem_worker.engine_args import passthrough, vllm_extra
+from lem_worker.backends.vllm_args import DTYPES, engine_key, engine_kwargs  # noqa: F401  (re-exported)
+from lem_worker.backends.vllm_engine import load_engine, release_engine
+from lem_worker.engines import CACHE, note_first_request, release_unless_persistent
 from lem_worker.environment import module_version
-from lem_worker.errors import ConfigError, Terminated, WorkerError
+from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
 from lem_worker.reasoning import ReasoningCounter, counter_for
 from lem_worker.timeutil import utc_now_iso
 
 NOT_INSTALLED = ("vllm is not installed in this image; use the lem-vllm image "
                  "(images/vllm/Dockerfile, `lem images build vllm`)")
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "bfloat16"}
 NO_METRICS = ("vLLM returned no per-request timing (RequestOutput.metrics is None in this vLLM version/engine); "
               "TTFT/ITL are not estimated")
 NO_STEP_TIMES = ("vLLM's offline API exposes first/last token times per request, not per decoding step; "
@@ -67,58 +66,6 @@ def import_vllm() -> Any:
     except ImportError as exc:
         raise WorkerError(f"{NOT_INSTALLED} (import vllm: {exc})") from None
     return vllm
-
-
-def quantization_arg(exp: Experiment) -> Optional[str]:
-    """vLLM's `quantization` engine argument: fp8 (precision or method) quantizes at load; awq/gptq read a
-    pre-quantized checkpoint."""
-    q = exp.quantization
-    if exp.precision == "fp8" or q == "fp8":
-        return "fp8"
-    if q in ("awq", "gptq"):
-        return q
-    if q != "none":
-        raise ConfigError(f"experiment.quantization.method: {q} is not available on the vllm backend")
-    return None
-
-
-def engine_kwargs(exp: Experiment, model_path: str, own_tokenizer: bool, skip_tokenizer: bool) -> dict[str, Any]:
-    """Arguments for `vllm.LLM(...)` (Engine Arguments)."""
-    assert exp.model is not None
-    m = exp.model
-    v = exp.vllm
-    kw: dict[str, Any] = {
-        "model": model_path,
-        "dtype": DTYPES[exp.precision],
-        "tensor_parallel_size": v.tensor_parallel_size,
-        "gpu_memory_utilization": v.gpu_memory_utilization,
-        "enforce_eager": v.enforce_eager,
-        "trust_remote_code": m.trust_remote_code,
-        "seed": exp.prompts.seed,
-        "disable_log_stats": False,  # V1 engines fill RequestOutput.metrics only with stats enabled
-    }
-    if m.revision and model_path == m.id:
-        kw["revision"] = m.revision
-    if own_tokenizer:  # config written locally (architecture): the tokenizer still comes from the model id
-        kw["tokenizer"] = m.id
-        if m.revision:
-            kw["tokenizer_revision"] = m.revision
-    if skip_tokenizer:
-        kw["skip_tokenizer_init"] = True
-    q = quantization_arg(exp)
-    if q is not None:
-        kw["quantization"] = q
-    if v.max_num_seqs is not None:
-        kw["max_num_seqs"] = v.max_num_seqs
-    if v.max_model_len is not None:
-        kw["max_model_len"] = v.max_model_len
-    if v.enable_prefix_caching is not None:
-        kw["enable_prefix_caching"] = v.enable_prefix_caching
-    if m.no_weights:
-        kw["load_format"] = "dummy"
-    kw.update(vllm_extra(exp))
-    kw.update(passthrough(exp, kw))
-    return kw
 
 
 def sampling_kwargs(exp: Experiment, max_tokens: int, fixed: bool) -> dict[str, Any]:
@@ -201,6 +148,8 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
     if serving_cfg(exp) is not None:  # vllm.endpoint or vllm.mode: server: measured over HTTP
         from lem_worker.serving.run import run_serving
 
+        CACHE.clear()  # an offline engine this worker keeps would hold the GPU memory the server needs
+
         return run_serving(cfg, stop, **meter_kwargs)
     m = exp.model
     started_at = utc_now_iso()
@@ -209,37 +158,11 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
     from lem_worker.serving.manage import stop_managed_servers
 
     stop_managed_servers(notes)
-    tmpdir: Optional[str] = None
     try:
-        model_path = m.id
-        arch: Optional[dict[str, Any]] = None
-        tokenizer: Any = None
-        if m.no_weights and m.architecture:
-            arch, tmpdir = write_architecture_dir(m.architecture, "lem-vllm-arch-")
-            model_path = tmpdir
-        skip_tokenizer = False
-        if m.no_weights:
-            tokenizer, skip_tokenizer = tokenizer_or_stand_in(m.id, m.revision, m.trust_remote_code, notes)
-        kwargs = engine_kwargs(exp, model_path, own_tokenizer=arch is not None and not skip_tokenizer,
-                               skip_tokenizer=skip_tokenizer)
-        log(f"vllm: LLM({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})")
-        t_load = time.perf_counter()
-        try:
-            llm = vllm.LLM(**kwargs)
-        except WorkerError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise WorkerError(f"vllm.LLM could not start the engine for {m.id}: {type(exc).__name__}: {exc}") from None
-        load_s = time.perf_counter() - t_load
-        if tokenizer is None:
-            tokenizer = llm.get_tokenizer()
-        if m.no_weights:
-            src = f"shipped architecture {m.architecture}" if arch is not None else f"{m.id} config.json"
-            notes.append(f"model.no_weights: vLLM load_format='dummy' (random weights) from {src}; EOS ignored (fixed output length)")
-        if quantization_arg(exp) == "fp8" and exp.quantization != "fp8":
-            notes.append("precision fp8: vLLM quantization='fp8' (weights quantized to FP8 at load), activations bfloat16")
-        elif exp.quantization in ("awq", "gptq"):
-            notes.append(f"quantization.method {exp.quantization}: the checkpoint must already be {exp.quantization}-quantized")
+        eng, engine = CACHE.acquire(engine_key(exp), lambda: load_engine(vllm, exp), release=release_engine)
+        llm, tokenizer, arch, kwargs = eng.llm, eng.tokenizer, eng.arch, eng.kwargs
+        load_s: Optional[float] = engine["load_s"]
+        notes.extend(eng.notes)
         eos_ids, pad_id = tokenizer_ids(tokenizer)
         vocab = (arch or {}).get("vocab_size") or getattr(tokenizer, "vocab_size", None)
         rc = counter_for(tokenizer, m.id, exp.raw.get("reasoning"), notes)
@@ -316,7 +239,9 @@ def run_vllm(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> d
         gen.run_pass = run_pass
         notes.append("prompts passed to vLLM as token ids (TokensPrompt); SamplingParams(detokenize=False): "
                      "outputs are counted from RequestOutput token ids, never decoded")
-        return run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+        result = run_generation(cfg, stop, gen, started_at, **meter_kwargs)
+        note_first_request(engine, result.get("warmup"))
+        result["engine"] = engine
+        return result
     finally:
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        release_unless_persistent()  # a per-run worker gives the engine back now; a persistent one keeps it

@@ -7,7 +7,7 @@ lem-vllm-serve-<port>.json) records its pid and arguments. When the arguments ch
 is stopped (SIGTERM to its process group, SIGKILL after 30 s) and a new one started. The executable
 is `$LEM_VLLM_EXECUTABLE` or `vllm` on PATH (the lem-vllm image has it).
 
-Engine arguments are `backends.vllm.engine_kwargs` (the same Engine Arguments the offline `vllm.LLM`
+Engine arguments are `backends.vllm_args.engine_kwargs` (the same Engine Arguments the offline `vllm.LLM`
 gets), written as `vllm serve` flags: `key_name=value` -> `--key-name value`, true -> `--key-name`,
 false -> nothing (the default), except `--no-enable-prefix-caching` (on by default in vLLM's V1 engine) and the model id as
 `--served-model-name` so /v1/models lists it.
@@ -26,6 +26,7 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from lem_worker.backends.vllm_args import engine_kwargs
 from lem_worker.config import Experiment
 from lem_worker.errors import Terminated, WorkerError
 from lem_worker.log import log
@@ -38,8 +39,6 @@ _SERVERS: list[subprocess.Popen[bytes]] = []  # started servers outlive the run;
 
 
 def serve_args(exp: Experiment, sc: ServingCfg) -> list[str]:
-    from lem_worker.backends.vllm import engine_kwargs
-
     assert exp.model is not None
     kw = engine_kwargs(exp, exp.model.id, own_tokenizer=False, skip_tokenizer=False)
     parts = urlsplit(sc.base_url)
@@ -169,14 +168,16 @@ def ensure_server(exp: Experiment, sc: ServingCfg, stop: threading.Event, notes:
     return info
 
 
-def stop_managed_servers(notes: list[str]) -> None:
-    """Stops every `vllm serve` lem started (state files in $LEM_SERVE_STATE_DIR): an offline engine on the same
-    GPUs needs the memory a lingering server holds."""
+def stop_managed_servers(notes: list[str], why: str = "before the offline engine loads") -> list[int]:
+    """Stops every `vllm serve` lem started (state files in $LEM_SERVE_STATE_DIR) and returns their pids: an
+    offline engine on the same GPUs needs the memory a lingering server holds, and a campaign's end (or
+    interrupt) stops what it started (`python3 -m lem_worker serving-stop`, called by the runtime's shutdown)."""
     root = os.environ.get("LEM_SERVE_STATE_DIR") or tempfile.gettempdir()
     try:
         names = [n for n in os.listdir(root) if n.startswith("lem-vllm-serve-") and n.endswith(".json")]
     except OSError:
-        return
+        return []
+    stopped: list[int] = []
     for name in names:
         path = os.path.join(root, name)
         try:
@@ -186,10 +187,19 @@ def stop_managed_servers(notes: list[str]) -> None:
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(pid, int) and is_ours(pid, state.get("args")):
-            log(f"vllm serve (pid {pid}) started by an earlier serving run: stopping it before the offline engine loads")
+            log(f"vllm serve (pid {pid}) started by an earlier serving run: stopping it {why}")
             stop_server(pid)
+            stopped.append(pid)
             notes.append(f"stopped the vllm serve lem had started earlier (pid {pid}) to free its GPU memory")
         try:
             os.unlink(path)
         except OSError:
             pass
+    return stopped
+
+
+def serving_stop_main() -> int:
+    """`python3 -m lem_worker serving-stop`: one JSON line, the pids of the `vllm serve` processes stopped."""
+    stopped = stop_managed_servers([], "at the end of the campaign")
+    print(json.dumps({"stopped": stopped}))
+    return 0
