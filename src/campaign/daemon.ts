@@ -11,6 +11,8 @@ import { FireStore, lockHeld, type DaemonRow, type FireRow } from '../manifest/f
 import type { Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
+import { ExperimentConfig } from '../config/experiment.js';
+import { preflight, type PreflightExperiment } from './preflight.js';
 import { executeCampaign, type ProgressSink } from './runner.js';
 import { decide, nextCycles, ScheduleMath } from './schedule.js';
 
@@ -67,6 +69,18 @@ export function campaignForFile(manifest: Manifest, file: string, name: string):
   return latest;
 }
 
+/** The experiments of the runs a fire of `cycles` will run (what its preflight asks about). */
+function fireExperiments(manifest: Manifest, campaignId: string, cycles: readonly number[]): PreflightExperiment[] {
+  const todo = new Set(manifest.runs(campaignId, ['pending', 'running', 'failed', 'interrupted']).filter((r) => cycles.includes(r.cycle)).map((r) => r.experimentId));
+  return manifest
+    .experiments(campaignId)
+    .filter((e) => todo.has(e.id))
+    .flatMap((e) => {
+      const parsed = ExperimentConfig.safeParse(e.config);
+      return parsed.success ? [{ backend: parsed.data.backend, config: parsed.data }] : []; // the runner names an unreadable one
+    });
+}
+
 export async function runDaemon(campaignId: string, deps: DaemonDeps, signal: AbortSignal): Promise<DaemonOutcome> {
   const { manifest, clock, sink } = deps;
   const campaign = manifest.findCampaign(campaignId);
@@ -82,6 +96,13 @@ export async function runDaemon(campaignId: string, deps: DaemonDeps, signal: Ab
     let error: string | null = null;
     try {
       const runtime = await deps.runtime();
+      // Each fire re-runs the (cheap) preflight: an image removed or a package uninstalled since the
+      // daemon started fails this fire with its reason (an event), not the daemon; the next slot tries again.
+      const pre = await preflight(runtime, fireExperiments(manifest, campaign.id, fire.cycles));
+      if (!pre.ok) {
+        manifest.note(campaign.id, null, 'fire_preflight_failed', { slot: fire.slot, problems: pre.problems });
+        throw new LemError(`preflight failed, no run started: ${pre.problems.map((p) => `${p.backend}: ${p.message}${p.fix ? ` (fix: ${p.fix})` : ''}`).join('; ')}`);
+      }
       const o = await executeCampaign(campaign.id, { manifest, runtime, clock, workspaceRoot: deps.workspaceRoot, progress: deps.progress }, signal, { cycles: fire.cycles });
       status = o.status === 'completed' ? 'succeeded' : o.status;
       if (status === 'failed') error = `${o.failed} run(s) failed`;

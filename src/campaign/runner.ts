@@ -1,90 +1,24 @@
 /**
  * The campaign runner: takes a planned campaign from the manifest and executes its runs in order
  * through a Runtime, with thermal gaps, retries, resume after any crash, and clean interruption.
- * Side effects come in through RunnerDeps, so this file is testable with fakes.
+ * Side effects come in through RunnerDeps, so this file is testable with fakes. One attempt of a run is
+ * attempt.ts; recovering the runs a dead orchestrator left in flight, recover.ts; the types, run-types.ts.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runId, type Manifest, type RunRow } from '../manifest/manifest.js';
-import { ingestResultFile } from '../contract/ingest.js';
-import { attemptToken, type DispatchOutcome, type GpuSlot, type Runtime, type RunSpec, type ThermalReading } from '../runtime/types.js';
+import type { Manifest, RunRow } from '../manifest/manifest.js';
+import type { GpuSlot, Runtime, ThermalReading } from '../runtime/types.js';
 import { runOnSlots, slotsOfPlan, type SlotVerdict } from './queues.js';
 import { hubNeeds } from './hub-needs.js';
-import type { Clock } from '../util/clock.js';
 import { DiskFullError, isDiskFull, LemError } from '../util/errors.js';
-import { freeBytes, minFreeBytes, reserveSpace } from '../util/disk.js';
+import { reserveSpace } from '../util/disk.js';
 import { ExperimentConfig } from '../config/experiment.js';
-import { checkWindow, recordOrphanWindows } from './windows.js';
-import { nominalGapS, parseThermal, waitThermalGap, type GapRecord } from './gap.js';
-import { BackendSkips, classifyFailure, retryDecision, type FailureKind } from './retry.js';
+import { nominalGapS, parseThermal, waitThermalGap } from './gap.js';
+import { BackendSkips, retryDecision } from './retry.js';
+import { executeAttempt } from './attempt.js';
+import { recoverInFlight } from './recover.js';
+import type { CampaignOutcome, ExecuteOptions, Progress, RunEvent, RunnerDeps } from './run-types.js';
 
-export interface RunEvent {
-  position: number;
-  experimentId: string;
-  experimentName: string;
-  cycle: number;
-  attempt: number;
-}
-
-export interface Progress {
-  done: number;
-  failed: number;
-  remaining: number;
-  total: number;
-  /** Estimated seconds left, from the mean time per run so far (null before the first). */
-  etaS: number | null;
-}
-
-/** Where the runner reports what it does; the CLI prints it, tests record it. */
-export interface ProgressSink {
-  note(message: string): void;
-  runStarted(e: RunEvent, p: Progress): void;
-  runEnded(
-    e: RunEvent & {
-      status: 'succeeded' | 'failed' | 'interrupted';
-      seconds: number;
-      error: string | null;
-      willRetry: boolean;
-      /** Seconds the worker waited for another measurement to release the device (from its result); null when it did not. */
-      deviceWaitS?: number | null;
-      /** The failure's kind (retry.ts) when it failed or was interrupted. */
-      failureKind?: FailureKind | null;
-    },
-    p: Progress,
-  ): void;
-  waiting(seconds: number): void;
-  /** A thermal gap ended (optional: how long it waited and why it stopped waiting). */
-  gapEnded?(gap: GapRecord): void;
-}
-
-export interface ExecuteOptions {
-  /** Only the runs of these cycles (a scheduled fire); default every cycle. */
-  cycles?: readonly number[];
-}
-
-export interface RunnerDeps {
-  manifest: Manifest;
-  runtime: Runtime;
-  clock: Clock;
-  /** Root for run directories (config.json, worker.log, result.json). */
-  workspaceRoot: string;
-  progress: ProgressSink;
-}
-
-export interface CampaignOutcome {
-  status: 'completed' | 'failed' | 'interrupted';
-  succeeded: number;
-  failed: number;
-  interrupted: number;
-  pending: number;
-}
-
-/** One mode for every run file (config.json, worker.log, result.json): owner-writable, world-readable. */
-export const RUN_FILE_MODE = 0o644;
-
-export function runDir(workspaceRoot: string, campaignId: string, run: { experimentId: string; cycle: number }, attempt: number): string {
-  return join(workspaceRoot, 'runs', campaignId, run.experimentId, `c${run.cycle}-a${attempt}`);
-}
+export { RUN_FILE_MODE, runDir, type CampaignOutcome, type ExecuteOptions, type Progress, type ProgressSink, type RunEvent, type RunnerDeps } from './run-types.js';
 
 /**
  * Runs (or resumes) a campaign until every run succeeded, failed after its retries, or the signal
@@ -246,13 +180,6 @@ function interruptInFlight(campaignId: string, manifest: Manifest, error: string
   }
 }
 
-/** Stops before a run when the filesystem of the run directories has less than the minimum free. */
-function ensureSpace(root: string): void {
-  const min = minFreeBytes();
-  const free = min > 0 ? freeBytes(root) : null;
-  if (free !== null && free < min) throw new DiskFullError(root, `${free} bytes free, less than the ${min} a run needs`);
-}
-
 /** A config recorded by this or an earlier lem; one this lem cannot read is a clear error, not a crash. */
 function storedConfig(campaignId: string, experimentId: string, config: unknown): ExperimentConfig {
   const parsed = ExperimentConfig.safeParse(config);
@@ -263,187 +190,6 @@ function storedConfig(campaignId: string, experimentId: string, config: unknown)
     );
   }
   return parsed.data;
-}
-
-interface AttemptResult {
-  status: 'succeeded' | 'failed' | 'interrupted';
-  error: string | null;
-  deviceWaitS?: number | null;
-  kind?: FailureKind;
-  hostLost?: boolean;
-}
-
-async function executeAttempt(
-  campaignId: string,
-  run: RunRow,
-  config: ExperimentConfig,
-  attempt: number,
-  deps: RunnerDeps,
-  signal: AbortSignal,
-  slot?: GpuSlot,
-): Promise<AttemptResult> {
-  const { manifest, runtime } = deps;
-  const dir = runDir(deps.workspaceRoot, campaignId, run, attempt);
-  ensureSpace(deps.workspaceRoot);
-  mkdirSync(dir, { recursive: true });
-  const id = runId(campaignId, run.position);
-  const token = attemptToken(campaignId, run.position, attempt);
-  const spec: RunSpec = {
-    runId: id,
-    experimentId: run.experimentId,
-    cycle: run.cycle,
-    attempt,
-    backend: config.backend,
-    configPath: join(dir, 'config.json'),
-    outDir: dir,
-    logPath: join(dir, 'worker.log'),
-    timeoutS: config.measurement.timeout_s ?? null,
-    attemptToken: token,
-    ...(slot ? { slot } : {}),
-  };
-  writeFileSync(
-    spec.configPath,
-    JSON.stringify({ run: { run_id: id, experiment_id: run.experimentId, cycle: run.cycle, attempt }, experiment: config }, null, 2),
-  );
-  chmodSync(spec.configPath, RUN_FILE_MODE);
-  // The token is in the manifest before the worker exists: a resume finds the worker by it even
-  // when this process dies before the handle is recorded.
-  manifest.markRunning(campaignId, run.position, attempt, token);
-  if (slot) manifest.note(campaignId, run.position, 'placed', { attempt, host: slot.host, gpu_set: slot.key, gpus: slot.gpus, gpu_model: slot.model });
-  // Recording the handle runs in the runtime's callback: a failure there (a full disk) must not be
-  // an uncaught exception; it stops this worker and is thrown from here, where it is handled.
-  const local = new AbortController();
-  const forward = (): void => local.abort();
-  if (signal.aborted) local.abort();
-  else signal.addEventListener('abort', forward, { once: true });
-  let handleError: unknown = null;
-  let outcome: DispatchOutcome;
-  try {
-    outcome = await runtime.dispatch(spec, local.signal, (handle) => {
-      try {
-        manifest.setHandle(campaignId, run.position, attempt, handle);
-      } catch (e) {
-        handleError ??= e;
-        local.abort();
-      }
-    });
-  } catch (e) {
-    // The runtime cannot go on (its services keep disappearing): this run failed, the campaign stops.
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: null, error: e instanceof Error ? e.message : String(e), failureKind: 'container_gone' });
-    throw e;
-  } finally {
-    signal.removeEventListener('abort', forward);
-  }
-  if (handleError !== null) throw handleError;
-  if (outcome.hostLost) {
-    const error = outcome.failureReason ?? 'the run\'s host stopped answering';
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'host_lost' });
-    return { status: 'interrupted', error, hostLost: true, kind: 'host_lost' };
-  }
-
-  if (outcome.failureReason === 'interrupted' || (signal.aborted && outcome.exitCode !== 0)) {
-    const error = 'interrupted by the user (Ctrl-C or SIGTERM)';
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error, failureKind: 'interrupted' });
-    return { status: 'interrupted', error, kind: 'interrupted' };
-  }
-  if (outcome.exitCode === 0 && outcome.failureReason === null) {
-    const ingested = ingestResultFile(join(dir, 'result.json'), { runId: id, experimentId: run.experimentId, cycle: run.cycle, attempt });
-    if (ingested.ok) {
-      const flags = checkWindow(manifest, campaignId, run.position, attempt, ingested.result, ingested.flags);
-      const deviceWaitS = noteDeviceWait(manifest, campaignId, run.position, attempt, ingested.result.device_lock);
-      manifest.markSucceeded(campaignId, run.position, attempt, {
-        resultPath: join(dir, 'result.json'),
-        metrics: ingested.result.metrics,
-        flags,
-        exitCode: 0,
-        sha256: ingested.sha256,
-        bytes: ingested.bytes,
-      });
-      return { status: 'succeeded', error: null, deviceWaitS };
-    }
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: 0, error: ingested.reason, failureKind: 'bad_result' });
-    return { status: 'failed', error: ingested.reason, kind: 'bad_result' };
-  }
-  const failure = classifyFailure(outcome, dir);
-  const error =
-    outcome.failureReason ?? `the worker exited with code ${outcome.exitCode}${failure.message ? `: ${failure.message.slice(0, 500)}` : lastLogLine(spec.logPath)}`;
-  // A worker that failed because the disk filled up is interrupted, not failed: it is re-run on resume.
-  const min = minFreeBytes();
-  const free = min > 0 ? freeBytes(dir) : null;
-  if (free !== null && free < min) {
-    manifest.markEnded(campaignId, run.position, attempt, { status: 'interrupted', exitCode: outcome.exitCode, error: `disk full at ${dir}: ${error}` });
-    throw new DiskFullError(dir, `${free} bytes free after the run failed: ${error}`);
-  }
-  manifest.markEnded(campaignId, run.position, attempt, { status: 'failed', exitCode: outcome.exitCode, error, failureKind: failure.kind });
-  return { status: 'failed', error, kind: failure.kind };
-}
-
-/** A run that waited for another measurement to release its device: an event, and the wait for the progress line. */
-function noteDeviceWait(
-  manifest: Manifest,
-  campaignId: string,
-  position: number,
-  attempt: number,
-  lock: { waited_s: number; waited_for: Record<string, unknown> | null; devices: string[] } | null | undefined,
-): number | null {
-  if (!lock || !(lock.waited_s > 0)) return null;
-  manifest.note(campaignId, position, 'device_lock_waited', { attempt, waited_s: lock.waited_s, waited_for: lock.waited_for, devices: lock.devices });
-  return lock.waited_s;
-}
-
-function lastLogLine(logPath: string): string {
-  try {
-    const lines = readFileSync(logPath, 'utf8').trim().split('\n');
-    const last = lines[lines.length - 1]?.trim();
-    return last ? `: ${last.slice(0, 500)}` : '';
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Runs marked 'running' belong to an orchestrator that died (kill -9, power loss). First every live
- * worker of the campaign is stopped — found by the attempt token on its command line, so also one
- * started after its run was marked running but before its handle was recorded — and waited for
- * until it is gone, so nothing is dispatched beside it. Then a result it completed is kept (nothing
- * measured is lost); otherwise the run is interrupted and will be run again. Windows of completed
- * orphans' results are recorded, so a recorded run they overlapped is flagged.
- */
-async function recoverInFlight(campaignId: string, deps: RunnerDeps): Promise<number> {
-  const { manifest, runtime, progress } = deps;
-  let recovered = 0;
-  if (manifest.runs(campaignId).some((r) => r.attempt > 0)) {
-    const stopped = await runtime.stopWorkers(campaignId);
-    if (stopped.length > 0) {
-      manifest.note(campaignId, null, 'workers_stopped', { workers: stopped.map((w) => ({ token: w.token, where: w.where })) });
-      progress.note(`stopped ${stopped.length} worker(s) left running by an earlier session: ${stopped.map((w) => `${w.token} (${w.where})`).join(', ')}`);
-    }
-    const fetched = (await runtime.recoverResults?.(campaignId, deps.workspaceRoot)) ?? 0;
-    if (fetched > 0) progress.note(`fetched ${fetched} result file(s) left on remote hosts by an earlier session`);
-    const orphans = recordOrphanWindows(manifest, campaignId, (run, attempt) => runDir(deps.workspaceRoot, campaignId, run, attempt));
-    if (orphans > 0) progress.note(`recorded the measured windows of ${orphans} unrecorded result(s) left by earlier sessions`);
-  }
-  for (const run of manifest.runs(campaignId, ['running'])) {
-    if (run.handle) await runtime.reap(run.handle);
-    const dir = runDir(deps.workspaceRoot, campaignId, run, run.attempt);
-    const resultPath = join(dir, 'result.json');
-    if (existsSync(resultPath)) {
-      const ingested = ingestResultFile(resultPath, { runId: runId(campaignId, run.position), experimentId: run.experimentId, cycle: run.cycle, attempt: run.attempt });
-      const flags = ingested.ok ? checkWindow(manifest, campaignId, run.position, run.attempt, ingested.result, ingested.flags) : [];
-      if (ingested.ok) noteDeviceWait(manifest, campaignId, run.position, run.attempt, ingested.result.device_lock);
-      if (ingested.ok && manifest.markSucceeded(campaignId, run.position, run.attempt, { resultPath, metrics: ingested.result.metrics, flags, exitCode: null, recovered: true, sha256: ingested.sha256, bytes: ingested.bytes })) {
-        recovered++;
-        continue;
-      }
-    }
-    manifest.markEnded(campaignId, run.position, run.attempt, {
-      status: 'interrupted',
-      exitCode: null,
-      error: 'the orchestrator stopped while this run was in flight; it is run again',
-      failureKind: 'interrupted',
-    });
-  }
-  return recovered;
 }
 
 /** The next run's GPU temperatures and power, through the worker where that run will run. */

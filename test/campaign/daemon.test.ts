@@ -160,4 +160,27 @@ describe('daemon loop (fake clock)', () => {
     expect(outcome).toMatchObject({ status: 'stopped', fires: 0, interruptedFire: false });
     expect(store.daemon('camp')).toMatchObject({ pid: null, endReason: 'stopped' });
   });
+
+  it('a fire whose preflight fails (scripted probe) is recorded failed with its reason, runs nothing, and the daemon goes on', async () => {
+    const { deps, store, manifest, events, runtime } = setup({ cron: '0 * * * *', max_fires: 3 });
+    let probes = 0;
+    runtime.probe = async () => {
+      probes++;
+      return probes === 1
+        ? { ok: false, where: 'the scripted interpreter', problem: 'cannot start /gone/python3', fix: 'set LEM_PYTHON' }
+        : { ok: true, where: 'the scripted interpreter', report: null, note: 'scripted: not asked' };
+    };
+    const outcome = await runDaemon('camp', deps, new AbortController().signal);
+    expect(outcome).toMatchObject({ status: 'ended', reason: 'max_fires_reached', fires: 3 });
+    const fires = store.fires('camp');
+    expect(fires.map((f) => f.status)).toEqual(['failed', 'succeeded', 'succeeded']);
+    expect(fires[0]?.error).toBe('preflight failed, no run started: calibration: cannot start /gone/python3 (fix: set LEM_PYTHON)');
+    // the failed fire ran nothing: its cycle is run by the next fire
+    expect(fires.map((f) => f.cycles)).toEqual([[1], [1], [2]]);
+    expect(manifest.counts('camp')).toMatchObject({ succeeded: 2, failed: 0 });
+    const noted = manifest.events('camp').filter((e) => e.kind === 'fire_preflight_failed');
+    expect(noted).toHaveLength(1);
+    expect(noted[0]?.detail).toMatchObject({ slot: fires[0]?.slot, problems: [{ backend: 'calibration', message: 'cannot start /gone/python3' }] });
+    expect(events.filter((k) => k === 'fire_ended')).toHaveLength(3);
+  });
 });

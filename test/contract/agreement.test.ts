@@ -3,13 +3,15 @@
  * malformed-suite fixture, the energy_star preset and each backend's bare default), resolved by
  * TypeScript into experiment configs, is loaded by the Python worker's config loader to the same
  * values, defaults included. One worker process loads them all (`python3 -m lem_worker.config`).
+ * And every field of the generated experiment JSON Schema is one the worker knows (`--fields`), so a
+ * zod field no fixture uses yet still fails here when the worker lacks it (contract drift).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BACKEND_REGISTRY, BACKENDS } from '../../src/contract/backends.js';
+import { BACKEND_REGISTRY, BACKEND_SECTION, BACKENDS } from '../../src/contract/backends.js';
 import { ENERGY_STAR_PRESET } from '../../src/config/backend-env.js';
 import { DECODER_PRESETS, ExperimentConfig } from '../../src/config/experiment.js';
 import { loadCampaign, loadExperimentFile } from '../../src/config/load.js';
@@ -138,5 +140,67 @@ describe('TypeScript and the Python worker load the shipped configs alike', () =
       problems.push(...out.map((p) => `${c.label}: ${p}`));
     });
     expect(problems).toEqual([]);
+  });
+});
+
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  oneOf?: SchemaNode[];
+  anyOf?: SchemaNode[];
+  allOf?: SchemaNode[];
+}
+
+/** Every property name at `path` (through oneOf/anyOf/allOf), and the object-valued ones' nodes by name. */
+function schemaFields(node: SchemaNode, path: string, out: Map<string, SchemaNode[]>): void {
+  for (const alt of [...(node.oneOf ?? []), ...(node.anyOf ?? []), ...(node.allOf ?? [])]) schemaFields(alt, path, out);
+  for (const [k, child] of Object.entries(node.properties ?? {})) {
+    const key = `${path}.${k}`;
+    out.set(key, [...(out.get(key) ?? []), child]);
+  }
+}
+
+/**
+ * Contract drift: every field of the generated experiment JSON Schema (every top-level field, and
+ * every field of each section outside the backend sections read partly from exp.raw and the
+ * own-module sections) is one the worker's loader knows (`python3 -m lem_worker.config --fields`),
+ * so a zod field the worker would reject or silently drop fails here even when no fixture uses it.
+ */
+function workerDrift(schema: SchemaNode, known: Record<string, string[]>): string[] {
+  const top = new Map<string, SchemaNode[]>();
+  schemaFields(schema, 'experiment', top);
+  const problems: string[] = [];
+  const knows = (section: string, k: string): boolean => (known[section] ?? []).includes(k);
+  for (const [path, nodes] of top) {
+    if (OWN_MODULE_FIELDS.has(path)) continue;
+    if (!knows('experiment', path.slice('experiment.'.length))) problems.push(`${path}: the worker has no such field`);
+    if (SECTIONS_PARTLY_ELSEWHERE.has(path)) continue;
+    const fields = new Map<string, SchemaNode[]>();
+    for (const n of nodes) schemaFields(n, path, fields);
+    if (fields.size > 0 && known[path] === undefined) problems.push(`${path}: the worker does not list this section's fields`);
+    for (const f of fields.keys()) if (known[path] !== undefined && !knows(path, f.slice(path.length + 1))) problems.push(`${f}: the worker has no such field`);
+  }
+  return problems;
+}
+
+describe('every experiment schema field is known to the worker (contract drift)', () => {
+  const schema = JSON.parse(readFileSync(join(ROOT, 'schemas', 'experiment.schema.json'), 'utf8')) as SchemaNode;
+  const r = spawnSync(python, ['-m', 'lem_worker.config', '--fields'], { cwd: ROOT, env: { ...process.env, PYTHONPATH: join(ROOT, 'images', 'worker') }, encoding: 'utf8' });
+  const known = JSON.parse(r.stdout || '{}') as Record<string, string[]>;
+
+  it('the worker lists the fields it knows, and the backend sections read elsewhere are exactly the registry\'s LLM sections', () => {
+    expect(r.status, r.stderr).toBe(0);
+    expect(known['experiment.measurement']).toContain('min_window_s');
+    expect([...SECTIONS_PARTLY_ELSEWHERE].sort()).toEqual(BACKENDS.filter((b) => BACKEND_REGISTRY[b].kind === 'llm').map((b) => `experiment.${BACKEND_SECTION[b]}`).sort());
+  });
+
+  it('no field of schemas/experiment.schema.json is unknown to the worker', () => {
+    expect(workerDrift(schema, known)).toEqual([]);
+  });
+
+  it('catches a field the worker lacks (measurement.gpus taken out of its list)', () => {
+    const without = { ...known, 'experiment.measurement': (known['experiment.measurement'] ?? []).filter((f) => f !== 'gpus') };
+    expect(workerDrift(schema, without)).toEqual(['experiment.measurement.gpus: the worker has no such field']);
+    const noSection = { ...known, experiment: (known['experiment'] ?? []).filter((f) => f !== 'warmup') };
+    expect(workerDrift(schema, noSection)).toEqual(['experiment.warmup: the worker has no such field']);
   });
 });

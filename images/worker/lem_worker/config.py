@@ -298,7 +298,21 @@ def dump(cfg: WorkerConfig) -> dict[str, Any]:
     return out
 
 
-if __name__ == "__main__":  # python3 -m lem_worker.config CONFIG.json… → one JSON list of the loaded configs
+def known_fields() -> dict[str, list[str]]:
+    """The experiment fields this loader knows, by section (`--fields`): the contract drift test checks
+    every field of the generated experiment schema against it. Backend sections read partly from exp.raw
+    (pytorch, vllm, tensorrt) and own-module sections (traffic, reasoning) are not listed by field."""
+    strict = {"measurement": MeasurementCfg, "calibration": CalibrationCfg, "model": ModelCfg, "batching": BatchingCfg,
+              "decoder": DecoderCfg, "prompts": PromptsCfg, "warmup": WarmupCfg}
+    out = {"experiment": [f.name for f in dataclasses.fields(Experiment) if f.name != "raw"], "experiment.quantization": ["method"]}
+    out.update({f"experiment.{k}": [f.name for f in dataclasses.fields(c)] for k, c in strict.items()})
+    return out
+
+
+if __name__ == "__main__":  # python3 -m lem_worker.config CONFIG.json… → one JSON list of the loaded configs (--fields: known_fields())
+    if sys.argv[1:] == ["--fields"]:
+        print(json.dumps(known_fields()))
+        sys.exit(0)
     try:
         print(json.dumps([dump(load_config(p)) for p in sys.argv[1:]]))
     except ConfigError as exc:

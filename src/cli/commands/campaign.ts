@@ -27,7 +27,7 @@ export interface RunOptions {
 }
 
 /** One line per backend: where it was probed, and what its worker reported. */
-function printPreflight(ctx: CliContext, report: PreflightReport): void {
+export function printPreflight(ctx: CliContext, report: PreflightReport): void {
   for (const b of report.backends) {
     const pkgs = Object.entries(b.packages ?? {})
       .map(([k, v]) => `${k} ${v ?? 'MISSING'}`)

@@ -3,17 +3,20 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { campaignForFile, daemonHeld, daemonStatus, pickDaemonCampaign, runDaemon, signalDaemon, type DaemonSink } from '../../campaign/daemon.js';
+import { daemonHeld, daemonStatus, pickDaemonCampaign, runDaemon, signalDaemon, type DaemonSink } from '../../campaign/daemon.js';
 import type { ProgressSink } from '../../campaign/runner.js';
+import type { CampaignSettings } from '../../config/campaign.js';
 import { loadCampaign } from '../../config/load.js';
+import type { Runtime } from '../../runtime/types.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LemError } from '../../util/errors.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
 import { packageRoot } from '../../util/paths.js';
 import { printJson, type CliContext } from '../context.js';
+import { printPreflight } from './campaign.js';
 import { duration } from '../format.js';
-import { newCampaignId, recordCampaign } from '../../campaign/start.js';
+import { daemonCampaign } from '../../campaign/daemon-start.js';
 
 export interface DaemonRunOptions {
   runtime?: 'local' | 'docker';
@@ -23,21 +26,21 @@ export interface DaemonRunOptions {
 const daemonLogPath = (ctx: CliContext, campaignId: string): string => join(ctx.stateDir, 'daemon', `${campaignId}.log`);
 const stamp = (): string => new Date().toISOString().replace('T', ' ').slice(0, 19);
 
-/** The campaign a daemon of FILE runs: the one it left off, or a newly planned one. */
-function campaignFor(ctx: CliContext, file: string, opts: DaemonRunOptions): string {
+/** The campaign a daemon of FILE runs: the one it left off, or a newly planned one; preflighted first (campaign/daemon-start.ts). */
+async function campaignFor(ctx: CliContext, file: string, opts: DaemonRunOptions): Promise<string> {
   const loaded = loadCampaign(resolve(file));
-  if (!loaded.settings.schedule) {
-    throw new LemError(`${file}: a daemon needs a schedule: add e.g. \`schedule: {cron: "0 2 * * *"}\` or \`schedule: {at: ["02:00", "14:00"]}\` to the campaign (or run it once with \`lem campaign run\`).`);
-  }
   if (opts.runtime) loaded.settings.runtime = opts.runtime;
+  for (const n of loaded.notes) ctx.err(`note: ${n}`);
   const manifest = ctx.openManifest();
   try {
-    const existing = opts.new ? null : campaignForFile(manifest, loaded.file, loaded.name);
-    if (existing) return existing.id;
-    const id = newCampaignId(loaded.name, systemClock.now());
-    const n = recordCampaign(manifest, loaded, id);
-    ctx.err(`${stamp()} campaign ${id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${n} run(s), runtime ${loaded.settings.runtime}`);
-    return id;
+    const runtime = (settings: CampaignSettings): Promise<Runtime> => {
+      const { hosts, slurm } = settings;
+      return createRuntime(opts.runtime ?? settings.runtime, { log: (m) => ctx.err(`runtime: ${m}`), ...(hosts ? { hosts } : {}), ...(slurm ? { slurm } : {}) });
+    };
+    const started = await daemonCampaign(loaded, { manifest, runtime, clock: systemClock, fresh: opts.new === true });
+    printPreflight(ctx, started.preflight);
+    if (started.created) ctx.err(`${stamp()} campaign ${started.id}: ${loaded.experiments.length} experiment(s) × ${loaded.settings.cycles} cycle(s) = ${started.runs} run(s), runtime ${loaded.settings.runtime}`);
+    return started.id;
   } finally {
     manifest.close();
   }
@@ -68,7 +71,7 @@ function progressFor(ctx: CliContext, log: Logger): ProgressSink {
 
 /** `lem daemon run FILE`: the foreground daemon (systemd, a container, a terminal). */
 export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOptions): Promise<number> {
-  const id = campaignFor(ctx, file, opts);
+  const id = await campaignFor(ctx, file, opts);
   const manifest = ctx.openManifest();
   const logPath = daemonLogPath(ctx, id);
   const log = fileLogger(logPath);
@@ -120,7 +123,7 @@ export async function daemonRun(ctx: CliContext, file: string, opts: DaemonRunOp
 
 /** `lem daemon start FILE`: the same daemon, detached; returns once it holds its lock. */
 export async function daemonStart(ctx: CliContext, file: string, opts: DaemonRunOptions): Promise<number> {
-  const id = campaignFor(ctx, file, opts);
+  const id = await campaignFor(ctx, file, opts);
   {
     const manifest = ctx.openManifest();
     try {

@@ -1,3 +1,4 @@
+// Over 300 lines on purpose: one closure over the session's containers (find, create, adopt, recreate, remove share that state); spec and readiness are already their own files.
 /**
  * The lifecycle of service containers: find, create and start, adopt, start again after a death,
  * restart for a cold start, remove. One container per compose service a campaign needs; the

@@ -1,3 +1,4 @@
+// Over 300 lines on purpose: the Runtime is one closure over its services, serve pools, handles and timers, and dispatchExec's timeout/abort/kill logic shares that state.
 /**
  * The docker runtime: each backend a campaign needs runs as one long-lived, idle service container
  * (from docker-compose.yml), kept for the whole campaign; every experiment is a request to the
