@@ -126,7 +126,7 @@ suite('late aggregation per cycle', () => {
 suite('aggregate()', () => {
   it('returns both views, totals and resolved options', () => {
     const agg = aggregate(runs, experiments, { seed: 3, includeFlagged: false });
-    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca', bootstrap: 'auto', ci_method: 't' });
+    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca', bootstrap: 'auto', ci_method: 't', groupBy: 'gpu_model' });
     expect(aggregate(runs, experiments, { method: 'percentile' }).options).toMatchObject({ method: 'percentile', bootstrap: 'always' });
     expect(agg.totals).toEqual(countRuns(runs, false));
     expect(agg.totals).toMatchObject({ total: 9, succeeded: 7, failed: 1, pending: 1, missing: 1, flagged: 1, flaggedExcluded: 1, used: 6 });
