@@ -3,6 +3,8 @@
  * campaigns whose runs carry fake GPU models (from `placed` events, or from the result's own GPU names),
  * read through the real CLI (`results show`, its --json, the aggregate CSV).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lem, tempDir } from '../helpers/cli.js';
 import { storeCampaign } from '../helpers/stored-campaign.js';
@@ -59,6 +61,12 @@ describe('aggregates by GPU model (fake GPU models)', () => {
     const text = lem(['--state', state, 'results', 'show', 'split']).stdout;
     expect(text).toContain(`exp @ ${A}`);
     expect(text).toContain(`exp @ ${B}`);
+    const html = join(state, 'split.html');
+    const rep = lem(['--state', state, 'report', 'split', '--out', html]);
+    expect(rep.code, rep.stderr).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain(`exp @ ${A}`);
+    expect(page).toContain(`exp @ ${B}`);
   });
 
   it('pools them when placement.group_by is none, and says so', () => {

@@ -295,7 +295,9 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
 
 export function report(ctx: CliContext, id: string, o: StatOptions & { out?: string; run?: string }): number {
   const rec = load(ctx, id, true);
-  const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o, rec.groupBy));
+  const byModel = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o, rec.groupBy));
+  // Each aggregate named with its GPU model when known (or the models it pooled).
+  const agg = { ...byModel, experiments: byModel.experiments.map((e) => ({ ...e, name: aggregateLabel(e) })) };
   const withTimeline = rec.runs.filter((r) => r.status === 'succeeded' && powerSamplesFromResult(r.result) !== null);
   const chosen = o.run !== undefined ? rec.runs.find((r) => r.runId === o.run || r.runId.endsWith(`:${o.run}`)) : withTimeline[0];
   if (o.run !== undefined && !chosen) throw new LemError(`no run '${o.run}' in ${rec.campaignId}; give a run position (0-based) or a full run id.`);
