@@ -1,7 +1,7 @@
 /** `lem campaign run | resume`: parse, print; the use cases are campaign/start.ts (preflight, id, plan, record) and campaign/runner.ts. */
 import { join } from 'node:path';
 import { loadCampaign } from '../../config/load.js';
-import type { CampaignSettings } from '../../config/campaign.js';
+import type { CampaignSettings, RuntimeName } from '../../config/campaign.js';
 import { describeDesign, planCampaign } from '../../campaign/design.js';
 import type { PreflightReport } from '../../campaign/preflight.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
@@ -21,7 +21,7 @@ import { duration, flaggedSummary, num, pct, table } from '../format.js';
 export interface RunOptions {
   json?: boolean;
   maxRuns?: string;
-  runtime?: 'local' | 'docker';
+  runtime?: RuntimeName;
   keepServices?: boolean;
   dryRun?: boolean;
 }

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { campaignForFile, daemonHeld, daemonStatus, pickDaemonCampaign, runDaemon, signalDaemon, type DaemonSink } from '../../campaign/daemon.js';
 import type { ProgressSink } from '../../campaign/runner.js';
 import { loadCampaign } from '../../config/load.js';
+import type { RuntimeName } from '../../config/campaign.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LemError } from '../../util/errors.js';
@@ -16,7 +17,7 @@ import { duration } from '../format.js';
 import { newCampaignId, recordCampaign } from '../../campaign/start.js';
 
 export interface DaemonRunOptions {
-  runtime?: 'local' | 'docker';
+  runtime?: RuntimeName;
   new?: boolean;
 }
 
