@@ -94,4 +94,19 @@ describe('aggregates by GPU model (fake GPU models)', () => {
     expect(col).toBeGreaterThan(0);
     expect(rows.map((r) => r.split(',')[col])).toEqual([A, B]);
   });
+
+  it('results compare refuses a side that spans two GPU models; SIDE@MODEL picks one', () => {
+    const mixed = lem(['--state', state, 'results', 'compare', 'split/exp', `split/exp@${B}`]);
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.stderr).toMatch(/ran on 2 GPU models .* not pooled/);
+    expect(mixed.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const r = lem(['--state', state, 'results', 'compare', `split/exp@${A}`, `split/exp@${B}`, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { metrics: { metric: string; a: { n: number; mean: number } | null; b: { n: number; mean: number } | null }[] };
+    const m = doc.metrics.find((x) => x.metric === 'energy_total_j');
+    expect(m?.a).toMatchObject({ n: 4 });
+    expect(m?.b?.mean).toBeCloseTo(mean(energy.slice(4)), 9);
+    // Pooled campaigns compare as one set.
+    expect(lem(['--state', state, 'results', 'compare', 'pooled/exp', 'split/exp@' + A]).code).toBe(0);
+  });
 });

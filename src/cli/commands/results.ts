@@ -222,7 +222,8 @@ function writeOptimumBenchmark(ctx: CliContext, dir: string, rec: CampaignRecord
 
 /**
  * One side of a comparison: a campaign id (all its runs, an imported campaign too), `CAMPAIGN/EXPERIMENT`
- * (one experiment, by id prefix or exact name), or files another tool wrote (anything `lem results
+ * (one experiment, by id prefix or exact name), either with `@GPU_MODEL` (only the runs on that model;
+ * needed when the side's runs ran on more than one model and the campaign does not pool them), or files another tool wrote (anything `lem results
  * import` reads: a file, a directory or a glob), read on the fly without recording them.
  */
 /** A side that names files (it exists, has a glob, a file extension or a path prefix): never taken for a campaign. */
@@ -237,18 +238,37 @@ export async function side(ctx: CliContext, ref: string): Promise<{ label: strin
     for (const f of read.files) for (const w of f.warnings) ctx.err(`note: ${f.path}: ${w}`);
     return { label: ref, ...assembledRecords(assemble(read.files)) };
   }
-  const slash = ref.indexOf('/');
-  const rec = load(ctx, slash < 0 ? ref : ref.slice(0, slash));
-  if (slash < 0) return { label: rec.campaignId, runs: rec.runs, experiments: rec.experiments };
-  const want = ref.slice(slash + 1);
-  const matches = rec.experiments.filter((e) => e.name === want || e.id.startsWith(want));
-  if (matches.length !== 1) {
-    throw new LemError(
-      `${matches.length === 0 ? 'no' : 'more than one'} experiment '${want}' in ${rec.campaignId}; use an id prefix from \`lem results show ${rec.campaignId}\` (${rec.experiments.map((e) => e.id).join(', ')}).`,
-    );
+  // `…@MODEL`: only the runs on that GPU model.
+  const at = ref.indexOf('@');
+  const model = at < 0 ? null : ref.slice(at + 1);
+  const base = at < 0 ? ref : ref.slice(0, at);
+  const slash = base.indexOf('/');
+  const rec = load(ctx, slash < 0 ? base : base.slice(0, slash));
+  let label = rec.campaignId;
+  let runs = rec.runs;
+  let experiments = rec.experiments;
+  if (slash >= 0) {
+    const want = base.slice(slash + 1);
+    const matches = rec.experiments.filter((e) => e.name === want || e.id.startsWith(want));
+    if (matches.length !== 1) {
+      throw new LemError(
+        `${matches.length === 0 ? 'no' : 'more than one'} experiment '${want}' in ${rec.campaignId}; use an id prefix from \`lem results show ${rec.campaignId}\` (${rec.experiments.map((e) => e.id).join(', ')}).`,
+      );
+    }
+    const e = matches[0] as ExperimentRecord;
+    label = `${rec.campaignId}/${e.name}`;
+    runs = rec.runs.filter((r) => r.experimentId === e.id);
+    experiments = [e];
   }
-  const e = matches[0] as ExperimentRecord;
-  return { label: `${rec.campaignId}/${e.name}`, runs: rec.runs.filter((r) => r.experimentId === e.id), experiments: [e] };
+  const models = [...new Set(runs.flatMap((r) => (r.gpuModel ? [r.gpuModel] : [])))];
+  if (model !== null) {
+    if (!models.includes(model)) throw new LemError(`no run of ${label} ran on GPU model '${model}'; its runs ran on: ${models.join(', ') || 'no known model'}.`);
+    return { label: `${label}@${model}`, runs: runs.filter((r) => r.gpuModel === model), experiments };
+  }
+  if (models.length > 1 && (rec.groupBy ?? 'gpu_model') === 'gpu_model') {
+    throw new LemError(`the runs of ${label} ran on ${models.length} GPU models (${models.join(', ')}), which are not pooled (placement.group_by: gpu_model); compare one of them: '${label}@${models[0] ?? ''}'.`);
+  }
+  return { label, runs, experiments };
 }
 
 export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & ToleranceCli & { json?: boolean; failOn?: FailOn }): Promise<number> {
