@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lemKillAt, ROOT } from '../helpers/cli.js';
+import { lem, lemKillAt, ROOT } from '../helpers/cli.js';
 import { containersWithLabel, docker, requireEngine, runDockerTests, tempWorkspace, TEST_IMAGE, uniqueId } from '../docker/engine.js';
 
 const projects: string[] = [];
@@ -96,6 +96,9 @@ keep_services: true
     expect(sameGpu).toEqual([]);
     expect(flagged?.n ?? 0).toBe(0);
     expect(acrossGpus).toBeGreaterThan(0); // the two sets really measured at the same time
+    // The placements' GPU model labels each experiment's one aggregate (both sets are the same fake model).
+    const shown = JSON.parse(lem(['--state', state, 'results', 'show', id, '--json']).stdout) as { experiments: Array<{ gpu_model: string | null; counts: { total: number } }> };
+    expect(shown.experiments.map((e) => [e.gpu_model, e.counts.total])).toEqual([['FakeA100', 3], ['FakeA100', 3]]);
 
     // One service container per set, labelled with its GPUs, LEM_GPU_UUIDS set, no device request (fake list).
     const containers = await containersWithLabel(`lem.campaign=${id}`);
