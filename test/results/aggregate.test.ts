@@ -1,6 +1,7 @@
 import { describe as suite, expect, it } from 'vitest';
 import { aggregate, aggregateByCycle, aggregateByExperiment, collectMetricNames, splitByGpuModel, countRuns, type RunRecord } from '../../src/results/aggregate.js';
 import { experiment, run } from './helpers.js';
+import { summarize } from '../../src/results/summary.js';
 
 // Campaign: 3 experiments × 4 cycles, with a flagged run, a failed and a pending run, a null metric,
 // and an experiment (C) that never ran.
@@ -169,5 +170,18 @@ suite('GPU models (fake model names)', () => {
     // The first group keeps the experiment's seed key: a campaign on one model aggregates as before.
     const one = mixed.slice(0, 1).concat(mixed[2] as RunRecord);
     expect(aggregateByExperiment(one, [])[0]?.metrics['x']).toEqual(aggregateByExperiment(one.map((r) => ({ ...r, gpuModel: null })), [])[0]?.metrics['x']);
+  });
+
+  it('the end-of-campaign summary has one row per model, labelled; pooled rows name the models', () => {
+    const exps = [{ id: 'e1', name: 'exp', backend: 'calibration', config: {} }];
+    const cal = (i: number, model: string) => run(`r${i}`, 'e1', i, { flops_per_s: 10 * i }, { gpuModel: model });
+    const runs = [cal(1, 'FAKE-A'), cal(2, 'FAKE-B'), cal(3, 'FAKE-A')];
+    const rows = summarize(exps, runs, { seed: 1 }).filter((r) => r.metric === 'flops_per_s');
+    expect(rows.map((r) => [r.name, r.stats?.n])).toEqual([
+      ['exp @ FAKE-A', 2],
+      ['exp @ FAKE-B', 1],
+    ]);
+    const pooled = summarize(exps, runs, { seed: 1, groupBy: 'none' }).filter((r) => r.metric === 'flops_per_s');
+    expect(pooled.map((r) => [r.name, r.stats?.n, r.pooledGpuModels])).toEqual([['exp @ pooled across FAKE-A, FAKE-B', 3, ['FAKE-A', 'FAKE-B']]]);
   });
 });
