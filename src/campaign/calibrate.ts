@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { CalibrationMeasurements, type CalibrationFile } from '../config/calibration-file.js';
+import type { RuntimeName } from '../config/campaign.js';
 import type { Runtime } from '../runtime/types.js';
 import type { Clock } from '../util/clock.js';
 import { LemError } from '../util/errors.js';
@@ -41,7 +42,7 @@ export function recommend(m: WorkerCalibration): CalibrationFile['recommendation
 }
 
 export interface CalibrateOptions {
-  runtimeName: 'local' | 'docker';
+  runtimeName: RuntimeName;
   gpus: number[] | null;
   burnS: number;
   idleS: number;
@@ -50,7 +51,7 @@ export interface CalibrateOptions {
 }
 
 export async function calibrate(runtime: Runtime, opts: CalibrateOptions, clock: Clock, ctx: { campaignId: string; workspaceRoot: string }): Promise<CalibrationFile> {
-  if (!runtime.workerTool) throw new LemError(`the ${runtime.name} runtime cannot run worker tools; use --runtime local or docker.`);
+  if (!runtime.workerTool) throw new LemError(`the ${runtime.name} runtime cannot run worker tools; use --runtime local, docker or slurm.`);
   await runtime.prepare(['calibration'], { campaignId: ctx.campaignId, workspaceRoot: ctx.workspaceRoot, forceColdStart: false });
   let raw;
   try {

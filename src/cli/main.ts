@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EXIT_USAGE, LemError } from '../util/errors.js';
 import { makeContext, type GlobalOptions } from './context.js';
+import type { RuntimeName } from '../config/campaign.js';
 import { explain, reportCrash } from './crash.js';
 
 type Action = () => number | Promise<number>;
@@ -51,7 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
 
   const campaign = program.command('campaign').description('plan, run, resume and inspect campaigns');
-  const runtimeOpt = () => new Option('--runtime <name>', 'override the campaign runtime').choices(['local', 'docker']);
+  const runtimeOpt = () => new Option('--runtime <name>', 'override the campaign runtime').choices(['local', 'docker', 'slurm']);
   campaign
     .command('run <file>')
     .description('expand, plan and run a campaign file')
@@ -60,7 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--dry-run', 'print the planned run order and exit')
     .option('--max-runs <n>', 'refuse to plan more runs than this (overrides max_runs:, default 100000)')
     .option('--json', 'print the outcome and summary as JSON on stdout')
-    .action((file: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; dryRun?: boolean; json?: boolean; maxRuns?: string }) =>
+    .action((file: string, o: { runtime?: RuntimeName; keepServices?: boolean; dryRun?: boolean; json?: boolean; maxRuns?: string }) =>
       later(async () => (await import('./commands/campaign.js')).campaignRun(ctx(), file, o)),
     );
   campaign
@@ -69,7 +70,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addOption(runtimeOpt())
     .option('--keep-services', 'leave backend containers running at the end')
     .option('--json', 'print the outcome and summary as JSON on stdout')
-    .action((id: string, o: { runtime?: 'local' | 'docker'; keepServices?: boolean; json?: boolean }) => later(async () => (await import('./commands/campaign.js')).campaignResume(ctx(), id, o)));
+    .action((id: string, o: { runtime?: RuntimeName; keepServices?: boolean; json?: boolean }) => later(async () => (await import('./commands/campaign.js')).campaignResume(ctx(), id, o)));
   campaign
     .command('status [id]')
     .description('progress of a campaign (default: the latest)')
@@ -174,13 +175,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('run the schedule in the foreground (systemd, a container, a terminal); human lines on stderr, JSON lines in <state>/daemon/')
     .addOption(runtimeOpt())
     .option('--new', 'plan a new campaign even if an earlier daemon of this file left one unfinished')
-    .action((file: string, o: { runtime?: 'local' | 'docker'; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonRun(ctx(), file, o)));
+    .action((file: string, o: { runtime?: RuntimeName; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonRun(ctx(), file, o)));
   daemon
     .command('start <file>')
     .description('the same daemon, detached; returns once it runs')
     .addOption(runtimeOpt())
     .option('--new', 'plan a new campaign even if an earlier daemon of this file left one unfinished')
-    .action((file: string, o: { runtime?: 'local' | 'docker'; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonStart(ctx(), file, o)));
+    .action((file: string, o: { runtime?: RuntimeName; new?: boolean }) => later(async () => (await import('./commands/daemon.js')).daemonStart(ctx(), file, o)));
   daemon
     .command('stop [campaign]')
     .description('stop the daemon of a campaign (default: the one running)')
@@ -194,7 +195,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   program
     .command('calibrate')
     .description('measure idle temperature/power, the energy counter update period and the time back to idle after a burn; recommend thermal_gap and min_window_s')
-    .addOption(new Option('--runtime <name>', 'where the worker runs').choices(['local', 'docker']).default('local'))
+    .addOption(new Option('--runtime <name>', 'where the worker runs (slurm: a step of a short allocation with the default slurm settings)').choices(['local', 'docker', 'slurm']).default('local'))
     .option('--gpus <list>', 'comma-separated GPU indices (default: all visible)')
     .option('--out <file>', 'calibration file to write (a campaign references it as calibration_file:)', 'calibration.json')
     .option('--burn-s <s>', 'seconds of calibration burn', '60')

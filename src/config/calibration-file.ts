@@ -22,7 +22,7 @@ export const CalibrationFile = CalibrationMeasurements.extend({
   schema_version: z.literal(1),
   created_at: z.string(),
   host: z.string(),
-  runtime: z.enum(['local', 'docker']),
+  runtime: z.enum(['local', 'docker', 'slurm']),
   gpus: z.array(z.number().int()).nullable(),
   recommendation: z.object({
     thermal_gap: z.union([z.number(), z.record(z.string(), z.number())]),

@@ -40,7 +40,10 @@ export const HostConfig = z
 export type HostConfig = z.infer<typeof HostConfig>;
 
 export const Placement = z.strictObject({
-  group_by: z.enum(['gpu_model', 'none']).default('gpu_model').describe('gpu_model: results of different GPU models are never pooled'),
+  group_by: z
+    .enum(['gpu_model', 'none'])
+    .default('gpu_model')
+    .describe('gpu_model: results of different GPU models are never pooled into one aggregate (one per model); none: they are pooled, and the output names the models pooled'),
   on_host_loss: z.enum(['retry_elsewhere']).default('retry_elsewhere').describe('a lost host\'s running runs are placed again on the GPU sets still there'),
 });
 export type Placement = z.infer<typeof Placement>;

@@ -33,7 +33,12 @@ export interface RunRecord {
   resultPath: string | null;
   /** The parsed result JSON when loaded. */
   result?: unknown;
+  /** The GPU model the run ran on (its placement, else the result's GPU names); null/absent when unknown. */
+  gpuModel?: string | null;
 }
+
+/** `placement.group_by`: keep runs of different GPU models apart (default), or pool them ('none'). */
+export type GroupBy = 'gpu_model' | 'none';
 
 export interface ExperimentRecord {
   id: string;
@@ -55,6 +60,8 @@ export interface AggregateOptions {
   bootstrap?: BootstrapWhen;
   /** Restrict to these metrics (default: every metric seen in a succeeded run). */
   metrics?: readonly string[];
+  /** Split an experiment's runs by GPU model when they ran on more than one (default 'gpu_model'). */
+  groupBy?: GroupBy;
 }
 
 export interface ResolvedAggregateOptions {
@@ -65,6 +72,7 @@ export interface ResolvedAggregateOptions {
   bootstrap: BootstrapWhen;
   /** The headline interval of every description ('t'). */
   ci_method: HeadlineMethod;
+  groupBy: GroupBy;
 }
 
 export interface RunCounts {
@@ -107,6 +115,10 @@ export interface MetricSummary {
 
 export interface ExperimentAggregate {
   experimentId: string;
+  /** The GPU model of every run in this aggregate; null when unknown or pooled across models. */
+  gpuModel: string | null;
+  /** The GPU models pooled into this aggregate (`group_by: none`); empty unless more than one. */
+  pooledGpuModels: string[];
   name: string | null;
   backend: string | null;
   counts: RunCounts;
@@ -143,6 +155,7 @@ export function resolveOptions(opts: AggregateOptions = {}): ResolvedAggregateOp
     method: opts.method ?? 'bca',
     bootstrap: opts.bootstrap ?? (opts.method ? 'always' : 'auto'),
     ci_method: HEADLINE_METHOD,
+    groupBy: opts.groupBy ?? 'gpu_model',
   };
 }
 
@@ -244,7 +257,20 @@ function groupBy<K>(runs: readonly RunRecord[], key: (r: RunRecord) => K): Map<K
   return m;
 }
 
-/** Per-experiment statistics across cycles, in the order of `experiments` (then unknown ids, sorted). */
+/**
+ * An experiment's runs by GPU model: one group when they ran on at most one known model, or when
+ * `groupBy` is 'none' (then the models pooled are named); else one group per model, in first-seen
+ * order, plus runs of unknown model (never placed) as their own group.
+ */
+export function splitByGpuModel(runs: readonly RunRecord[], by: GroupBy): { gpuModel: string | null; pooled: string[]; runs: RunRecord[] }[] {
+  const models = [...new Set(runs.flatMap((r) => (r.gpuModel ? [r.gpuModel] : [])))];
+  if (models.length <= 1) return [{ gpuModel: models[0] ?? null, pooled: [], runs: [...runs] }];
+  if (by === 'none') return [{ gpuModel: null, pooled: models, runs: [...runs] }];
+  const groups = groupBy(runs, (r) => r.gpuModel ?? null);
+  return [...groups.entries()].map(([gpuModel, rs]) => ({ gpuModel, pooled: [], runs: rs }));
+}
+
+/** Per-experiment statistics across cycles, in the order of `experiments` (then unknown ids, sorted); one per GPU model (see splitByGpuModel). */
 export function aggregateByExperiment(
   runs: readonly RunRecord[],
   experiments: readonly ExperimentRecord[],
@@ -255,23 +281,27 @@ export function aggregateByExperiment(
   const allCycles = [...new Set(runs.map((r) => r.cycle))].sort((a, b) => a - b);
   const byExp = groupBy(runs, (r) => r.experimentId);
   const meta = new Map(experiments.map((e) => [e.id, e]));
-  return experimentOrder(runs, experiments).map((id) => {
-    const group = byExp.get(id) ?? [];
-    const e = meta.get(id);
-    const succeededCycles = new Set(group.filter((r) => r.status === 'succeeded').map((r) => r.cycle));
-    const usedCycles = new Set(group.filter((r) => isUsed(r, opts.includeFlagged)).map((r) => r.cycle));
-    const metrics: Record<string, MetricSummary> = {};
-    for (const m of names) metrics[m] = summariseMetric(group, m, opts, `exp:${id}`);
-    return {
-      experimentId: id,
-      name: e ? e.name : null,
-      backend: e ? e.backend : null,
-      counts: countRuns(group, opts.includeFlagged),
-      cycles: [...usedCycles].sort((a, b) => a - b),
-      missingCycles: allCycles.filter((c) => !succeededCycles.has(c)),
-      metrics,
-    };
-  });
+  return experimentOrder(runs, experiments).flatMap((id) =>
+    splitByGpuModel(byExp.get(id) ?? [], opts.groupBy).map(({ gpuModel, pooled, runs: group }, i) => {
+      const e = meta.get(id);
+      const succeededCycles = new Set(group.filter((r) => r.status === 'succeeded').map((r) => r.cycle));
+      const usedCycles = new Set(group.filter((r) => isUsed(r, opts.includeFlagged)).map((r) => r.cycle));
+      const metrics: Record<string, MetricSummary> = {};
+      // The first group keeps the experiment's seed key, so a campaign on one GPU model is unchanged.
+      for (const m of names) metrics[m] = summariseMetric(group, m, opts, i === 0 ? `exp:${id}` : `exp:${id}|gpu:${gpuModel ?? '?'}`);
+      return {
+        experimentId: id,
+        gpuModel,
+        pooledGpuModels: pooled,
+        name: e ? e.name : null,
+        backend: e ? e.backend : null,
+        counts: countRuns(group, opts.includeFlagged),
+        cycles: [...usedCycles].sort((a, b) => a - b),
+        missingCycles: allCycles.filter((c) => !succeededCycles.has(c)),
+        metrics,
+      };
+    }),
+  );
 }
 
 /** Per-cycle statistics across experiments, by ascending cycle. */

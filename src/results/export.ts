@@ -12,14 +12,16 @@
  *   j_per_output_token, latency_p50_s, tokens_per_s.
  *   `flags` joins the validation gate names with ";" (empty when clean).
  *
- * Column order of the per-experiment CSV (`aggregationToCsv`, wide), one row per experiment:
- *   experiment_id, experiment_name, backend, runs_total, runs_succeeded, runs_failed, runs_missing,
+ * Column order of the per-experiment CSV (`aggregationToCsv`, wide), one row per experiment (per
+ * experiment and GPU model when its runs ran on more than one; see aggregate.ts splitByGpuModel):
+ *   experiment_id, experiment_name, backend, gpu_model, gpu_models_pooled, runs_total, runs_succeeded, runs_failed, runs_missing,
  *   runs_flagged, runs_flagged_excluded, runs_used, cycles_missing,
  *   then for each metric sorted by name, these 19 columns named <metric>__<stat>:
  *   n, nulls, mean, median, std, cv, min, max, ci95_low, ci95_high, ci_method, few_cycles,
  *   ci95_t_low, ci95_t_high, ci95_boot_low, ci95_boot_high, ci95_boot_method, outliers_mild,
  *   outliers_extreme.
- *   `cycles_missing` joins cycle numbers with ";". `ci95_low/high` is the headline interval of the
+ *   `gpu_model` is empty when unknown or pooled; `gpu_models_pooled` joins the models pooled with ";"
+ *   (only with placement.group_by: none). `cycles_missing` joins cycle numbers with ";". `ci95_low/high` is the headline interval of the
  *   interval policy (intervals.ts), `ci_method` names it (`t`); `few_cycles` is true when n < 5 (the
  *   interval is wide and assumes roughly normal noise). `ci95_boot_*` is the secondary bootstrap
  *   interval, by `ci95_boot_method` (bca or percentile), empty when it was not computed (n < 30 unless
@@ -30,13 +32,13 @@
  *   runs_flagged_excluded, runs_used, experiments_missing, then the same metric columns.
  *
  * Long CSV (`aggregationToLongCsv`), one row per (experiment, metric), metrics sorted by name:
- *   experiment_id, experiment_name, backend, metric, then the same 19 stat columns.
+ *   experiment_id, experiment_name, backend, gpu_model, gpu_models_pooled, metric, then the same 19 stat columns.
  *
  * Unified result format (`toUnifiedRun`, in unified.ts, re-exported here): one object per run.
  */
 import { FEW_CYCLES_N } from './intervals.js';
 import { sortedRuns } from './unified.js';
-import { collectMetricNames, type Aggregation, type ExperimentRecord, type MetricSummary, type RunCounts, type RunRecord } from './aggregate.js';
+import { collectMetricNames, type Aggregation, type ExperimentAggregate, type ExperimentRecord, type MetricSummary, type RunCounts, type RunRecord } from './aggregate.js';
 
 export type CsvCell = string | number | boolean | null | undefined;
 
@@ -93,6 +95,8 @@ export const AGGREGATE_CSV_LEADING_COLUMNS = [
   'experiment_id',
   'experiment_name',
   'backend',
+  'gpu_model',
+  'gpu_models_pooled',
   'runs_total',
   'runs_succeeded',
   'runs_failed',
@@ -115,7 +119,7 @@ export const CYCLE_CSV_LEADING_COLUMNS = [
   'experiments_missing',
 ] as const;
 
-export const LONG_CSV_LEADING_COLUMNS = ['experiment_id', 'experiment_name', 'backend', 'metric'] as const;
+export const LONG_CSV_LEADING_COLUMNS = ['experiment_id', 'experiment_name', 'backend', 'gpu_model', 'gpu_models_pooled', 'metric'] as const;
 
 /** Metric names of all runs (any status), sorted by name. */
 function allMetricNames(runs: readonly RunRecord[]): string[] {
@@ -191,6 +195,8 @@ export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 
     e.experimentId,
     e.name,
     e.backend,
+    e.gpuModel,
+    e.pooledGpuModels.join(';'),
     ...countCells(e.counts),
     e.missingCycles.join(';'),
     ...metrics.flatMap((m) => statCells(e.metrics[m])),
@@ -201,7 +207,7 @@ export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 
 /** Aggregates as long CSV: one row per (experiment, metric). */
 export function aggregationToLongCsv(agg: Aggregation): string {
   const metrics = [...agg.metricNames].sort();
-  const rows = agg.experiments.flatMap((e) => metrics.map((m) => [e.experimentId, e.name, e.backend, m, ...statCells(e.metrics[m])]));
+  const rows = agg.experiments.flatMap((e) => metrics.map((m) => [e.experimentId, e.name, e.backend, e.gpuModel, e.pooledGpuModels.join(';'), m, ...statCells(e.metrics[m])]));
   return toCsv([...LONG_CSV_LEADING_COLUMNS, ...AGGREGATE_STAT_COLUMNS], rows);
 }
 
@@ -225,6 +231,8 @@ export interface RunsJson {
     status: RunRecord['status'];
     flags: string[];
     result_path: string | null;
+    /** The GPU model the run ran on (placement, else the result's GPU names); null when unknown. */
+    gpu_model: string | null;
     metrics: Record<string, number | null>;
   }[];
 }
@@ -241,18 +249,29 @@ export function runsToJson(runs: readonly RunRecord[], experiments: readonly Exp
       status: r.status,
       flags: [...r.flags],
       result_path: r.resultPath,
+      gpu_model: r.gpuModel ?? null,
       metrics: sortedRecord(r.metrics),
     })),
   };
 }
 
-export interface AggregationJson extends Aggregation {
+export type ExperimentAggregateJson = Omit<ExperimentAggregate, 'gpuModel' | 'pooledGpuModels'> & { gpu_model: string | null; gpu_models_pooled: string[] };
+
+export interface AggregationJson extends Omit<Aggregation, 'experiments'> {
   format: 'lem.aggregate/v1';
+  /** placement.group_by the aggregates were formed with. */
+  group_by: Aggregation['options']['groupBy'];
+  experiments: ExperimentAggregateJson[];
 }
 
-/** The aggregation as a JSON-ready object (it is plain data already; this adds the format tag). */
+/** The aggregation as a JSON-ready object (plain data already; adds the format tag and the GPU model keys). */
 export function aggregationToJson(agg: Aggregation): AggregationJson {
-  return { format: 'lem.aggregate/v1', ...agg };
+  return {
+    format: 'lem.aggregate/v1',
+    ...agg,
+    group_by: agg.options.groupBy,
+    experiments: agg.experiments.map(({ gpuModel, pooledGpuModels, ...e }) => ({ ...e, gpu_model: gpuModel, gpu_models_pooled: pooledGpuModels })),
+  };
 }
 
 /** Pretty JSON text with a trailing newline. */

@@ -4,7 +4,7 @@
  * from the same late aggregation as `lem results show`. `intervalNotes` and `CI_METHOD_LABEL` are
  * what every printer (summary, `results show`, `report`, `compare`) says about its intervals.
  */
-import { aggregate, countRuns, type Aggregation, type ExperimentRecord, type RunRecord } from './aggregate.js';
+import { aggregate, countRuns, type Aggregation, type ExperimentAggregate, type ExperimentRecord, type GroupBy, type RunRecord } from './aggregate.js';
 import { fewCyclesNote, FEW_CYCLES_N, BOOTSTRAP_MIN_N, type BootstrapMethod, type Description, type HeadlineMethod } from './stats.js';
 
 /** How each interval is named in printed output. */
@@ -60,9 +60,29 @@ function isServingAggregate(metrics: Readonly<Record<string, { description: Desc
   return metrics?.['achieved_rate_rps']?.description != null;
 }
 
+/**
+ * How an aggregate is named in printed output: its name, the GPU model its runs ran on when known
+ * (`name @ NVIDIA H100`), or the models it pooled (`group_by: none`).
+ */
+export function aggregateLabel(e: Pick<ExperimentAggregate, 'experimentId' | 'name' | 'gpuModel' | 'pooledGpuModels'>): string {
+  const name = e.name ?? e.experimentId;
+  if (e.pooledGpuModels.length > 1) return `${name} @ pooled across ${e.pooledGpuModels.join(', ')}`;
+  return e.gpuModel ? `${name} @ ${e.gpuModel}` : name;
+}
+
+/** A note for printed output when an aggregate pooled runs of different GPU models. */
+export function pooledNotes(experiments: readonly ExperimentAggregate[]): string[] {
+  return experiments
+    .filter((e) => e.pooledGpuModels.length > 1)
+    .map((e) => `${e.name ?? e.experimentId} pools runs on ${e.pooledGpuModels.length} GPU models (${e.pooledGpuModels.join(', ')}) because placement.group_by is none`);
+}
+
 export interface SummaryRow {
   experimentId: string;
+  /** The aggregate's label: the experiment's name, with its GPU model when known (see aggregateLabel). */
   name: string;
+  gpuModel: string | null;
+  pooledGpuModels: string[];
   metric: string;
   runs: number;
   /** null when no succeeded run measured this metric. */
@@ -86,16 +106,18 @@ export function mainMetrics(agg: Aggregation, backend: string | null, metrics?: 
   return [...(MAIN_METRICS[backend ?? ''] ?? agg.metricNames)];
 }
 
-export function summarize(experiments: readonly ExperimentRecord[], runs: readonly RunRecord[], opts: { seed: number }): SummaryRow[] {
+export function summarize(experiments: readonly ExperimentRecord[], runs: readonly RunRecord[], opts: { seed: number; groupBy?: GroupBy }): SummaryRow[] {
   const metrics = [...new Set(experiments.flatMap((e) => [...(MAIN_METRICS[e.backend] ?? []), ...(e.backend === 'vllm' ? SERVING_METRICS : [])]))];
-  const agg = aggregate(runs, experiments, { seed: opts.seed, metrics });
+  const agg = aggregate(runs, experiments, { seed: opts.seed, metrics, ...(opts.groupBy ? { groupBy: opts.groupBy } : {}) });
   return agg.experiments.flatMap((e) =>
     mainMetrics(agg, e.backend, e.metrics).map((metric) => {
       const stats = e.metrics[metric]?.description ?? null;
-      const mine = runs.filter((r) => r.experimentId === e.experimentId && r.status === 'succeeded');
+      const mine = runs.filter((r) => r.experimentId === e.experimentId && r.status === 'succeeded' && (e.gpuModel === null || r.gpuModel === e.gpuModel));
       return {
         experimentId: e.experimentId,
-        name: e.name ?? e.experimentId,
+        name: aggregateLabel(e),
+        gpuModel: e.gpuModel,
+        pooledGpuModels: e.pooledGpuModels,
         metric,
         runs: e.counts.total,
         stats,

@@ -16,6 +16,10 @@ export interface StoredExperiment {
   name: string;
   /** One metrics record per cycle (cycle = index + 1). */
   runs: Record<string, number | null>[];
+  /** Per cycle: the fake GPU model of its `placed` event (as a pool of hosts records it); none when absent. */
+  placedGpuModels?: readonly (string | null)[];
+  /** Per cycle: the fake GPU name written into the result's environment.nvml.gpus (no placement event). */
+  resultGpuNames?: readonly (string | null)[];
 }
 
 export function storeCampaign(
@@ -35,11 +39,15 @@ export function storeCampaign(
     m.createCampaign({ id: campaignId, name: campaignId, sourcePath: 'stored-by-test.yaml', settings: s, notes: [], experiments: exps, runs });
     let pos = 0;
     for (const e of experiments) {
-      for (const metrics of e.runs) {
+      for (const [i, metrics] of e.runs.entries()) {
         const dir = join(stateDir, 'runs', campaignId, e.id, `c${pos}`);
         mkdirSync(dir, { recursive: true });
         const resultPath = join(dir, 'result.json');
-        writeFileSync(resultPath, JSON.stringify({ stored_by_test: true, metrics }));
+        const gpuName = e.resultGpuNames?.[i];
+        const environment = gpuName ? { nvml: { gpus: [{ uuid: `GPU-fake-${i}`, name: gpuName }] } } : {};
+        writeFileSync(resultPath, JSON.stringify({ stored_by_test: true, metrics, environment }));
+        const model = e.placedGpuModels?.[i];
+        if (model) m.note(campaignId, pos, 'placed', { attempt: 1, host: `fake-${model}`, gpu_set: '0', gpus: ['0'], gpu_model: model });
         m.markRunning(campaignId, pos, 1);
         m.markSucceeded(campaignId, pos, 1, { resultPath, metrics, flags: [], exitCode: 0 });
         pos++;

@@ -9,11 +9,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lemKillAt, ROOT } from '../helpers/cli.js';
+import { lem, lemKillAt, ROOT } from '../helpers/cli.js';
 import { containersWithLabel, docker, requireEngine, runDockerTests, tempWorkspace, TEST_IMAGE, uniqueId } from '../docker/engine.js';
 
 const projects: string[] = [];
-const FAKE = 'GPU-fake-0000=FakeA100,GPU-fake-1111=FakeA100';
+// Two fake GPU models: each set is one model, so an experiment's runs land on both.
+const FAKE = 'GPU-fake-0000=FakeA100,GPU-fake-1111=FakeH100';
 
 describe.skipIf(!runDockerTests)('parallel GPU sets on the docker runtime (fake GPU list, real engine)', () => {
   beforeAll(requireEngine);
@@ -96,6 +97,17 @@ keep_services: true
     expect(sameGpu).toEqual([]);
     expect(flagged?.n ?? 0).toBe(0);
     expect(acrossGpus).toBeGreaterThan(0); // the two sets really measured at the same time
+    const shown = JSON.parse(lem(['--state', state, 'results', 'show', id, '--json']).stdout) as { experiments: Array<{ experiment_id: string; gpu_model: string | null; counts: { total: number } }> };
+    // Each experiment's runs on the two fake models are two aggregates, never one pool: per experiment
+    // and model, the runs placed on that model's set.
+    const runExp = new Map(db2(state, id).map((x) => [x.position, x.experiment_id]));
+    const modelOf = (set: string): string => (set === 'local/0' ? 'FakeA100' : 'FakeH100');
+    const expected = new Map<string, number>();
+    for (const p of placed) {
+      const k = `${runExp.get(p.position) ?? ''}|${modelOf(p.gpu_set)}`;
+      expected.set(k, (expected.get(k) ?? 0) + 1);
+    }
+    expect(new Map(shown.experiments.map((e) => [`${e.experiment_id}|${e.gpu_model ?? ''}`, e.counts.total]))).toEqual(expected);
 
     // One service container per set, labelled with its GPUs, LEM_GPU_UUIDS set, no device request (fake list).
     const containers = await containersWithLabel(`lem.campaign=${id}`);
@@ -108,3 +120,12 @@ keep_services: true
     }
   }, 180_000);
 });
+
+function db2(state: string, id: string): Array<{ position: number; experiment_id: string }> {
+  const db = new Database(join(state, 'lem.db'), { readonly: true });
+  try {
+    return db.prepare('SELECT position, experiment_id FROM runs WHERE campaign_id = ?').all(id) as Array<{ position: number; experiment_id: string }>;
+  } finally {
+    db.close();
+  }
+}

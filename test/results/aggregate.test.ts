@@ -1,6 +1,7 @@
 import { describe as suite, expect, it } from 'vitest';
-import { aggregate, aggregateByCycle, aggregateByExperiment, collectMetricNames, countRuns, type RunRecord } from '../../src/results/aggregate.js';
+import { aggregate, aggregateByCycle, aggregateByExperiment, collectMetricNames, splitByGpuModel, countRuns, type RunRecord } from '../../src/results/aggregate.js';
 import { experiment, run } from './helpers.js';
+import { summarize } from '../../src/results/summary.js';
 
 // Campaign: 3 experiments × 4 cycles, with a flagged run, a failed and a pending run, a null metric,
 // and an experiment (C) that never ran.
@@ -126,7 +127,7 @@ suite('late aggregation per cycle', () => {
 suite('aggregate()', () => {
   it('returns both views, totals and resolved options', () => {
     const agg = aggregate(runs, experiments, { seed: 3, includeFlagged: false });
-    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca', bootstrap: 'auto', ci_method: 't' });
+    expect(agg.options).toEqual({ includeFlagged: false, seed: 3, resamples: 10_000, method: 'bca', bootstrap: 'auto', ci_method: 't', groupBy: 'gpu_model' });
     expect(aggregate(runs, experiments, { method: 'percentile' }).options).toMatchObject({ method: 'percentile', bootstrap: 'always' });
     expect(agg.totals).toEqual(countRuns(runs, false));
     expect(agg.totals).toMatchObject({ total: 9, succeeded: 7, failed: 1, pending: 1, missing: 1, flagged: 1, flaggedExcluded: 1, used: 6 });
@@ -142,5 +143,45 @@ suite('aggregate()', () => {
     const agg = aggregate([run('n', 'A', 1, { x: Number.NaN }), run('m', 'A', 2, { x: 2 })], [], { metrics: ['x'] });
     expect(agg.experiments[0]?.metrics.x?.nullCount).toBe(1);
     expect(agg.experiments[0]?.metrics.x?.description?.n).toBe(1);
+  });
+});
+
+suite('GPU models (fake model names)', () => {
+  const mixed = [
+    run('r1', 'e1', 1, { x: 1 }, { gpuModel: 'FAKE-A' }),
+    run('r2', 'e1', 2, { x: 2 }, { gpuModel: 'FAKE-B' }),
+    run('r3', 'e1', 3, { x: 3 }, { gpuModel: 'FAKE-A' }),
+    run('r4', 'e1', 4, {}, { status: 'pending' }),
+  ];
+  it('splits by model, runs of unknown model apart; one known model keeps one group; none pools and names the models', () => {
+    expect(splitByGpuModel(mixed, 'gpu_model').map((g) => [g.gpuModel, g.runs.map((r) => r.runId)])).toEqual([
+      ['FAKE-A', ['r1', 'r3']],
+      ['FAKE-B', ['r2']],
+      [null, ['r4']],
+    ]);
+    expect(splitByGpuModel([mixed[0] as RunRecord, mixed[3] as RunRecord], 'gpu_model')).toMatchObject([{ gpuModel: 'FAKE-A', pooled: [] }]);
+    expect(splitByGpuModel(mixed, 'none')).toMatchObject([{ gpuModel: null, pooled: ['FAKE-A', 'FAKE-B'] }]);
+    const aggs = aggregateByExperiment(mixed, [], { groupBy: 'gpu_model' });
+    expect(aggs.map((a) => [a.gpuModel, a.metrics['x']?.description?.n ?? 0, a.counts.total])).toEqual([
+      ['FAKE-A', 2, 2],
+      ['FAKE-B', 1, 1],
+      [null, 0, 1],
+    ]);
+    // The first group keeps the experiment's seed key: a campaign on one model aggregates as before.
+    const one = mixed.slice(0, 1).concat(mixed[2] as RunRecord);
+    expect(aggregateByExperiment(one, [])[0]?.metrics['x']).toEqual(aggregateByExperiment(one.map((r) => ({ ...r, gpuModel: null })), [])[0]?.metrics['x']);
+  });
+
+  it('the end-of-campaign summary has one row per model, labelled; pooled rows name the models', () => {
+    const exps = [{ id: 'e1', name: 'exp', backend: 'calibration', config: {} }];
+    const cal = (i: number, model: string) => run(`r${i}`, 'e1', i, { flops_per_s: 10 * i }, { gpuModel: model });
+    const runs = [cal(1, 'FAKE-A'), cal(2, 'FAKE-B'), cal(3, 'FAKE-A')];
+    const rows = summarize(exps, runs, { seed: 1 }).filter((r) => r.metric === 'flops_per_s');
+    expect(rows.map((r) => [r.name, r.stats?.n])).toEqual([
+      ['exp @ FAKE-A', 2],
+      ['exp @ FAKE-B', 1],
+    ]);
+    const pooled = summarize(exps, runs, { seed: 1, groupBy: 'none' }).filter((r) => r.metric === 'flops_per_s');
+    expect(pooled.map((r) => [r.name, r.stats?.n, r.pooledGpuModels])).toEqual([['exp @ pooled across FAKE-A, FAKE-B', 3, ['FAKE-A', 'FAKE-B']]]);
   });
 });

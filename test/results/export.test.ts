@@ -75,10 +75,12 @@ suite('CSV', () => {
     const agg = aggregate(runs, experiments, { seed: 1, method: 'bca', metrics: ['tokens_per_s', 'energy_gpu_j'] });
     const rows = parseCsv(aggregationToCsv(agg));
     const header = rows[0] as string[];
-    expect(header.slice(0, 11)).toEqual([
+    expect(header.slice(0, 13)).toEqual([
       'experiment_id',
       'experiment_name',
       'backend',
+      'gpu_model',
+      'gpu_models_pooled',
       'runs_total',
       'runs_succeeded',
       'runs_failed',
@@ -88,7 +90,7 @@ suite('CSV', () => {
       'runs_used',
       'cycles_missing',
     ]);
-    expect(header.slice(11, 30)).toEqual([
+    expect(header.slice(13, 32)).toEqual([
       'energy_gpu_j__n',
       'energy_gpu_j__nulls',
       'energy_gpu_j__mean',
@@ -109,7 +111,7 @@ suite('CSV', () => {
       'energy_gpu_j__outliers_mild',
       'energy_gpu_j__outliers_extreme',
     ]);
-    expect(header[30]).toBe('tokens_per_s__n');
+    expect(header[32]).toBe('tokens_per_s__n');
     expect(header.length).toBe(AGGREGATE_CSV_LEADING_COLUMNS.length + 2 * AGGREGATE_STAT_COLUMNS.length);
     const byId = new Map(rows.slice(1).map((r) => [r[0], Object.fromEntries(header.map((h, i) => [h, r[i] as string]))]));
     const e1 = byId.get('e1') as Record<string, string>;
@@ -156,8 +158,8 @@ suite('CSV', () => {
       ['3', 'e1'],
     ]);
     const long = parseCsv(aggregationToLongCsv(agg));
-    expect(long[0]?.slice(0, 6)).toEqual(['experiment_id', 'experiment_name', 'backend', 'metric', 'n', 'nulls']);
-    expect(long.slice(1).map((r) => [r[0], r[3], r[4]])).toEqual([
+    expect(long[0]?.slice(0, 8)).toEqual(['experiment_id', 'experiment_name', 'backend', 'gpu_model', 'gpu_models_pooled', 'metric', 'n', 'nulls']);
+    expect(long.slice(1).map((r) => [r[0], r[5], r[6]])).toEqual([
       ['e1', 'tokens_per_s', '1'],
       ['e2', 'tokens_per_s', '2'],
     ]);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CampaignFile } from '../../src/config/campaign.js';
 import { parseFrames } from '../../src/runtime/slurm/frames.js';
-import { srunArgs } from '../../src/runtime/slurm/step.js';
+import { srunArgs, toolSrunArgs } from '../../src/runtime/slurm/step.js';
 import { SlurmSettings } from '../../src/config/slurm.js';
 import { lem, ROOT, tempDir } from '../helpers/cli.js';
 
@@ -90,6 +90,10 @@ describe('the slurm: block', () => {
     expect(pyxis).toContain('--container-image=/i/lem.sqsh');
     expect(pyxis).toContain('--gres=none');
     expect(pyxis.slice(-5)).toEqual(['/scratch/runs/x/config.json', '--out', '/scratch/runs/x', '--attempt-token', 'lem-c-p0-a1']);
+    // A worker tool (the thermal probe) is a step of the same allocation running `lem_worker thermal`.
+    const tool = toolSrunArgs(SlurmSettings.parse({}), '7', 'lem-tool-lem-c', 1, ['thermal', '--json']);
+    expect(tool.slice(0, tool.indexOf('--'))).toEqual(['--jobid=7', '--job-name=lem-tool-lem-c', '--nodes=1', '--ntasks=1', '--gres=gpu:1', '--exact', '--quiet']);
+    expect(tool.slice(-4)).toEqual(['-m', 'lem_worker', 'thermal', '--json']);
   });
 });
 

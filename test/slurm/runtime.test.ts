@@ -126,6 +126,40 @@ cycles: 2
     expect(jobsNamed(cluster, `lem-${idOf(r.stderr, 'slurmssh')}`)).toEqual([]);
   });
 
+  it('thermal gaps read the GPUs through a short step of the allocation (the fake cooling curve), then lem calibrate --runtime slurm', async () => {
+    const c = campaign('slurmthermal', `configs:
+  - backend: calibration
+    measurement: { idle_baseline_s: 0, min_window_s: 0 }
+    calibration: { duration_s: 0.2, matrix_size: 16 }
+cycles: 2
+`);
+    writeFileSync(c.file, readFileSync(c.file, 'utf8').replace('thermal_gap: 0', 'thermal_gap: {min_s: 0.2, max_s: 60, until_temp_c: 50}'));
+    // 80 → 50 °C with a 4 s time constant: about 4.4 s after the first run heats the fake GPU.
+    const fake = join(tempDir('lem-slurm-thermal-'), 'fake-gpu.json');
+    writeFileSync(fake, JSON.stringify({ idle_c: 35, hot_c: 80, tau_s: 4, idle_w: 70, hot_w: 300 }));
+    const r = await lem(cluster, ['--state', c.state, 'campaign', 'run', c.file], { LEM_FAKE_THERMAL: fake });
+    expect(r.code, r.stderr).toBe(0);
+    const gaps = manifest(c.state).events.filter((e) => e.kind === 'thermal_gap').map((e) => JSON.parse(e.detail_json) as { reason: string; start_temp_c: number | null; end_temp_c: number | null });
+    expect(gaps).toHaveLength(1);
+    expect(gaps[0]?.reason).toBe('reached'); // not a blind wait: readings came back through srun
+    expect(gaps[0]?.start_temp_c).toBeGreaterThan(50);
+    expect(gaps[0]?.end_temp_c).toBeLessThanOrEqual(50);
+    expect(liveSteps(cluster)).toEqual([]);
+    expect(jobsNamed(cluster, `lem-${idOf(r.stderr, 'slurmthermal')}`)).toEqual([]);
+
+    // lem calibrate on the same runtime: a short allocation (default slurm settings), one tool step, released.
+    const out = join(tempDir('lem-slurm-cal-'), 'cal.json');
+    writeFileSync(fake, JSON.stringify({ idle_c: 35, hot_c: 80, tau_s: 0.5, idle_w: 70, hot_w: 300 }));
+    const cal = await lem(cluster, ['--state', c.state, 'calibrate', '--runtime', 'slurm', '--burn-s', '0.3', '--idle-s', '0', '--settle-max-s', '10', '--out', out], { LEM_FAKE_THERMAL: fake });
+    expect(cal.code, cal.stderr).toBe(0);
+    const f = JSON.parse(readFileSync(out, 'utf8')) as { runtime: string; idle_temp_c: { value: number }; time_to_idle_s: { value: number } };
+    expect(f).toMatchObject({ runtime: 'slurm', idle_temp_c: { value: 35 } });
+    expect(f.time_to_idle_s.value).toBeGreaterThan(0);
+    const job = /allocation (\d+) granted/.exec(cal.stderr)?.[1];
+    expect(cal.stderr).toContain(`released allocation ${job}`);
+    expect(liveSteps(cluster)).toEqual([]);
+  });
+
   it("passes the worker's exit code through srun, and a timeout scancels the step", async () => {
     // Exit code 75 (device lock timeout): this test holds the run's device lock while it runs.
     const locks = tempDir('lem-slurm-locks-');

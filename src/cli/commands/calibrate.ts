@@ -1,13 +1,14 @@
 /** `lem calibrate`: parse, run the use case (src/campaign/calibrate.ts), print the recommendation. */
 import { resolve } from 'node:path';
 import { calibrate } from '../../campaign/calibrate.js';
+import type { RuntimeName } from '../../config/campaign.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { EXIT_OK, LemError } from '../../util/errors.js';
 import { printJson, type CliContext } from '../context.js';
 
 export interface CalibrateCli {
-  runtime: 'local' | 'docker';
+  runtime: RuntimeName;
   gpus?: string;
   out: string;
   burnS: string;

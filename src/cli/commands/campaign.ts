@@ -1,7 +1,7 @@
 /** `lem campaign run | resume`: parse, print; the use cases are campaign/start.ts (preflight, id, plan, record) and campaign/runner.ts. */
 import { join } from 'node:path';
 import { loadCampaign } from '../../config/load.js';
-import type { CampaignSettings } from '../../config/campaign.js';
+import type { CampaignSettings, RuntimeName } from '../../config/campaign.js';
 import { describeDesign, planCampaign } from '../../campaign/design.js';
 import type { PreflightReport } from '../../campaign/preflight.js';
 import { executeCampaign, type CampaignOutcome, type ProgressSink } from '../../campaign/runner.js';
@@ -21,7 +21,7 @@ import { duration, flaggedSummary, num, pct, table } from '../format.js';
 export interface RunOptions {
   json?: boolean;
   maxRuns?: string;
-  runtime?: 'local' | 'docker';
+  runtime?: RuntimeName;
   keepServices?: boolean;
   dryRun?: boolean;
 }
@@ -161,7 +161,7 @@ async function execute(ctx: CliContext, manifest: Manifest, id: string, runtime:
 
 function summaryRows(manifest: Manifest, c: CampaignRow): { summary: ReturnType<typeof summarize>; flags: ReturnType<typeof flagCounts> } {
   const rec = campaignRecords(manifest, c.id, { withResults: true });
-  return { summary: summarize(rec.experiments, rec.runs, { seed: rec.seed }), flags: flagCounts(rec.runs) };
+  return { summary: summarize(rec.experiments, rec.runs, { seed: rec.seed, ...(rec.groupBy ? { groupBy: rec.groupBy } : {}) }), flags: flagCounts(rec.runs) };
 }
 
 export function renderSummary(rows: ReturnType<typeof summarize>): string {
@@ -176,7 +176,8 @@ export function renderSummary(rows: ReturnType<typeof summarize>): string {
   ]);
   const reasons = [...new Map(rows.filter((r) => r.reason !== null).map((r) => [r.metric, r.reason as string])).entries()];
   const why = reasons.map(([metric, reason]) => `  ${metric}: ${reason}`).join('\n');
-  const notes = intervalNotes(rows.map((r) => r.stats)).map((n) => `\nnote: ${n}`).join('');
+  const pooled = [...new Map(rows.filter((r) => r.pooledGpuModels.length > 1).map((r) => [r.experimentId, r.pooledGpuModels])).values()];
+  const notes = [...intervalNotes(rows.map((r) => r.stats)), ...pooled.map((ms) => `pooled across GPU models ${ms.join(', ')} (placement.group_by: none)`)].map((n) => `\nnote: ${n}`).join('');
   return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL.t})`], body, [2, 3, 4, 5])}${
     reasons.length ? `\nnot measured on this host:\n${why}` : ''
   }${notes}\n(— = not measured, or too few cycles for an interval; \`lem results show ID --all\` lists every metric)`;

@@ -8,6 +8,7 @@ import type { ProgressSink } from '../../campaign/runner.js';
 import type { CampaignSettings } from '../../config/campaign.js';
 import { loadCampaign } from '../../config/load.js';
 import type { Runtime } from '../../runtime/types.js';
+import type { RuntimeName } from '../../config/campaign.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LemError } from '../../util/errors.js';
@@ -19,7 +20,7 @@ import { duration } from '../format.js';
 import { daemonCampaign } from '../../campaign/daemon-start.js';
 
 export interface DaemonRunOptions {
-  runtime?: 'local' | 'docker';
+  runtime?: RuntimeName;
   new?: boolean;
 }
 

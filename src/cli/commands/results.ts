@@ -1,7 +1,7 @@
 /** `lem results show | export | compare` and `lem report`: late aggregation over the manifest. */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { aggregate, type AggregateOptions, type ExperimentRecord, type RunRecord } from '../../results/aggregate.js';
+import { aggregate, type AggregateOptions, type ExperimentRecord, type GroupBy, type RunRecord } from '../../results/aggregate.js';
 import { compareRunSets, type Comparison } from '../../results/compare.js';
 import { aiEnergyScoreFilesForRuns, writeAiEnergyScoreFiles } from '../../results/compat/ai-energy-score.js';
 import { assemble, assembledRecords } from '../../results/import/assemble.js';
@@ -13,7 +13,7 @@ import { campaignRecords, type CampaignRecords } from '../../results/records.js'
 import { designNote } from '../../results/design-note.js';
 import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
-import { CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics } from '../../results/summary.js';
+import { aggregateLabel, CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics, pooledNotes } from '../../results/summary.js';
 import { fewCyclesNote, type Description } from '../../results/stats.js';
 import { EMISSION_METRICS, resolveIntensity, withEmissions, type Intensity } from '../../results/carbon.js';
 import { toCodecarbonCsv } from '../../results/compat/codecarbon.js';
@@ -33,12 +33,12 @@ export interface StatOptions {
   resamples?: string;
 }
 
-export function aggOptions(seed: number, o: StatOptions): AggregateOptions {
+export function aggOptions(seed: number, o: StatOptions, groupBy?: GroupBy): AggregateOptions {
   const resamples = o.resamples === undefined ? undefined : Number(o.resamples);
   if (resamples !== undefined && (!Number.isInteger(resamples) || resamples < 100)) {
     throw new LemError(`--resamples must be an integer of at least 100, got '${o.resamples}'.`);
   }
-  return { seed, includeFlagged: !o.excludeFlagged, ...(o.method ? { method: o.method } : {}), ...(resamples ? { resamples } : {}) };
+  return { seed, includeFlagged: !o.excludeFlagged, ...(groupBy ? { groupBy } : {}), ...(o.method ? { method: o.method } : {}), ...(resamples ? { resamples } : {}) };
 }
 
 /** Result files behind the manifest that are gone or changed since ingest (said on stderr and in reports). */
@@ -86,7 +86,7 @@ function loadWithCarbon(ctx: CliContext, id: string, o: StatOptions, withResults
 
 export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json?: boolean; all?: boolean }): number {
   const { rec, intensity } = loadWithCarbon(ctx, id, o);
-  const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o, rec.groupBy));
   const sources = importSources(ctx, rec.campaignId);
   const carbon = intensity ? { intensity_g_per_kwh: intensity.g_per_kwh, source: intensity.source, region: intensity.region } : null;
   if (o.json) {
@@ -105,7 +105,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
       const d = e.metrics[metric]?.description ?? null;
       shown.push(d);
       rows.push([
-        e.name ?? e.experimentId,
+        aggregateLabel(e),
         metric,
         `${d?.n ?? 0}/${e.counts.total}`,
         num(d?.mean),
@@ -129,7 +129,8 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
   const design = designNote(rec.design ?? null);
   if (design) ctx.out(`note: ${design}`);
-  for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${e.name ?? e.experimentId} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
+  for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${aggregateLabel(e)} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
+  for (const note of pooledNotes(agg.experiments)) ctx.out(`note: ${note}`);
   if (intensity) ctx.out(`emissions: ${intensity.g_per_kwh} gCO2eq/kWh (${intensity.source}) × energy_total_j`);
   return EXIT_OK;
 }
@@ -153,7 +154,7 @@ export async function resultsExport(
     writeFileSync(path, text);
     ctx.err(`wrote ${path}`);
   };
-  const agg = () => aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const agg = () => aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o, rec.groupBy));
   switch (o.format) {
     case 'csv':
       emit(by === 'run' ? runsToCsv(rec.runs, rec.experiments) : aggregationToCsv(agg(), by), `${rec.campaignId}-${by}.csv`);
@@ -221,7 +222,8 @@ function writeOptimumBenchmark(ctx: CliContext, dir: string, rec: CampaignRecord
 
 /**
  * One side of a comparison: a campaign id (all its runs, an imported campaign too), `CAMPAIGN/EXPERIMENT`
- * (one experiment, by id prefix or exact name), or files another tool wrote (anything `lem results
+ * (one experiment, by id prefix or exact name), either with `@GPU_MODEL` (only the runs on that model;
+ * needed when the side's runs ran on more than one model and the campaign does not pool them), or files another tool wrote (anything `lem results
  * import` reads: a file, a directory or a glob), read on the fly without recording them.
  */
 /** A side that names files (it exists, has a glob, a file extension or a path prefix): never taken for a campaign. */
@@ -236,18 +238,37 @@ export async function side(ctx: CliContext, ref: string): Promise<{ label: strin
     for (const f of read.files) for (const w of f.warnings) ctx.err(`note: ${f.path}: ${w}`);
     return { label: ref, ...assembledRecords(assemble(read.files)) };
   }
-  const slash = ref.indexOf('/');
-  const rec = load(ctx, slash < 0 ? ref : ref.slice(0, slash));
-  if (slash < 0) return { label: rec.campaignId, runs: rec.runs, experiments: rec.experiments };
-  const want = ref.slice(slash + 1);
-  const matches = rec.experiments.filter((e) => e.name === want || e.id.startsWith(want));
-  if (matches.length !== 1) {
-    throw new LemError(
-      `${matches.length === 0 ? 'no' : 'more than one'} experiment '${want}' in ${rec.campaignId}; use an id prefix from \`lem results show ${rec.campaignId}\` (${rec.experiments.map((e) => e.id).join(', ')}).`,
-    );
+  // `…@MODEL`: only the runs on that GPU model.
+  const at = ref.indexOf('@');
+  const model = at < 0 ? null : ref.slice(at + 1);
+  const base = at < 0 ? ref : ref.slice(0, at);
+  const slash = base.indexOf('/');
+  const rec = load(ctx, slash < 0 ? base : base.slice(0, slash));
+  let label = rec.campaignId;
+  let runs = rec.runs;
+  let experiments = rec.experiments;
+  if (slash >= 0) {
+    const want = base.slice(slash + 1);
+    const matches = rec.experiments.filter((e) => e.name === want || e.id.startsWith(want));
+    if (matches.length !== 1) {
+      throw new LemError(
+        `${matches.length === 0 ? 'no' : 'more than one'} experiment '${want}' in ${rec.campaignId}; use an id prefix from \`lem results show ${rec.campaignId}\` (${rec.experiments.map((e) => e.id).join(', ')}).`,
+      );
+    }
+    const e = matches[0] as ExperimentRecord;
+    label = `${rec.campaignId}/${e.name}`;
+    runs = rec.runs.filter((r) => r.experimentId === e.id);
+    experiments = [e];
   }
-  const e = matches[0] as ExperimentRecord;
-  return { label: `${rec.campaignId}/${e.name}`, runs: rec.runs.filter((r) => r.experimentId === e.id), experiments: [e] };
+  const models = [...new Set(runs.flatMap((r) => (r.gpuModel ? [r.gpuModel] : [])))];
+  if (model !== null) {
+    if (!models.includes(model)) throw new LemError(`no run of ${label} ran on GPU model '${model}'; its runs ran on: ${models.join(', ') || 'no known model'}.`);
+    return { label: `${label}@${model}`, runs: runs.filter((r) => r.gpuModel === model), experiments };
+  }
+  if (models.length > 1 && (rec.groupBy ?? 'gpu_model') === 'gpu_model') {
+    throw new LemError(`the runs of ${label} ran on ${models.length} GPU models (${models.join(', ')}), which are not pooled (placement.group_by: gpu_model); compare one of them: '${label}@${models[0] ?? ''}'.`);
+  }
+  return { label, runs, experiments };
 }
 
 export async function resultsCompare(ctx: CliContext, a: string, b: string, o: StatOptions & ToleranceCli & { json?: boolean; failOn?: FailOn }): Promise<number> {
@@ -294,7 +315,9 @@ export async function resultsCompare(ctx: CliContext, a: string, b: string, o: S
 
 export function report(ctx: CliContext, id: string, o: StatOptions & { out?: string; run?: string }): number {
   const rec = load(ctx, id, true);
-  const agg = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o));
+  const byModel = aggregate(rec.runs, rec.experiments, aggOptions(rec.seed, o, rec.groupBy));
+  // Each aggregate named with its GPU model when known (or the models it pooled).
+  const agg = { ...byModel, experiments: byModel.experiments.map((e) => ({ ...e, name: aggregateLabel(e) })) };
   const withTimeline = rec.runs.filter((r) => r.status === 'succeeded' && powerSamplesFromResult(r.result) !== null);
   const chosen = o.run !== undefined ? rec.runs.find((r) => r.runId === o.run || r.runId.endsWith(`:${o.run}`)) : withTimeline[0];
   if (o.run !== undefined && !chosen) throw new LemError(`no run '${o.run}' in ${rec.campaignId}; give a run position (0-based) or a full run id.`);

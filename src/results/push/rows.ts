@@ -4,12 +4,14 @@
  *                    the measured metrics as parallel name/value arrays, the names of metrics that
  *                    were not measured, a few headline metrics as nullable columns, and `row_hash`
  *                    (SHA-256 of the row's content) so a re-push of an unchanged run is recognised.
- *   aggregate rows   one per experiment × metric: n, mean, median, std, cv, min, max over the runs the
+ *   aggregate rows   one per experiment (and GPU model, when its runs ran on more than one and the
+ *                    campaign does not pool them; `experiment_name` then says `name @ MODEL`) × metric: n, mean, median, std, cv, min, max over the runs the
  *                    late aggregation used (flag policy as `results show`).
  * Emission metrics are included when the caller added them (carbon.ts), never stored in raw results.
  */
 import { createHash } from 'node:crypto';
-import { aggregate, type ExperimentRecord, type RunRecord } from '../aggregate.js';
+import { aggregate, type ExperimentRecord, type GroupBy, type RunRecord } from '../aggregate.js';
+import { aggregateLabel } from '../summary.js';
 
 export const HEADLINE_METRICS = ['energy_total_j', 'energy_gpu_j', 'output_tokens_per_s', 'j_per_output_token', 'latency_p50_s', 'emissions_g'] as const;
 export type HeadlineMetric = (typeof HEADLINE_METRICS)[number];
@@ -53,6 +55,7 @@ export interface CampaignForPush {
   seed: number;
   experiments: readonly ExperimentRecord[];
   runs: readonly RunRecord[];
+  groupBy?: GroupBy;
 }
 
 function hash(value: unknown): string {
@@ -98,7 +101,7 @@ export function runRows(c: CampaignForPush): RunRow[] {
 }
 
 export function aggregateRows(c: CampaignForPush): AggregateRow[] {
-  const agg = aggregate(c.runs, c.experiments, { seed: c.seed, resamples: 100 });
+  const agg = aggregate(c.runs, c.experiments, { seed: c.seed, resamples: 100, ...(c.groupBy ? { groupBy: c.groupBy } : {}) });
   const rows: AggregateRow[] = [];
   for (const e of agg.experiments) {
     for (const metric of Object.keys(e.metrics).sort()) {
@@ -107,7 +110,7 @@ export function aggregateRows(c: CampaignForPush): AggregateRow[] {
       const body = {
         campaign_id: c.campaignId,
         experiment_id: e.experimentId,
-        experiment_name: e.name ?? e.experimentId,
+        experiment_name: aggregateLabel(e),
         backend: e.backend ?? '',
         metric,
         runs_used: e.counts.used,

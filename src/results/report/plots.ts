@@ -45,6 +45,11 @@ function labelOf(e: ExperimentAggregate): string {
   return e.name ?? e.experimentId;
 }
 
+/** An aggregate's key in a plot: its experiment, and its GPU model when the experiment's runs were split by model. */
+function keyOf(e: ExperimentAggregate): string {
+  return e.gpuModel ? `${e.experimentId}@${e.gpuModel}` : e.experimentId;
+}
+
 export interface ScatterResult {
   svg: string;
   plotted: string[];
@@ -66,11 +71,11 @@ export function energyThroughputPlot(
   experiments.forEach((e, i) => {
     const x = e.metrics[throughputMetric]?.description?.mean;
     const y = e.metrics[energyMetric]?.description?.mean;
-    if (x === undefined || y === undefined) skipped.push(e.experimentId);
+    if (x === undefined || y === undefined) skipped.push(keyOf(e));
     else pts.push({ e, i, x, y, cx: ciOf(e, throughputMetric), cy: ciOf(e, energyMetric) });
   });
-  const front = new Set(paretoFront(pts.map((p) => ({ id: p.e.experimentId, x: p.x, y: p.y }))));
-  const runsOf = new Map(pts.map((p) => [p.e.experimentId, runPairs(p.e, throughputMetric, energyMetric)]));
+  const front = new Set(paretoFront(pts.map((p) => ({ id: keyOf(p.e), x: p.x, y: p.y }))));
+  const runsOf = new Map(pts.map((p) => [keyOf(p.e), runPairs(p.e, throughputMetric, energyMetric)]));
   const allRuns = [...runsOf.values()].flat();
   const xs = [...pts.flatMap((p) => [p.x, p.cx?.low ?? p.x, p.cx?.high ?? p.x]), ...allRuns.map((r) => r.x)];
   const ys = [...pts.flatMap((p) => [p.y, p.cy?.low ?? p.y, p.cy?.high ?? p.y]), ...allRuns.map((r) => r.y)];
@@ -82,7 +87,7 @@ export function energyThroughputPlot(
     `<svg class="plot energy-throughput" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(`${energyMetric} vs ${throughputMetric}`)}">`,
   );
   parts.push(axes(frame, sx, sy, `${throughputMetric} (mean, higher is better)`, `${energyMetric} (mean, lower is better)`));
-  const frontPts = pts.filter((p) => front.has(p.e.experimentId)).sort((a, b) => a.x - b.x);
+  const frontPts = pts.filter((p) => front.has(keyOf(p.e))).sort((a, b) => a.x - b.x);
   if (frontPts.length > 1) {
     // Step line: the best energy attainable at a given throughput or more. From each front point the
     // line rises to the next point's energy (more throughput costs energy), then runs across to it.
@@ -103,25 +108,25 @@ export function energyThroughputPlot(
   // Every run as a small dot behind the means; flagged runs hollow.
   for (const p of pts) {
     const c = colour(p.i);
-    for (const r of runsOf.get(p.e.experimentId) ?? []) {
+    for (const r of runsOf.get(keyOf(p.e)) ?? []) {
       parts.push(
         `<circle class="run-point${r.flagged ? ' flagged' : ''}" data-experiment="${escapeHtml(p.e.experimentId)}" cx="${px(sx(r.x))}" cy="${px(sy(r.y))}" r="2.5" fill="${r.flagged ? '#fff' : c}" stroke="${c}"><title>${escapeHtml(`${labelOf(p.e)}, run ${r.runId}${r.flagged ? ' (flagged)' : ''}`)}</title></circle>`,
       );
     }
   }
   for (const p of pts) {
-    const onFront = front.has(p.e.experimentId);
+    const onFront = front.has(keyOf(p.e));
     const c = colour(p.i);
-    const flaggedRuns = (runsOf.get(p.e.experimentId) ?? []).filter((r) => r.flagged).length;
+    const flaggedRuns = (runsOf.get(keyOf(p.e)) ?? []).filter((r) => r.flagged).length;
     const title = `${labelOf(p.e)}: ${energyMetric} ${formatNumber(p.y)}, ${throughputMetric} ${formatNumber(p.x)}${onFront ? ' (Pareto-optimal)' : ''}${flaggedRuns ? `, ${flaggedRuns} flagged run(s) included` : ''}`;
     parts.push(
       `<circle class="point${onFront ? ' pareto' : ''}" data-experiment="${escapeHtml(p.e.experimentId)}" cx="${px(sx(p.x))}" cy="${px(sy(p.y))}" r="${onFront ? 7 : 5}" fill="${c}"><title>${escapeHtml(title)}</title></circle>`,
     );
   }
   // Labels: Pareto points first, then by throughput; placed greedily without overlap or clipping.
-  const order = pts.slice().sort((a, b) => Number(front.has(b.e.experimentId)) - Number(front.has(a.e.experimentId)) || b.x - a.x);
+  const order = pts.slice().sort((a, b) => Number(front.has(keyOf(b.e))) - Number(front.has(keyOf(a.e))) || b.x - a.x);
   const placed = placeLabels(
-    order.map((p) => ({ id: p.e.experimentId, text: labelOf(p.e), x: sx(p.x), y: sy(p.y), r: front.has(p.e.experimentId) ? 7 : 5 })),
+    order.map((p) => ({ id: keyOf(p.e), text: labelOf(p.e), x: sx(p.x), y: sy(p.y), r: front.has(keyOf(p.e)) ? 7 : 5 })),
     { x: margin.left + 2, y: margin.top + 2, w: width - margin.left - margin.right - 4, h: height - margin.top - margin.bottom - 4 },
     [],
   );
@@ -136,10 +141,10 @@ export function energyThroughputPlot(
   parts.push(`</svg>`);
   return {
     svg: parts.join(''),
-    plotted: pts.map((p) => p.e.experimentId),
+    plotted: pts.map((p) => keyOf(p.e)),
     pareto: [...front],
     skipped,
-    unlabelled: pts.map((p) => p.e.experimentId).filter((id) => !labelled.has(id)),
+    unlabelled: pts.map((p) => keyOf(p.e)).filter((id) => !labelled.has(id)),
   };
 }
 

@@ -11,11 +11,11 @@ import { appendFileSync, chmodSync, closeSync, fchmodSync, mkdirSync, openSync, 
 import { join, relative } from 'node:path';
 import type { SlurmSettings } from '../../config/slurm.js';
 import { EXIT_FAILED_RUNS, LemError } from '../../util/errors.js';
-import { isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec } from '../types.js';
+import { isCampaignToken, type DispatchOutcome, type LiveWorker, type Runtime, type RunSpec, type WorkerToolResult } from '../types.js';
 import { parseFrames } from './frames.js';
 import { allocate, allocationName, cancel, findAllocations, listSteps, waitJobGone, waitRunning, waitStepsGone, type Step } from './queue.js';
 import { slurmShell, type SlurmShell } from './shell.js';
-import { srunArgs, stepGpus } from './step.js';
+import { srunArgs, stepGpus, toolSrunArgs } from './step.js';
 
 export interface SlurmRuntimeOptions {
   log?: (message: string) => void;
@@ -200,6 +200,18 @@ export function createSlurmRuntime(settings: SlurmSettings, opts: SlurmRuntimeOp
         throw new LemError(`runtime slurm: allocation ${jobId} (${name}) is gone (its time limit, or scancel outside lem) and this run failed with it; resume the campaign to ask for a new allocation.`, EXIT_FAILED_RUNS);
       }
       return outcome;
+    },
+
+    /**
+     * A worker tool (the thermal probe between runs, `lem calibrate`) as a short step of the
+     * allocation, on as many GPUs as a run asks for (`--gpus` ids: enough for the highest).
+     */
+    async workerTool(_backend, args: readonly string[], timeoutS: number): Promise<WorkerToolResult> {
+      if (!held) return { exitCode: null, stdout: '', stderr: 'runtime slurm: no allocation (prepare was not called)' };
+      const i = args.indexOf('--gpus');
+      const ids = i >= 0 ? (args[i + 1] ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 0) : undefined;
+      const r = await shell.run('srun', toolSrunArgs(settings, held.jobId, `lem-tool-${held.name}`, stepGpus(settings, ids), args), Math.round(timeoutS * 1000));
+      return { exitCode: r.code, stdout: r.stdout, stderr: r.spawnError ? `srun could not start on ${shell.where}: ${r.spawnError}` : r.stderr };
     },
 
     async reap(handle: string) {

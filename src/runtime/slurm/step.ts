@@ -18,12 +18,24 @@ export function stepGpus(s: SlurmSettings, gpuIds: readonly number[] | undefined
 
 /** `srun …` arguments for one run; `sharedDir` is the run's directory under results.shared, if any. */
 export function srunArgs(s: SlurmSettings, jobId: string, spec: RunSpec, gpus: number, sharedDir: string | null): string[] {
+  const io = sharedDir === null ? ['-', '--result-stdout'] : [`${sharedDir}/config.json`, '--out', sharedDir];
+  return stepArgs(s, jobId, spec.attemptToken, gpus, ['run', ...io, '--attempt-token', spec.attemptToken], [`LEM_ATTEMPT_TOKEN=${spec.attemptToken}`], sharedDir);
+}
+
+/**
+ * `srun …` arguments for a worker tool (`thermal --json`, `calibrate --json`) as a short step of the
+ * allocation: its output on stdout as the tool prints it, no result files.
+ */
+export function toolSrunArgs(s: SlurmSettings, jobId: string, name: string, gpus: number, toolArgs: readonly string[]): string[] {
+  return stepArgs(s, jobId, name, gpus, toolArgs, [], null);
+}
+
+function stepArgs(s: SlurmSettings, jobId: string, name: string, gpus: number, workerArgs: readonly string[], extraEnv: readonly string[], sharedDir: string | null): string[] {
   const worker = s.worker_dir ?? (s.container === 'none' ? workerDir() : IMAGE_WORKER_DIR);
-  const env = [`PYTHONPATH=${worker}`, 'PYTHONUNBUFFERED=1', `LEM_ATTEMPT_TOKEN=${spec.attemptToken}`];
+  const env = [`PYTHONPATH=${worker}`, 'PYTHONUNBUFFERED=1', ...extraEnv];
   const lockDir = process.env['LEM_LOCK_DIR'];
   if (lockDir) env.push(`LEM_LOCK_DIR=${lockDir}`);
-  const io = sharedDir === null ? ['-', '--result-stdout'] : [`${sharedDir}/config.json`, '--out', sharedDir];
-  const workerCmd = ['env', ...env, s.python, '-m', 'lem_worker', 'run', ...io, '--attempt-token', spec.attemptToken];
+  const workerCmd = ['env', ...env, s.python, '-m', 'lem_worker', ...workerArgs];
   const container = s.container;
   const inContainer =
     container !== 'none' && 'apptainer' in container
@@ -32,7 +44,7 @@ export function srunArgs(s: SlurmSettings, jobId: string, spec: RunSpec, gpus: n
   const pyxis = container !== 'none' && 'pyxis' in container ? [`--container-image=${container.pyxis}`, ...(sharedDir ? [`--container-mounts=${sharedDir}`] : [])] : [];
   return [
     `--jobid=${jobId}`,
-    `--job-name=${spec.attemptToken}`,
+    `--job-name=${name}`,
     '--nodes=1',
     '--ntasks=1',
     gpus > 0 ? `--gres=gpu:${gpus}` : '--gres=none',
