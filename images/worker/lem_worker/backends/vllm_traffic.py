@@ -26,13 +26,10 @@ from typing import Any, Optional
 from lem_worker.batching import Request
 from lem_worker.config import WorkerConfig
 from lem_worker.errors import Terminated, WorkerError
-from lem_worker.log import log
 from lem_worker.serving.client import RequestRecord
 from lem_worker.serving.driver import SteadyMarker, TrafficRun
 from lem_worker.serving.settings import ServingCfg, TrafficCfg, goodput_cfg, traffic_cfg
 from lem_worker.serving.traffic import arrival_offsets, open_loop_count, planned_requests
-from lem_worker.timeutil import utc_now_iso
-from lem_worker.warmup import run_warmup
 
 ENGINE_ENDPOINT = "vllm.LLMEngine (in-process, offline: add_request at each arrival, step() between)"
 
@@ -193,8 +190,7 @@ def run_engine_traffic(cfg: WorkerConfig, stop: threading.Event, llm: Any, sp: A
                        **meter_kwargs: Any) -> dict[str, Any]:
     """The measurement: meter start -> idle baseline -> warm-up requests (one at a time) -> traffic with the
     steady window opened and closed live -> serving's `serving` block and the v3 result."""
-    from lem_worker.metering import lock_for_run, make_meter
-    from lem_worker.serving.run import assemble
+    from lem_worker.serving.run import measure_traffic
 
     exp = cfg.experiment
     engine = getattr(llm, "llm_engine", None)
@@ -215,48 +211,15 @@ def run_engine_traffic(cfg: WorkerConfig, stop: threading.Event, llm: Any, sp: A
         notes.append(f"measuring the GPU(s) vLLM runs on: CUDA device(s) {list(range(tp))} (tensor_parallel_size {tp})")
     notes.append("offline engine under traffic: each prompt submitted with LLMEngine.add_request at its arrival time, "
                  "the engine stepped in between; token times are the returns of the step() that produced them")
-    meter = make_meter(cfg, **meter_kwargs)
-    lock = lock_for_run(cfg, meter, stop)
-    warm_records: list[RequestRecord] = []
-    try:
-        lock.acquire()
-        meter.start()
-        baseline = meter.idle_baseline(exp.measurement.idle_baseline_s, stop)
-        if stop.is_set():
-            raise Terminated("stopped during the idle baseline")
-
-        def warm_step() -> None:
-            warm_records.append(feed.one(len(warm_records), stop))
-
-        h = meter.begin("warmup")
-        warm = run_warmup(exp.warmup, warm_step, stop)
-        meter.end(h)
-        if warm_records and not any(r.ok for r in warm_records):
-            raise WorkerError(f"every warm-up request failed; first error: {warm_records[0].error}")
-        log(f"vllm offline traffic: {t.arrival}" + (f" at {t.rate_rps:g} req/s" if t.rate_rps else "")
-            + (f", {planned} request(s)" if planned is not None else f", for {t.duration_s:g}s"))
-        holder: dict[str, Any] = {}
-        win_started = utc_now_iso()
-        h_all = meter.begin("traffic")
-
-        def on_start() -> None:
-            holder["h"] = meter.begin("steady")
-
-        def on_end() -> None:
-            holder["win"] = meter.end(holder["h"])
-
-        run = drive_engine(feed, t, planned, on_start, on_end, stop)
-        win_all = meter.end(h_all)
-        win_ended = utc_now_iso()
-        if run.stopped:
-            raise Terminated("stopped during the traffic")
-        server_info = {"engine": "vllm.LLMEngine", "submission": "add_request at the arrival time, step() loop",
-                       "sampling": sampling}
-        result = assemble(cfg, sc, started_at, meter, lock, baseline, warm, warm_records, run, planned,
-                          holder.get("win"), win_all, win_started, win_ended, notes, server_info, None, None)
-    finally:
-        meter.close()
-        lock.release()
+    server_info = {"engine": "vllm.LLMEngine", "submission": "add_request at the arrival time, step() loop",
+                   "sampling": sampling}
+    label = (f"vllm offline traffic: {t.arrival}" + (f" at {t.rate_rps:g} req/s" if t.rate_rps else "")
+             + (f", {planned} request(s)" if planned is not None else f", for {t.duration_s:g}s"))
+    result = measure_traffic(
+        cfg, sc, stop, started_at, notes, server_info, planned, label,
+        warm_one=lambda i: feed.one(i, stop),
+        drive_traffic=lambda on_start, on_end: drive_engine(feed, t, planned, on_start, on_end, stop),
+        **meter_kwargs)
     result["environment"]["library_versions"].update(versions)
     result["environment"]["model"]["served_by"] = "vllm offline engine (in-process)"
     result["workload"]["kind"] = "llm_offline_traffic"

@@ -12,7 +12,7 @@ import datetime
 import math
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lem_worker.config import Experiment, WorkerConfig
 from lem_worker.energy.meter import Flag, WindowEnergy
@@ -64,8 +64,6 @@ def load_serving_prompts(exp: Experiment, seed: int, notes: list[str]) -> list[P
 
 
 def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -> dict[str, Any]:
-    from lem_worker.metering import lock_for_run, make_meter
-
     exp = cfg.experiment
     assert exp.model is not None
     maybe = serving_cfg(exp)
@@ -101,6 +99,27 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
     elif exp.measurement.gpu_ids is None:
         notes.append("vllm.endpoint: the server's GPUs are not known to lem; every visible GPU is measured "
                      "(set measurement.gpu_ids to the server's GPUs)")
+    label = (f"traffic: {t.arrival}" + (f" at {t.rate_rps:g} req/s" if t.rate_rps else "")
+             + f", concurrency {t.concurrency or ('1' if not t.open_loop else 'unbounded')}, "
+             + (f"{planned} request(s)" if planned is not None else f"for {t.duration_s:g}s"))
+    return measure_traffic(
+        cfg, sc, stop, started_at, notes, server_info, planned, label,
+        warm_one=lambda i: send(i, None, True),
+        drive_traffic=lambda on_start, on_end: drive(t, planned, lambda i, first: send(i, first), on_start, on_end, stop),
+        **meter_kwargs)
+
+
+def measure_traffic(cfg: WorkerConfig, sc: ServingCfg, stop: threading.Event, started_at: str, notes: list[str],
+                    server_info: dict[str, Any], planned: Optional[int], label: str,
+                    warm_one: Callable[[int], RequestRecord],
+                    drive_traffic: Callable[[Callable[[], None], Callable[[], None]], TrafficRun],
+                    **meter_kwargs: Any) -> dict[str, Any]:
+    """The measurement both traffic sources share (a server over HTTP, the offline vLLM engine): device
+    lock -> meter start -> idle baseline -> warm-up requests (one at a time, `warm_one(i)`) -> traffic
+    (`drive_traffic(on_start, on_end)` opens and closes the steady window live) -> `assemble`."""
+    from lem_worker.metering import lock_for_run, make_meter
+
+    exp = cfg.experiment
     meter = make_meter(cfg, **meter_kwargs)
     lock = lock_for_run(cfg, meter, stop)
     warm_records: list[RequestRecord] = []
@@ -112,7 +131,7 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
             raise Terminated("stopped during the idle baseline")
 
         def warm_step() -> None:
-            warm_records.append(send(len(warm_records), None, True))
+            warm_records.append(warm_one(len(warm_records)))
 
         h = meter.begin("warmup")
         warm = run_warmup(exp.warmup, warm_step, stop)
@@ -120,9 +139,7 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
         if warm_records and not any(r.ok for r in warm_records):
             raise WorkerError(f"every warm-up request failed; first error: {warm_records[0].error}")
         before = scrape_metrics(sc.origin) if sc.scrape_metrics else None
-        log(f"traffic: {t.arrival}" + (f" at {t.rate_rps:g} req/s" if t.rate_rps else "")
-            + f", concurrency {t.concurrency or ('1' if not t.open_loop else 'unbounded')}, "
-            + (f"{planned} request(s)" if planned is not None else f"for {t.duration_s:g}s"))
+        log(label)
         holder: dict[str, Any] = {}
         win_started = utc_now_iso()
         h_all = meter.begin("traffic")
@@ -134,7 +151,7 @@ def run_serving(cfg: WorkerConfig, stop: threading.Event, **meter_kwargs: Any) -
             holder["win"] = meter.end(holder["h"])
 
         poller = MetricsPoller(sc.origin, time.perf_counter()).start() if sc.scrape_metrics else None
-        run = drive(t, planned, lambda i, first: send(i, first), on_start, on_end, stop)
+        run = drive_traffic(on_start, on_end)
         win_all = meter.end(h_all)
         timeline = poller.stop() if poller is not None else None
         win_ended = utc_now_iso()
