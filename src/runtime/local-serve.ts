@@ -10,7 +10,7 @@ import { closeSync, fchmodSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BackendName } from '../contract/backends.js';
-import { awaitAnswer, lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage } from './serve-protocol.js';
+import { exchangeRun, lineSplitter, MessageQueue, parseServeLine, type ServeMessage } from './serve-protocol.js';
 import type { DispatchOutcome, RunSpec } from './types.js';
 
 export interface ServeProcessOptions {
@@ -137,34 +137,15 @@ export async function runOnServe(serve: ServeProcess, spec: RunSpec, coldStart: 
   const fd = openSync(spec.logPath, 'a', 0o644);
   fchmodSync(fd, 0o644);
   closeSync(fd);
-  let stop: { reason: string; timedOut: boolean } | null = null;
-  let killTimer: NodeJS.Timeout | undefined;
-  let timeoutTimer: NodeJS.Timeout | undefined;
-  const requestStop = (reason: string, timedOut: boolean): void => {
-    if (stop) return;
-    stop = { reason, timedOut };
-    serve.signal('SIGTERM');
-    killTimer = setTimeout(() => serve.signal('SIGKILL'), killGraceMs);
-  };
-  const onAbort = (): void => requestStop('interrupted', false);
   serve.busy();
   serve.runs++;
-  serve.send(runRequest(spec, coldStart));
-  if (spec.timeoutS !== null) {
-    timeoutTimer = setTimeout(() => requestStop(`timed out after ${spec.timeoutS}s; the worker was killed`, true), spec.timeoutS * 1000);
-  }
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  const { started, done: answer } = await awaitAnswer(serve.messages);
-  clearTimeout(timeoutTimer);
-  signal.removeEventListener('abort', onAbort);
+  const { started, done: answer, stop, settle } = await exchangeRun(serve, spec, coldStart, signal, killGraceMs, (sig) => serve.signal(sig));
   // A stopped or recycling worker exits now: wait, so nothing of it overlaps the next run.
   if (answer === null || answer.recycle || stop !== null) await serve.exited;
-  clearTimeout(killTimer);
+  await settle();
   serve.idle();
-  const stopped = stop as { reason: string; timedOut: boolean } | null;
   const exitCode = answer?.exit_code ?? null;
-  if (stopped) return { exitCode, timedOut: stopped.timedOut, failureReason: stopped.reason };
+  if (stop) return { exitCode, timedOut: stop.timedOut, failureReason: stop.reason };
   if (!started) return null;
   if (answer) return { exitCode, timedOut: false, failureReason: null };
   const e = await serve.exited;

@@ -82,6 +82,64 @@ export async function awaitAnswer(messages: MessageQueue<ServeMessage>): Promise
   return { started: true, done: m?.op === 'done' ? m : null };
 }
 
+/** Why lem stopped a run on a persistent worker (a per-run timeout, or the campaign interrupted). */
+export interface ServeStop {
+  reason: string;
+  timedOut: boolean;
+}
+
+/** One run request and its answer; `settle()` once the worker has exited (or answered) ends the stop's kill timer. */
+export interface RunExchange {
+  started: boolean;
+  done: ServeDone | null;
+  stop: ServeStop | null;
+  settle(): Promise<void>;
+}
+
+/**
+ * Sends one run request to a persistent worker and waits for its answer. A per-run timeout or an abort
+ * stops the worker: `kill('SIGTERM')`, then `kill('SIGKILL')` after `killGraceMs` unless settled first.
+ * Both runtimes (local subprocess, docker exec) share this; they differ only in how a signal is sent.
+ */
+export async function exchangeRun(
+  serve: { send(line: string): void; messages: MessageQueue<ServeMessage> },
+  spec: RunSpec,
+  coldStart: boolean,
+  signal: AbortSignal,
+  killGraceMs: number,
+  kill: (sig: 'SIGTERM' | 'SIGKILL') => unknown,
+): Promise<RunExchange> {
+  let stop: ServeStop | null = null;
+  let killTimer: NodeJS.Timeout | undefined;
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  const kills: unknown[] = [];
+  const requestStop = (reason: string, timedOut: boolean): void => {
+    if (stop) return;
+    stop = { reason, timedOut };
+    kills.push(kill('SIGTERM'));
+    killTimer = setTimeout(() => kills.push(kill('SIGKILL')), killGraceMs);
+  };
+  const onAbort = (): void => requestStop('interrupted', false);
+  serve.send(runRequest(spec, coldStart));
+  if (spec.timeoutS !== null) {
+    timeoutTimer = setTimeout(() => requestStop(`timed out after ${spec.timeoutS}s; the worker was killed`, true), spec.timeoutS * 1000);
+  }
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  const { started, done } = await awaitAnswer(serve.messages);
+  clearTimeout(timeoutTimer);
+  signal.removeEventListener('abort', onAbort);
+  return {
+    started,
+    done,
+    stop: stop as ServeStop | null,
+    settle: async () => {
+      clearTimeout(killTimer);
+      await Promise.all(kills);
+    },
+  };
+}
+
 /** Splits a byte stream into lines; `onLine` gets each complete one. */
 export function lineSplitter(onLine: (line: string) => void): (chunk: Buffer | string) => void {
   let buf = '';

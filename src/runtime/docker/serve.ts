@@ -7,7 +7,7 @@
  */
 import { Writable, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
-import { awaitAnswer, lineSplitter, MessageQueue, parseServeLine, runRequest, type ServeMessage, type ServeReady } from '../serve-protocol.js';
+import { exchangeRun, lineSplitter, MessageQueue, parseServeLine, type ServeMessage, type ServeReady } from '../serve-protocol.js';
 import type { DispatchOutcome, RunSpec } from '../types.js';
 import { killInContainer, processAlive, waitExecExit } from './exec.js';
 
@@ -125,27 +125,8 @@ export async function runOnDockerServe(
   killGraceMs: number,
   died: (bySignal: boolean) => Promise<string | null>,
 ): Promise<DispatchOutcome | null> {
-  let stop: { reason: string; timedOut: boolean } | null = null;
-  let killTimer: NodeJS.Timeout | undefined;
-  let timeoutTimer: NodeJS.Timeout | undefined;
-  const kills: Promise<unknown>[] = [];
-  const requestStop = (reason: string, timedOut: boolean): void => {
-    if (stop) return;
-    stop = { reason, timedOut };
-    kills.push(serve.kill(15));
-    killTimer = setTimeout(() => kills.push(serve.kill(9)), killGraceMs);
-  };
-  const onAbort = (): void => requestStop('interrupted', false);
   serve.runs++;
-  serve.send(runRequest(spec, coldStart));
-  if (spec.timeoutS !== null) {
-    timeoutTimer = setTimeout(() => requestStop(`timed out after ${spec.timeoutS}s; the worker was killed`, true), spec.timeoutS * 1000);
-  }
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  const { started, done } = await awaitAnswer(serve.messages);
-  clearTimeout(timeoutTimer);
-  signal.removeEventListener('abort', onAbort);
+  const { started, done, stop, settle } = await exchangeRun(serve, spec, coldStart, signal, killGraceMs, (sig) => serve.kill(sig === 'SIGTERM' ? 15 : 9));
   if (done === null || done.recycle || stop !== null) {
     // It exits now (or has died): wait, so nothing of it overlaps the next run.
     const gone = await Promise.race([serve.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), killGraceMs + 5_000))]);
@@ -153,10 +134,8 @@ export async function runOnDockerServe(
       await serve.kill(9);
     }
   }
-  clearTimeout(killTimer);
-  await Promise.all(kills);
-  const stopped = stop as { reason: string; timedOut: boolean } | null;
-  if (stopped) return { exitCode: done?.exit_code ?? null, timedOut: stopped.timedOut, failureReason: stopped.reason };
+  await settle();
+  if (stop) return { exitCode: done?.exit_code ?? null, timedOut: stop.timedOut, failureReason: stop.reason };
   if (done) return { exitCode: done.exit_code, timedOut: false, failureReason: null };
   if (!started) return null;
   const code = await waitExecExit(serve.exec, 2_000).catch(() => null);
