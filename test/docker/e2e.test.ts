@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execCapture } from '../../src/runtime/docker/exec.js';
 import { containersWithLabel, docker, requireEngine, runDockerTests, sleep, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
@@ -119,6 +120,38 @@ describe.skipIf(!runDockerTests)('campaigns on the docker runtime through the CL
 
   const MEASURE = 'measurement: { idle_baseline_s: 0, min_window_s: 0 }';
 
+  /**
+   * A 3-run calibration campaign (no retries) during which, 0.7 s after the first run starts, `act`
+   * is done to the service container; fails the test when it never got to act.
+   */
+  async function disruptServiceMidRun(name: string, act: (c: Docker.Container) => Promise<unknown>): Promise<{ s: ReturnType<typeof setup>; r: CliRun; events: EngineEvent[] }> {
+    const s = setup(`campaign_name: ${name}
+base_config:
+  backend: calibration
+  ${MEASURE}
+  calibration: { duration_s: 2, matrix_size: 32 }
+cycles: 3
+thermal_gap: 0
+runtime: docker
+retries: 0
+`);
+    const rec = await recordEvents(s.project);
+    let acted = false;
+    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all) => {
+      if (!acted && /^\[1\/3\]/m.test(all)) {
+        acted = true;
+        void (async () => {
+          await sleep(700);
+          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
+          if (c) await act(docker.getContainer(c.Id));
+        })();
+      }
+    });
+    const events = await rec.stop();
+    expect(acted).toBe(true);
+    return { s, r, events };
+  }
+
   it('runs a calibration campaign: one service started once, every run an exec, removed at the end', async () => {
     const s = setup(`campaign_name: dock
 base_config:
@@ -168,30 +201,7 @@ retries: 0
   });
 
   it('a docker kill of the service mid-run fails that run with the reason; the campaign continues', async () => {
-    const s = setup(`campaign_name: dockkill
-base_config:
-  backend: calibration
-  ${MEASURE}
-  calibration: { duration_s: 2, matrix_size: 32 }
-cycles: 3
-thermal_gap: 0
-runtime: docker
-retries: 0
-`);
-    const rec = await recordEvents(s.project);
-    let killed = false;
-    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all) => {
-      if (!killed && /^\[1\/3\]/m.test(all)) {
-        killed = true;
-        void (async () => {
-          await sleep(700);
-          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
-          if (c) await docker.getContainer(c.Id).kill();
-        })();
-      }
-    });
-    const events = await rec.stop();
-    expect(killed).toBe(true);
+    const { s, r, events } = await disruptServiceMidRun('dockkill', (c) => c.kill());
     expect(r.code).toBe(1); // one failed run
     const id = /campaign (dockkill-\S+):/.exec(r.stderr)?.[1] ?? '';
     const runs = runsOf(s.state, id);
@@ -339,30 +349,7 @@ retries: 0
   });
 
   it('docker rm -f of the service mid-run: that run fails, the service is recreated and the campaign completes the rest', async () => {
-    const s = setup(`campaign_name: dockrm
-base_config:
-  backend: calibration
-  ${MEASURE}
-  calibration: { duration_s: 2, matrix_size: 32 }
-cycles: 3
-thermal_gap: 0
-runtime: docker
-retries: 0
-`);
-    const rec = await recordEvents(s.project);
-    let removed = false;
-    const r = await lem(['--state', s.state, 'campaign', 'run', s.campaignFile], s.env, (all) => {
-      if (!removed && /^\[1\/3\]/m.test(all)) {
-        removed = true;
-        void (async () => {
-          await sleep(700);
-          const [c] = await containersWithLabel(`lem.project=${s.project}`, false);
-          if (c) await docker.getContainer(c.Id).remove({ force: true });
-        })();
-      }
-    });
-    const events = await rec.stop();
-    expect(removed).toBe(true);
+    const { s, r, events } = await disruptServiceMidRun('dockrm', (c) => c.remove({ force: true }));
     expect(r.code, r.stderr).toBe(1); // one failed run, not three
     const id = /campaign (dockrm-\S+):/.exec(r.stderr)?.[1] ?? '';
     const runs = runsOf(s.state, id);
