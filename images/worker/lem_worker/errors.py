@@ -31,22 +31,22 @@ KINDS_BY_EXIT: dict[int, str] = {code: kind for kind, code in EXIT_CODES.items()
 class WorkerError(Exception):
     """A run failed at runtime (exit 1, engine_error)."""
 
-    exit_code = 1
     kind = ENGINE_ERROR
+    exit_code = EXIT_CODES[ENGINE_ERROR]
 
 
 class ConfigError(WorkerError):
     """CONFIG.json is malformed or asks for something invalid (exit 2)."""
 
-    exit_code = 2
     kind = CONFIG_ERROR
+    exit_code = EXIT_CODES[CONFIG_ERROR]
 
 
 class MissingDependency(WorkerError):
     """A Python package the config needs is not installed in this interpreter/image (exit 3)."""
 
-    exit_code = 3
     kind = MISSING_DEPENDENCY
+    exit_code = EXIT_CODES[MISSING_DEPENDENCY]
 
     def __init__(self, message: str, packages: list[str] | None = None) -> None:
         super().__init__(message)
@@ -56,19 +56,19 @@ class MissingDependency(WorkerError):
 class OutOfMemory(WorkerError):
     """The engine ran out of (GPU or host) memory (exit 4); the same config would fail again."""
 
-    exit_code = 4
     kind = OUT_OF_MEMORY
+    exit_code = EXIT_CODES[OUT_OF_MEMORY]
 
 
 class LockTimeout(WorkerError):
     """Gave up waiting for another measurement to release a device (exit 75, EX_TEMPFAIL)."""
 
-    exit_code = 75
     kind = LOCK_TIMEOUT
+    exit_code = EXIT_CODES[LOCK_TIMEOUT]
 
 
 class Terminated(WorkerError):
     """SIGTERM/SIGINT arrived: stop promptly, write no result (exit 143)."""
 
-    exit_code = 143
     kind = TERMINATED
+    exit_code = EXIT_CODES[TERMINATED]
