@@ -8,39 +8,16 @@
  * Each test uses its own base compose project (LEM_COMPOSE_FILE; label lem.project), so it sees only its own
  * containers (each campaign is a compose project of its own below that base).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execCapture } from '../../src/runtime/docker/exec.js';
+import { lemAsync as lem, ROOT, type CliResult as CliRun } from '../helpers/cli.js';
 import { containersWithLabel, docker, requireEngine, runDockerTests, sleep, tempWorkspace, TEST_IMAGE, uniqueId } from './engine.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const LEM = join(ROOT, 'bin', 'lem.js');
 const projects: string[] = [];
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI asynchronously (the event stream keeps flowing); `onStderr` may kill it. */
-function lem(args: string[], env: Record<string, string>, onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<CliRun> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr, (sig) => child.kill(sig));
-    });
-    child.once('exit', (code) => resolvePromise({ code, stdout, stderr }));
-  });
-}
 
 interface EngineEvent {
   Type: string;

@@ -23,6 +23,24 @@ export function lem(args: readonly string[], opts: { cwd?: string; env?: Record<
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Runs the CLI asynchronously (the caller's event loop keeps running: engine event streams, timers);
+ * `onStderr` sees all stderr so far after each chunk and may signal the CLI.
+ */
+export function lemAsync(args: readonly string[], env: Record<string, string> = {}, onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<CliResult> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(stderr, (sig) => child.kill(sig));
+    });
+    child.once('exit', (code) => done({ code, stdout, stderr }));
+  });
+}
+
 export function lemSpawn(args: readonly string[], opts: { cwd?: string } = {}): ChildProcess {
   return spawn(process.execPath, [LEM, ...args], { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -1,30 +1,15 @@
 /** Shared by the test/slurm files: the CLI against a test cluster, campaign files, manifest and run-directory readers. */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { LEM, ROOT, tempDir } from '../helpers/cli.js';
+import { lemAsync, tempDir, type CliResult } from '../helpers/cli.js';
 import type { Cluster } from './cluster.js';
 
-export interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliRun = CliResult;
 
 /** The CLI against the test cluster, asynchronously; `onStderr` may signal it. */
 export function lem(cluster: Cluster, args: string[], env: Record<string, string> = {}, onStderr?: (all: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<CliRun> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [LEM, ...args], { cwd: ROOT, env: { ...process.env, ...cluster.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      onStderr?.(stderr, (sig) => child.kill(sig));
-    });
-    child.once('exit', (code) => done({ code, stdout, stderr }));
-  });
+  return lemAsync(args, { ...cluster.env, ...env }, onStderr);
 }
 
 export function campaign(name: string, body: string): { state: string; file: string } {
