@@ -92,5 +92,13 @@ retries: 0
     // The kills hit runs in flight.
     expect(events.some((e) => e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
     expect(await containersWithLabel(`lem.project=${project}`)).toEqual([]);
+    // Nor a preflight probe container of a killed lem: a probe's worker ends when its stdin closes,
+    // and the engine removes the container then (it may take a moment after the last kill).
+    let probes = await containersWithLabel(`lem.probe=${project}`);
+    for (let i = 0; i < 50 && probes.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      probes = await containersWithLabel(`lem.probe=${project}`);
+    }
+    expect(probes.map((c) => `${c.Id.slice(0, 12)} ${c.Status}`)).toEqual([]);
   }, 300_000);
 });

@@ -63,7 +63,9 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
       Tty: false,
       Labels: { [PROBE_LABEL]: input.project, [LABELS.managed]: 'lem', [LABELS.service]: def.name },
       HostConfig: {
-        AutoRemove: false, // removed below, after its output and exit code are read
+        // The engine removes it when it exits, also when lem is killed meanwhile (its stdin then closes
+        // and the probe ends); the exit code comes from a wait for its removal sent before the start (as `docker run --rm`).
+        AutoRemove: true,
         NetworkMode: 'none',
         DeviceRequests: deviceRequests(def, input.gpus),
         ...(def.runtime !== null ? { Runtime: def.runtime } : {}),
@@ -79,12 +81,14 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
     out.on('data', (b: Buffer) => chunks.push(b));
     errOut.on('data', (b: Buffer) => errChunks.push(b));
     docker.modem.demuxStream(stream, out, errOut);
+    const exited = c.wait({ condition: 'removed' }) as Promise<{ StatusCode: number }>;
+    exited.catch(() => undefined); // a failed start rejects it too: handled here, thrown by the start
     await c.start();
     stream.end(JSON.stringify(configs));
     const timer = setTimeout(() => void c.kill().catch(() => undefined), input.timeoutMs ?? 120_000);
     let code: number;
     try {
-      code = ((await c.wait()) as { StatusCode: number }).StatusCode;
+      code = (await exited).StatusCode;
     } finally {
       clearTimeout(timer);
     }
@@ -119,6 +123,7 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
   } catch (err) {
     return { ok: false, where, problem: `cannot run the worker's probe in ${where}: ${describeError(err)}`, fix: null };
   } finally {
+    // Gone already when it ran (AutoRemove); this removes one that was created but never started.
     if (container) await container.remove({ force: true }).catch(() => undefined);
   }
 }
