@@ -29,6 +29,11 @@ describe.runIf(runDockerTests)('kill storm on the docker runtime', () => {
     for (const c of await containersWithLabel(`lem.project=${project}`)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   });
 
+  // Enough runs that the campaign cannot end before the last kill: a killed session completes about one
+  // run (a fast one more), so 8 cycles (16 runs) sometimes finished after 17 kills; 24 cycles leave room.
+  const CYCLES = 24;
+  const RUNS = 2 * CYCLES;
+
   it(`kill -9 at ${KILLS} seeded random moments, resume each time: every run succeeds exactly once`, async () => {
     const dir = tempWorkspace('lem-kill-storm-');
     project = uniqueId('lemstorm').toLowerCase().replace(/[^a-z0-9-]/g, '');
@@ -44,7 +49,7 @@ base_config:
   calibration: { duration_s: 0.6 }
 vary:
   calibration.matrix_size: [16, 24]
-cycles: 8
+cycles: ${CYCLES}
 thermal_gap: 0
 runtime: docker
 retries: 0
@@ -69,14 +74,14 @@ retries: 0
     }
     const final = await lemKillAt(['--state', state, 'campaign', 'resume', id], env, null, () => false);
     expect(final.code, final.stderr).toBe(0);
-    expect(final.stdout).toMatch(/completed — 16 succeeded/);
+    expect(final.stdout).toMatch(new RegExp(`completed — ${RUNS} succeeded`));
     expect(kills).toBe(KILLS);
 
     const db = new Database(join(state, 'lem.db'), { readonly: true });
     const runs = db.prepare('SELECT position, status, attempt, result_path FROM runs ORDER BY position').all() as Array<{ position: number; status: string; attempt: number; result_path: string }>;
     const events = db.prepare('SELECT position, kind FROM events WHERE position IS NOT NULL ORDER BY seq').all() as Array<{ position: number; kind: string }>;
     db.close();
-    expect(runs.map((r) => r.status)).toEqual(Array(16).fill('succeeded'));
+    expect(runs.map((r) => r.status)).toEqual(Array(RUNS).fill('succeeded'));
     for (const r of runs) {
       expect(events.filter((e) => e.position === r.position && (e.kind === 'run_succeeded' || e.kind === 'run_recovered'))).toHaveLength(1);
     }
