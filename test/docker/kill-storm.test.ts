@@ -98,7 +98,8 @@ retries: 0
     expect(events.some((e) => e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
     expect(await containersWithLabel(`lem.project=${project}`)).toEqual([]);
     // Nor a preflight probe container of a killed lem: a probe's worker ends when its stdin closes,
-    // and the engine removes the container then (it may take a moment after the last kill).
+    // and the engine removes the container then (it may take a moment after the last kill); one
+    // killed between its create and its start is removed by the next lem's sweep (throwaway.ts).
     let probes = await containersWithLabel(`lem.probe=${project}`);
     for (let i = 0; i < 50 && probes.length > 0; i++) {
       await new Promise((r) => setTimeout(r, 200));

@@ -1,16 +1,19 @@
 /**
  * Preflight on the real Docker engine: a campaign whose image is missing exits 2 before anything is
  * recorded or started (no campaign row, no container with its project label); the worker's probe in
- * a throwaway container of a real image reports packages and GPUs and leaves no container behind.
+ * a throwaway container of a real image reports packages and GPUs and leaves no container behind;
+ * a throwaway container a killed lem left behind is removed by the next lem on the host.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeReport } from '../../src/campaign/preflight.js';
 import { doctorReport } from '../../src/cli/commands/doctor.js';
 import { loadCompose } from '../../src/runtime/docker/compose.js';
 import { probeImage, PROBE_LABEL } from '../../src/runtime/docker/probe.js';
+import { OWNER_LABEL, sweepDeadThrowaways } from '../../src/runtime/docker/throwaway.js';
 import { workerDir } from '../../src/util/paths.js';
 import { lem } from '../helpers/cli.js';
 import { docker, engine, requireEngine, runDockerTests, TEST_IMAGE, tempWorkspace, uniqueId } from './engine.js';
@@ -77,6 +80,28 @@ describe.skipIf(!runDockerTests)('preflight on the docker runtime (real engine)'
     expect(report.missing).toContainEqual({ package: 'vllm', needed_by: ['backend vllm'] });
     expect(report.gpus.count).toBe(report.gpus.devices.length);
     expect(await withLabel(`${PROBE_LABEL}=${project}`)).toEqual([]);
+  });
+
+  it('a throwaway container left by a dead lem (created, never started) is removed by the next sweep; a live lem’s or another host’s is kept', async () => {
+    const project = uniqueId('lemsweep').toLowerCase().replace(/[^a-z0-9-]/g, '');
+    projects.push(project);
+    // A lem killed between create and start leaves such a container (AutoRemove applies only once it has run).
+    const dead = spawn(process.execPath, ['-e', '0']);
+    const deadPid = await new Promise<number>((resolve) => dead.on('exit', () => resolve(dead.pid as number)));
+    const make = (owner: string | null) =>
+      docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], Labels: { [PROBE_LABEL]: project, ...(owner ? { [OWNER_LABEL]: owner } : {}) } });
+    const deadOwners = await make(`${hostname()}:${deadPid}`);
+    const noOwner = await make(null);
+    const live = await make(`${hostname()}:${process.pid}`);
+    const elsewhere = await make(`some-other-host:${deadPid}`);
+    const exited = await make(`${hostname()}:${deadPid}`);
+    await exited.start();
+    await exited.wait();
+    const removed = await sweepDeadThrowaways(docker);
+    const left = (await withLabel(`${PROBE_LABEL}=${project}`)).map((c) => c.Id).sort();
+    // Only the two of the dead owner go (the sweep covers the whole engine, so count at least them).
+    expect(removed).toBeGreaterThanOrEqual(2);
+    expect(left).toEqual([noOwner.id, live.id, elsewhere.id].sort());
   });
 
   it('doctor counts a remote engine’s GPUs through the worker’s probe there, not this machine’s nvidia-smi', async () => {

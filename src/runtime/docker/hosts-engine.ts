@@ -13,6 +13,7 @@ import type { HostConfig } from '../../config/hosts.js';
 import { LemError } from '../../util/errors.js';
 import { connectEngine, describeError, type Engine } from './engine.js';
 import { parseGpuList, type GpuInfo } from './hosts.js';
+import { ownerLabels, sweepDeadThrowaways } from './throwaway.js';
 
 export interface HostEngine {
   engine: Engine;
@@ -98,10 +99,11 @@ export async function autoGpus(h: HostConfig, engine: Engine, image: string): Pr
   const d = engine.docker;
   let container: Docker.Container | null = null;
   try {
+    await sweepDeadThrowaways(d);
     container = await d.createContainer({
       Image: image,
       Entrypoint: ['nvidia-smi', '--query-gpu=uuid,name', '--format=csv,noheader'],
-      Labels: { 'lem.managed-by': 'lem', 'lem.role': 'gpu-probe' },
+      Labels: { 'lem.managed-by': 'lem', 'lem.role': 'gpu-probe', ...ownerLabels() },
       HostConfig: { DeviceRequests: [{ Driver: 'nvidia', Count: -1, Capabilities: [['gpu', 'utility']] }], NetworkMode: 'none' },
     });
     await container.start();

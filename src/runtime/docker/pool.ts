@@ -19,6 +19,7 @@ import { gpuSetsOf, type GpuInfo } from './hosts.js';
 import { createDockerRuntime, type DockerRuntimeOptions, type RunTransfer } from './runtime.js';
 import { campaignRunsDir, LABELS, REMOTE_LOCKS_AT, remoteVolumesFor } from './service-spec.js';
 import { fetchCampaignResults, fetchRunDir, putRunConfig, tarPack } from './transfer.js';
+import { ownerLabels, sweepDeadThrowaways } from './throwaway.js';
 
 export interface PoolHost {
   name: string;
@@ -217,7 +218,8 @@ export function createGpuPoolRuntime(opts: GpuPoolOptions): Runtime & { serviceC
         const image = (await d.listImages())[0]?.Id;
         if (!image) return [];
         // A created (never started) container with the volume: getArchive reads it.
-        const c = await d.createContainer({ Image: image, Cmd: ['true'], Labels: { [LABELS.managed]: 'lem', 'lem.role': 'fetch' }, HostConfig: { Binds: [`${volume}:${runs}`], NetworkMode: 'none' } });
+        await sweepDeadThrowaways(d);
+        const c = await d.createContainer({ Image: image, Cmd: ['true'], Labels: { [LABELS.managed]: 'lem', 'lem.role': 'fetch', ...ownerLabels() }, HostConfig: { Binds: [`${volume}:${runs}`], NetworkMode: 'none' } });
         try {
           return await fetchCampaignResults(d, c.id, runs, existsSync);
         } finally {

@@ -11,6 +11,7 @@ import type { ProbeOutcome } from '../types.js';
 import type { ComposeService } from './compose.js';
 import { describeError, statusCode } from './engine.js';
 import { deviceRequests, LABELS, WORKER_MOUNT, type GpuChoice } from './service-spec.js';
+import { ownerLabels, sweepDeadThrowaways } from './throwaway.js';
 
 export interface ProbeInput {
   def: ComposeService;
@@ -50,6 +51,7 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
   }
   let container: Docker.Container | null = null;
   try {
+    await sweepDeadThrowaways(docker); // a killed lem's probe that never started (AutoRemove needs a start)
     container = await docker.createContainer({
       Image: def.image,
       Entrypoint: ['python3', '-m', 'lem_worker', 'probe', '--json', '--configs', '-'],
@@ -61,7 +63,7 @@ export async function probeImage(docker: Docker, input: ProbeInput, configs: rea
       AttachStdout: true,
       AttachStderr: true,
       Tty: false,
-      Labels: { [PROBE_LABEL]: input.project, [LABELS.managed]: 'lem', [LABELS.service]: def.name },
+      Labels: { [PROBE_LABEL]: input.project, [LABELS.managed]: 'lem', [LABELS.service]: def.name, ...ownerLabels() },
       HostConfig: {
         // The engine removes it when it exits, also when lem is killed meanwhile (its stdin then closes
         // and the probe ends); the exit code comes from a wait for its removal sent before the start (as `docker run --rm`).
