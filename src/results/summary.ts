@@ -32,6 +32,25 @@ export function intervalNotes(descriptions: readonly (Description | null | undef
   return ns.map((n) => fewCyclesNote(n)).filter((s): s is string => s !== null);
 }
 
+/**
+ * A note for intervals whose lower bound is below 0 although every value is positive (energy,
+ * throughput, latency: quantities that cannot be negative): the spread is too wide for n to bound
+ * the mean away from zero. The bound stays as computed (clamping it would hide the width); the note
+ * says how to read it. Null when no such interval is shown.
+ */
+export function belowZeroNote(shown: readonly { metric: string; d: Description | null | undefined }[]): string | null {
+  const hit = shown.filter((s): s is { metric: string; d: Description } => !!s.d && s.d.ci95 !== null && s.d.ci95.low < 0 && s.d.min > 0);
+  if (hit.length === 0) return null;
+  const names = [...new Set(hit.map((h) => h.metric))];
+  const cvs = hit.map((h) => h.d.cv).filter((c): c is number => c !== null);
+  const ns = [...new Set(hit.map((h) => h.d.n))].sort((a, b) => a - b);
+  return (
+    `the interval of ${names.join(', ')} reaches below 0 although every value is positive: the run-to-run spread` +
+    `${cvs.length ? ` (CV up to ${(Math.max(...cvs) * 100).toFixed(0)} %)` : ''} is too wide for n = ${ns.join(', ')} to bound the mean away from zero; ` +
+    'the bound is printed as computed, and since the quantity cannot be negative, read it as [0, high].'
+  );
+}
+
 /** The metrics shown first for each backend, in order. */
 export const MAIN_METRICS: Record<string, readonly string[]> = {
   calibration: ['flops_per_s', 'duration_s', 'energy_total_j', 'power_mean_w'],

@@ -9,6 +9,8 @@ import {
   welchDifferenceInterval,
 } from '../../src/results/stats.js';
 import { compareSamples } from '../../src/results/compare.js';
+import { belowZeroNote } from '../../src/results/summary.js';
+import { renderSummary } from '../../src/cli/commands/campaign.js';
 
 suite('interval policy in describe()', () => {
   const xs = (n: number): number[] => Array.from({ length: n }, (_, i) => 100 + ((i * 37) % 11) - 5);
@@ -21,6 +23,34 @@ suite('interval policy in describe()', () => {
       expect(d?.ci95).toEqual(headlineInterval(xs(n)));
     }
     expect(describe([5], { seed: 1 })?.ci95).toBeNull();
+  });
+
+  it('an interval reaching below 0 for all-positive values is kept as computed and named in a note; one above 0, or over negative values, is not', () => {
+    // Three positive values with a spread like the quickstart's flops_per_s under CPU contention (CV ~ 90 %).
+    const wide = describe([1e9, 5e9, 1e10], { seed: 1 });
+    const narrow = describe([100, 101, 102], { seed: 1 });
+    const signed = describe([-3, 1, 4], { seed: 1 });
+    expect(wide?.ci95?.low).toBeLessThan(0);
+    expect(wide?.ci95).toEqual(tInterval([1e9, 5e9, 1e10]));
+    const note = belowZeroNote([
+      { metric: 'flops_per_s', d: wide },
+      { metric: 'duration_s', d: narrow },
+      { metric: 'delta_j', d: signed },
+      { metric: 'energy_total_j', d: null },
+    ]);
+    expect(note).toContain('flops_per_s');
+    expect(note).toMatch(/n = 3/);
+    expect(note).toMatch(/\[0, high\]/);
+    expect(note).toContain(`CV up to ${((wide?.cv ?? 0) * 100).toFixed(0)} %`);
+    for (const m of ['duration_s', 'delta_j', 'energy_total_j']) expect(note).not.toContain(m);
+    expect(belowZeroNote([{ metric: 'duration_s', d: narrow }, { metric: 'delta_j', d: signed }])).toBeNull();
+  });
+
+  it('the end-of-campaign summary prints that note under its table', () => {
+    const row = (metric: string, values: number[]) => ({ experimentId: 'e1', name: 'e1', gpuModel: null, pooledGpuModels: [], metric, runs: values.length, stats: describe(values, { seed: 1 }), reason: null });
+    const out = renderSummary([row('flops_per_s', [1e9, 5e9, 1e10]), row('duration_s', [1, 1.01, 1.02])]);
+    expect(out).toMatch(/note: the interval of flops_per_s reaches below 0/);
+    expect(renderSummary([row('duration_s', [1, 1.01, 1.02])])).not.toMatch(/reaches below 0/);
   });
 
   it('the bootstrap interval appears from 30 values on, or when asked for, never otherwise', () => {

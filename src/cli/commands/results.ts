@@ -13,7 +13,7 @@ import { campaignRecords, type CampaignRecords } from '../../results/records.js'
 import { designNote } from '../../results/design-note.js';
 import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
-import { aggregateLabel, CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics, pooledNotes } from '../../results/summary.js';
+import { aggregateLabel, belowZeroNote, CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics, pooledNotes } from '../../results/summary.js';
 import { fewCyclesNote, type Description } from '../../results/stats.js';
 import { EMISSION_METRICS, resolveIntensity, withEmissions, type Intensity } from '../../results/carbon.js';
 import { toCodecarbonCsv } from '../../results/compat/codecarbon.js';
@@ -95,7 +95,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     return EXIT_OK;
   }
   const rows: string[][] = [];
-  const shown: (Description | null)[] = [];
+  const shown: { metric: string; d: Description | null }[] = [];
   const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
     const main = mainMetrics(agg, e.backend, e.metrics);
@@ -103,7 +103,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     const wanted = o.all ? agg.metricNames : withCarbon.filter((m) => agg.metricNames.includes(m));
     for (const metric of wanted) {
       const d = e.metrics[metric]?.description ?? null;
-      shown.push(d);
+      shown.push({ metric, d });
       rows.push([
         aggregateLabel(e),
         metric,
@@ -118,7 +118,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     }
   }
   // The bootstrap column only when some interval in it was computed (n ≥ 30, or --method given).
-  const withBoot = shown.some((d) => d?.ci95_bootstrap);
+  const withBoot = shown.some(({ d }) => d?.ci95_bootstrap);
   const header = ['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL[agg.options.ci_method]})`, `95% CI (${CI_METHOD_LABEL[agg.options.method]})`, 'outliers'];
   const keep = (r: string[]): string[] => (withBoot ? r : r.filter((_, i) => i !== 7));
   ctx.out(`campaign ${rec.campaignId}: ${agg.totals.used} run(s) used of ${agg.totals.total} (${agg.totals.failed} failed, ${agg.totals.missing} missing, ${flaggedSummary(agg.totals.flagged, agg.totals.flaggedByGate)}${agg.totals.flaggedExcluded ? `, ${agg.totals.flaggedExcluded} flagged excluded` : ''})`);
@@ -126,7 +126,9 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   if (sources.length > 5) ctx.out(`… and ${sources.length - 5} more source file(s) (--json lists them all)`);
   ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
-  for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
+  for (const note of intervalNotes(shown.map(({ d }) => d))) ctx.out(`note: ${note}`);
+  const belowZero = belowZeroNote(shown);
+  if (belowZero) ctx.out(`note: ${belowZero}`);
   const design = designNote(rec.design ?? null);
   if (design) ctx.out(`note: ${design}`);
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${aggregateLabel(e)} has no result for cycle(s) ${e.missingCycles.join(', ')}`);
