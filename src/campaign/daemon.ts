@@ -120,6 +120,7 @@ export async function runDaemon(campaignId: string, deps: DaemonDeps, signal: Ab
     // A fire left in flight by an earlier daemon is finished first (its run recovered as resume does).
     for (const fire of store.unfinished(campaign.id)) {
       if (signal.aborted) break;
+      manifest.note(campaign.id, null, 'fire_recovered', { slot: fire.slot, seq: fire.seq, cycles: fire.cycles });
       sink.event('fire_recovered', `finishing fire #${fire.seq} (slot ${fire.slot}, cycle ${fire.cycles.join(', ')}) left in flight by an earlier daemon`, { slot: fire.slot });
       await runFire(fire);
     }

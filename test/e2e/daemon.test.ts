@@ -116,14 +116,18 @@ describe('daemon kill storm', () => {
     // at most one of the 8 fires and 5 kills always fit before the schedule ends.
     const rng = createRng('daemon-kill-storm');
     let kills = 0;
+    let finishing = 0; // fires a restarted daemon said it finished for a killed one
+    const finishedFires = (stderr: string): number => (stderr.match(/finishing fire #\d+/g) ?? []).length;
     for (let i = 0; i < 12 && kills < 5; i++) {
       const r = await startAndKill(state, file, rng.int(1500));
+      finishing += finishedFires(r.stderr);
       if (r.killed) kills++;
       else if (r.code === 0) break;
     }
     expect(kills).toBe(5);
     const final = lem(['--state', state, 'daemon', 'run', file]);
     expect(final.code, final.stderr).toBe(0);
+    finishing += finishedFires(final.stderr);
 
     const { fires, runs, events } = readDb(state);
     expect(fires).toHaveLength(8);
@@ -139,6 +143,8 @@ describe('daemon kill storm', () => {
     for (const r of runs.filter((x) => x.status === 'succeeded')) {
       expect(events.filter((e) => e.position === r.position && (e.kind === 'run_succeeded' || e.kind === 'run_recovered'))).toHaveLength(1);
     }
+    // Each fire finished for a killed daemon is recorded in the manifest, not only in the daemon's log.
+    expect(events.filter((e) => e.kind === 'fire_recovered')).toHaveLength(finishing);
     // The kills hit work in flight at least once (otherwise this proves little).
     expect(events.some((e) => e.kind === 'fire_recovered' || e.kind === 'run_interrupted' || e.kind === 'run_recovered')).toBe(true);
     expect(workersUnder(state)).toEqual([]);
