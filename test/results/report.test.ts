@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe as suite, expect, it } from 'vitest';
 import { aggregate, type RunRecord } from '../../src/results/aggregate.js';
+import { describe } from '../../src/results/stats.js';
 import { compareExperiments } from '../../src/results/compare.js';
 import { renderReport, reportChoices } from '../../src/results/report/html.js';
 import { integrateEnergyJ, paretoFront, powerSamplesFromResult, type PowerSample } from '../../src/results/report/plots.js';
@@ -220,6 +221,19 @@ suite('HTML report (string)', () => {
       { seed: 'report' },
     );
     expect(renderReport({ aggregation: three })).toContain('Note: few cycles (n = 3)');
+  });
+  it('notes an interval that reaches below 0 over all-positive values, and only then', () => {
+    expect(html).not.toContain('reaches below 0');
+    const three = aggregate(
+      runs.filter((r) => r.cycle <= 3),
+      experiments,
+      { seed: 'report' },
+    );
+    // Every metric of the first experiment given a spread too wide for n = 3 (CV ~ 90 %).
+    const first = three.experiments[0];
+    if (!first) throw new Error('no experiment');
+    for (const m of Object.values(first.metrics)) if (m.description) m.description = describe([1e9, 5e9, 1e10], { seed: 1 });
+    expect(renderReport({ aggregation: three })).toMatch(/Note: the interval of \S+.* reaches below 0 although every value is positive/);
   });
   it('puts the varied parameters in the summary table, not the ones all experiments share', () => {
     const head = /<table class="summary"><thead>(.*?)<\/thead>/s.exec(html)?.[1] ?? '';

@@ -10,6 +10,7 @@
 import type { Aggregation, ExperimentAggregate, ExperimentRecord } from '../aggregate.js';
 import type { Comparison } from '../compare.js';
 import { FEW_CYCLES_N, fewCyclesNote } from '../intervals.js';
+import { belowZeroNote } from '../summary.js';
 import { cycleStripPlot, energyThroughputPlot } from './plots.js';
 import { isRateSweep, RATE_PLOT_METRICS, ratePlot } from './rate.js';
 import { colour, escapeHtml, formatNumber } from './svg.js';
@@ -221,6 +222,8 @@ export function renderReport(input: ReportInput): string {
     const note = fewCyclesNote(n);
     if (note) out.push(`<p class="note warn">${escapeHtml(`Note: ${note}`)}</p>`);
   }
+  const belowZero = belowZeroNote(agg.experiments.flatMap((e) => ch.summaryMetrics.map((m) => ({ metric: m, d: e.metrics[m]?.description ?? null }))));
+  if (belowZero) out.push(`<p class="note warn">${escapeHtml(`Note: ${belowZero}`)}</p>`);
 
   out.push('<h2>Summary</h2>');
   out.push(summaryTable(agg, ch.summaryMetrics, input.experiments ?? []));
