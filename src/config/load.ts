@@ -91,6 +91,29 @@ function resolved(config: ExperimentConfig, fallbackName: string): ResolvedExper
   };
 }
 
+type ConfigRefValue = string | Record<string, unknown>;
+
+/** Loads a campaign's `configs:` (files or inline configs), checking every one, so that one pass reports the problems of all of them. */
+function loadConfigRefs(src: SourceDoc, file: string, refs: readonly ConfigRefValue[]): { list: ResolvedExperiment[]; errors: ConfigError[] } {
+  const list: ResolvedExperiment[] = [];
+  const errors: ConfigError[] = [];
+  refs.forEach((ref, i) => {
+    try {
+      if (typeof ref === 'string') {
+        const path = resolveFrom(file, ref);
+        mustExist(src, ['configs', i], path);
+        list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
+      } else {
+        list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
+      }
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      errors.push(e);
+    }
+  });
+  return { list, errors };
+}
+
 export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampaign {
   const src = readSource(file);
   const raw = mustBeMapping(src, src.data, [], 'a campaign file');
@@ -107,7 +130,14 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
     );
   }
   const parsed = CampaignFile.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw schemaError(src, parsed.error);
+  if (!parsed.success) {
+    // The listed configs are checked too, so that one pass reports the campaign's problems and theirs.
+    const errors = [schemaError(src, parsed.error)];
+    const configs = raw['configs'];
+    const configsValid = !parsed.error.issues.some((i) => i.path[0] === 'configs' || i.path[0] === 'base_config');
+    if (Array.isArray(configs) && configsValid) errors.push(...loadConfigRefs(src, file, configs as ConfigRefValue[]).errors);
+    throw errors.length > 1 ? ConfigError.merge(errors) : errors[0];
+  }
   const c = parsed.data;
   const notes: string[] = [];
   const list: ResolvedExperiment[] = [];
@@ -115,23 +145,9 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
 
   if (c.configs) {
     if (c.configs.length * c.cycles > maxRuns) throw tooManyRuns(src, ['configs'], 'the campaign lists', c.configs.length, c.cycles, maxRuns);
-    // Every config is checked, so that one pass reports the problems of all of them.
-    const errors: ConfigError[] = [];
-    c.configs.forEach((ref, i) => {
-      try {
-        if (typeof ref === 'string') {
-          const path = resolveFrom(file, ref);
-          mustExist(src, ['configs', i], path);
-          list.push(resolved(loadExperimentFile(path), basename(path, extname(path))));
-        } else {
-          list.push(resolved(validateExperiment(src, ref, ['configs', i]), `config-${i + 1}`));
-        }
-      } catch (e) {
-        if (!(e instanceof ConfigError)) throw e;
-        errors.push(e);
-      }
-    });
-    if (errors.length > 0) throw ConfigError.merge(errors);
+    const loaded = loadConfigRefs(src, file, c.configs);
+    if (loaded.errors.length > 0) throw ConfigError.merge(loaded.errors);
+    list.push(...loaded.list);
   } else if (c.base_config !== undefined) {
     let baseSrc = src;
     let basePrefix: PathKey[] = ['base_config'];

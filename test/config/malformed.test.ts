@@ -75,6 +75,11 @@ const TABLE: Record<string, Expect> = {
     campaign: NOT_A_CAMPAIGN,
     all: [/:3:\d+: field 'precison'/, /:5:\d+: field 'batching\.batch_size': must be greater than 0/, /:6:\d+: field 'max_output_tokens': expected number, got a string "many"/],
   },
+  // A campaign-level problem does not hide the problems of its listed configs: one pass reports all.
+  '43-campaign-and-config-problems.yaml': {
+    first: /:8:\d+: field 'cycles': must be at least 1/,
+    all: [/:8:\d+: field 'cycles'/, /:6:\d+: field 'configs\.0\.bogus': unknown field/, /:5:\d+: field 'configs\.0\.batching\.batch_size': must be greater than 0/, /:7:\d+: field 'configs\.1\.backend': unknown backend "vlm"/],
+  },
 };
 
 interface Run {
