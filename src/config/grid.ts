@@ -3,7 +3,7 @@
  * crossed with the parameters that exist for it. A combination that breaks a backend's rules is
  * dropped with a visible note; a value of the wrong type is an error at its place in the file.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { axisApplies, BACKEND_REGISTRY, BACKEND_SECTION, isBackendName, LLM_ONLY_FIELDS } from '../contract/backends.js';
 import { ExperimentConfig } from './experiment.js';
 
@@ -78,13 +78,14 @@ export function countGrid(base: Record<string, unknown>, vary: Record<string, re
 }
 
 /**
- * Expands the grid. Calls `fail` (which must throw) for a hard error; returns the valid combos and
- * the notes on what was not crossed or was dropped.
+ * Expands the grid. Calls `fail` for each hard error (once per wrong value or base field, with the
+ * one issue it blames; it may throw to stop at the first), skipping that combination; returns the
+ * valid combos and the notes on what was not crossed or was dropped.
  */
 export function expandGrid(
   base: Record<string, unknown>,
   vary: Record<string, readonly unknown[]>,
-  fail: (f: GridFailure) => never,
+  fail: (f: GridFailure) => void,
   /** Called every 1000 combinations with how many were built so far. */
   onProgress?: (built: number) => void,
 ): GridExpansion {
@@ -97,7 +98,10 @@ export function expandGrid(
   backendValues.forEach((backend, backendIndex) => {
     if (!isBackendName(backend)) {
       const probe = ExperimentConfig.safeParse({ ...base, backend }, { reportInput: true });
-      if (!probe.success) fail({ key: vary['backend'] ? 'backend' : null, valueIndex: vary['backend'] ? backendIndex : null, error: probe.error });
+      if (!probe.success) {
+        fail({ key: vary['backend'] ? 'backend' : null, valueIndex: vary['backend'] ? backendIndex : null, error: probe.error });
+        return;
+      }
     }
     const b = String(backend);
     const keys = otherKeys.filter((k) => appliesTo(k, b));
@@ -129,17 +133,18 @@ export function expandGrid(
         combos.push({ config: parsed.data, assignment });
         continue;
       }
-      const hard = parsed.error.issues.find((i) => i.code !== 'custom');
-      if (hard) {
-        const unknownKey = hard.code === 'unrecognized_keys' ? hard.keys[0] : undefined;
-        const path = [...hard.path, ...(unknownKey !== undefined ? [unknownKey] : [])].join('.');
+      const hard = parsed.error.issues.filter((i) => i.code !== 'custom');
+      for (const issue of hard) {
+        const unknownKey = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+        const path = [...issue.path, ...(unknownKey !== undefined ? [unknownKey] : [])].join('.');
         const culprit = combo.find(([k]) => path === k || path.startsWith(`${k}.`) || k.startsWith(`${path}.`));
         fail({
           key: culprit ? culprit[0] : null,
           valueIndex: culprit && unknownKey === undefined ? culprit[1] : null,
-          error: parsed.error,
+          error: new z.ZodError([issue]),
         });
       }
+      if (hard.length > 0) continue;
       const why = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
       notes.push(`dropped ${formatAssignment(assignment)}: ${why}`);
     }

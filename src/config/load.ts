@@ -4,6 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
+import type { z } from 'zod';
 import { ConfigError } from '../util/errors.js';
 import { applyBackendEnv } from './backend-env.js';
 import { CampaignFile, CampaignSettings, DEFAULT_MAX_RUNS, defaultStructure } from './campaign.js';
@@ -131,71 +132,23 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
   }
   const parsed = CampaignFile.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    // The listed configs are checked too, so that one pass reports the campaign's problems and theirs.
+    // The experiments are checked too (with the campaign's broken top-level fields left out), so
+    // that one pass reports the campaign's problems and theirs.
     const errors = [schemaError(src, parsed.error)];
-    const configs = raw['configs'];
-    const configsValid = !parsed.error.issues.some((i) => i.path[0] === 'configs' || i.path[0] === 'base_config');
-    if (Array.isArray(configs) && configsValid) errors.push(...loadConfigRefs(src, file, configs as ConfigRefValue[]).errors);
-    throw errors.length > 1 ? ConfigError.merge(errors) : errors[0];
+    const rest = withoutBrokenFields(raw, parsed.error);
+    if (rest) {
+      try {
+        expandExperiments(src, file, rest, { ...(opts.maxRuns !== undefined ? { maxRuns: opts.maxRuns } : {}) }, []);
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        errors.push(e);
+      }
+    }
+    throw errors.length > 1 ? ConfigError.merge(errors) : (errors[0] as ConfigError);
   }
   const c = parsed.data;
   const notes: string[] = [];
-  const list: ResolvedExperiment[] = [];
-  const maxRuns = opts.maxRuns ?? c.max_runs ?? DEFAULT_MAX_RUNS;
-
-  if (c.configs) {
-    if (c.configs.length * c.cycles > maxRuns) throw tooManyRuns(src, ['configs'], 'the campaign lists', c.configs.length, c.cycles, maxRuns);
-    const loaded = loadConfigRefs(src, file, c.configs);
-    if (loaded.errors.length > 0) throw ConfigError.merge(loaded.errors);
-    list.push(...loaded.list);
-  } else if (c.base_config !== undefined) {
-    let baseSrc = src;
-    let basePrefix: PathKey[] = ['base_config'];
-    let base: Record<string, unknown>;
-    if (typeof c.base_config === 'string') {
-      const path = resolveFrom(file, c.base_config);
-      mustExist(src, ['base_config'], path);
-      baseSrc = readSource(path);
-      basePrefix = [];
-      base = mustBeMapping(baseSrc, baseSrc.data, [], 'a base config');
-    } else {
-      base = c.base_config;
-    }
-    const fail = (f: GridFailure): never => {
-      if (f.key !== null) {
-        const at: PathKey[] = f.valueIndex === null ? ['vary', f.key] : ['vary', f.key, f.valueIndex];
-        throw schemaError(src, f.error, [], at);
-      }
-      throw schemaError(baseSrc, f.error, basePrefix);
-    };
-    // BENCHMARK_BACKEND fills the base's backend when neither the base nor vary names one.
-    if (!c.vary?.['backend']) {
-      const filled = applyBackendEnv(base);
-      base = filled.data;
-      if (filled.note) notes.push(filled.note);
-    } else if (c.vary['backend'].includes('vllm')) {
-      // VLLM_ENDPOINT fills the vllm combos' endpoint (the base's vllm section reaches only those).
-      const filled = applyBackendEnv({ ...base, backend: 'vllm' });
-      const { backend: _b, ...rest } = filled.data;
-      base = rest;
-      if (filled.note) notes.push(filled.note);
-    }
-    const combos = countGrid(base, c.vary ?? {});
-    if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);
-    const progress = opts.onProgress;
-    const grid = expandGrid(base, c.vary ?? {}, fail, progress ? (built) => progress(built, combos) : undefined);
-    notes.push(...grid.notes);
-    const modelVaried = c.vary?.['model.id'] !== undefined;
-    for (const combo of grid.combos) {
-      if (modelVaried) checkModelPath(src, combo.config, ['vary', 'model.id']);
-      else checkModelPath(baseSrc, combo.config, [...basePrefix, 'model', 'id']);
-      const { backend: _backend, ...assigned } = combo.assignment;
-      // In a label, a key of the backend's own section reads without its prefix: `pytorch batch_size=8`.
-      const varied = Object.fromEntries(Object.entries(assigned).map(([k, v]) => [k.replace(`${combo.config.backend}.`, ''), v]));
-      const label = Object.keys(varied).length > 0 ? `${combo.config.backend} ${formatAssignment(varied)}` : combo.config.backend;
-      list.push(resolved(combo.config, label));
-    }
-  }
+  const list = expandExperiments(src, file, c, opts, notes);
 
   const seen = new Map<string, ResolvedExperiment>();
   const experiments: ResolvedExperiment[] = [];
@@ -215,6 +168,93 @@ export function loadCampaign(file: string, opts: LoadOptions = {}): LoadedCampai
   const structure = rest.structure ?? defaultStructure(rest.force_cold_start);
   const settings: CampaignSettings = { ...rest, structure, ...idleReference(src, file, calibration_file, rest.thermal_gap) };
   return { file, name: campaign_name, settings, experiments, notes };
+}
+
+/** The campaign's experiments, from `configs:` or `base_config` × `vary` (every problem of them in one ConfigError). */
+function expandExperiments(src: SourceDoc, file: string, c: CampaignFile, opts: LoadOptions, notes: string[]): ResolvedExperiment[] {
+  const list: ResolvedExperiment[] = [];
+  const maxRuns = opts.maxRuns ?? c.max_runs ?? DEFAULT_MAX_RUNS;
+  if (c.configs) {
+    if (c.configs.length * c.cycles > maxRuns) throw tooManyRuns(src, ['configs'], 'the campaign lists', c.configs.length, c.cycles, maxRuns);
+    const loaded = loadConfigRefs(src, file, c.configs);
+    if (loaded.errors.length > 0) throw ConfigError.merge(loaded.errors);
+    list.push(...loaded.list);
+  } else if (c.base_config !== undefined) {
+    let baseSrc = src;
+    let basePrefix: PathKey[] = ['base_config'];
+    let base: Record<string, unknown>;
+    if (typeof c.base_config === 'string') {
+      const path = resolveFrom(file, c.base_config);
+      mustExist(src, ['base_config'], path);
+      baseSrc = readSource(path);
+      basePrefix = [];
+      base = mustBeMapping(baseSrc, baseSrc.data, [], 'a base config');
+    } else {
+      base = c.base_config;
+    }
+    // Every wrong value and base field is reported once, however many combinations it breaks.
+    const failures: ConfigError[] = [];
+    const reported = new Set<string>();
+    const fail = (f: GridFailure): void => {
+      const at: PathKey[] | null = f.key === null ? null : f.valueIndex === null ? ['vary', f.key] : ['vary', f.key, f.valueIndex];
+      const e = at ? schemaError(src, f.error, [], at) : schemaError(baseSrc, f.error, basePrefix);
+      const key = e.message;
+      if (reported.has(key)) return;
+      reported.add(key);
+      failures.push(e);
+    };
+    // BENCHMARK_BACKEND fills the base's backend when neither the base nor vary names one.
+    if (!c.vary?.['backend']) {
+      const filled = applyBackendEnv(base);
+      base = filled.data;
+      if (filled.note) notes.push(filled.note);
+    } else if (c.vary['backend'].includes('vllm')) {
+      // VLLM_ENDPOINT fills the vllm combos' endpoint (the base's vllm section reaches only those).
+      const filled = applyBackendEnv({ ...base, backend: 'vllm' });
+      const { backend: _b, ...rest } = filled.data;
+      base = rest;
+      if (filled.note) notes.push(filled.note);
+    }
+    const combos = countGrid(base, c.vary ?? {});
+    if (combos * c.cycles > maxRuns) throw tooManyRuns(src, ['vary'], 'the grid expands to up to', combos, c.cycles, maxRuns);
+    const progress = opts.onProgress;
+    const grid = expandGrid(base, c.vary ?? {}, fail, progress ? (built) => progress(built, combos) : undefined);
+    if (failures.length > 0) throw ConfigError.merge(failures);
+    notes.push(...grid.notes);
+    const modelVaried = c.vary?.['model.id'] !== undefined;
+    for (const combo of grid.combos) {
+      if (modelVaried) checkModelPath(src, combo.config, ['vary', 'model.id']);
+      else checkModelPath(baseSrc, combo.config, [...basePrefix, 'model', 'id']);
+      const { backend: _backend, ...assigned } = combo.assignment;
+      // In a label, a key of the backend's own section reads without its prefix: `pytorch batch_size=8`.
+      const varied = Object.fromEntries(Object.entries(assigned).map(([k, v]) => [k.replace(`${combo.config.backend}.`, ''), v]));
+      const label = Object.keys(varied).length > 0 ? `${combo.config.backend} ${formatAssignment(varied)}` : combo.config.backend;
+      list.push(resolved(combo.config, label));
+    }
+  }
+  return list;
+}
+
+/**
+ * The campaign with the top-level fields its schema refused left out (a missing campaign_name
+ * filled in), parsed again, so its experiments can still be checked; null when the experiments'
+ * own fields (configs, base_config, vary) or the file's shape are what failed.
+ */
+function withoutBrokenFields(raw: Record<string, unknown>, error: z.ZodError): CampaignFile | null {
+  const rest: Record<string, unknown> = { ...raw };
+  for (const issue of error.issues) {
+    const top = issue.path[0];
+    if (top === undefined) {
+      if (issue.code !== 'unrecognized_keys') return null;
+      for (const k of issue.keys) delete rest[k];
+      continue;
+    }
+    if (top === 'configs' || top === 'base_config' || top === 'vary') return null;
+    delete rest[String(top)];
+  }
+  if (!('campaign_name' in rest)) rest['campaign_name'] = 'campaign';
+  const again = CampaignFile.safeParse(rest);
+  return again.success ? again.data : null;
 }
 
 /** The idle reference of `calibration_file:`, required when a thermal gap is relative to idle. */

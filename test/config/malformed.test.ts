@@ -76,6 +76,11 @@ const TABLE: Record<string, Expect> = {
     all: [/:3:\d+: field 'precison'/, /:5:\d+: field 'batching\.batch_size': must be greater than 0/, /:6:\d+: field 'max_output_tokens': expected number, got a string "many"/],
   },
   // A campaign-level problem does not hide the problems of its listed configs: one pass reports all.
+  // The same for a grid: base and vary problems beside the campaign's, each once (not once per combination).
+  '44-grid-campaign-base-and-vary-problems.yaml': {
+    first: /:11:\d+: field 'thermal_gap': must be at least 0/,
+    all: [/:11:\d+: field 'thermal_gap'/, /:6:\d+: field 'base_config\.bogus': unknown field/, /:9:21: field 'precision': must be one of/, /:8:28: field 'batching\.batch_size': must be greater than 0/],
+  },
   '43-campaign-and-config-problems.yaml': {
     first: /:8:\d+: field 'cycles': must be at least 1/,
     all: [/:8:\d+: field 'cycles'/, /:6:\d+: field 'configs\.0\.bogus': unknown field/, /:5:\d+: field 'configs\.0\.batching\.batch_size': must be greater than 0/, /:7:\d+: field 'configs\.1\.backend': unknown backend "vlm"/],
