@@ -196,12 +196,12 @@ function expandExperiments(src: SourceDoc, file: string, c: CampaignFile, opts: 
     const failures: ConfigError[] = [];
     const reported = new Set<string>();
     const fail = (f: GridFailure): void => {
-      const at: PathKey[] | null = f.key === null ? null : f.valueIndex === null ? ['vary', f.key] : ['vary', f.key, f.valueIndex];
-      const e = at ? schemaError(src, f.error, [], at) : schemaError(baseSrc, f.error, basePrefix);
-      const key = e.message;
+      // Keyed before the (costlier) located error is built: a base problem recurs in every combination.
+      const key = JSON.stringify([f.key, f.valueIndex, f.error.issues.map((i) => [i.path, i.code, i.message])]);
       if (reported.has(key)) return;
       reported.add(key);
-      failures.push(e);
+      const at: PathKey[] | null = f.key === null ? null : f.valueIndex === null ? ['vary', f.key] : ['vary', f.key, f.valueIndex];
+      failures.push(at ? schemaError(src, f.error, [], at) : schemaError(baseSrc, f.error, basePrefix));
     };
     // BENCHMARK_BACKEND fills the base's backend when neither the base nor vary names one.
     if (!c.vary?.['backend']) {
