@@ -223,6 +223,8 @@ export function summariseMetric(
   metric: string,
   opts: ResolvedAggregateOptions,
   seedKey: string,
+  /** Why these values get no interval (see DescribeOptions.noInterval). */
+  noInterval?: string,
 ): MetricSummary {
   const used = runs.filter((r) => isUsed(r, opts.includeFlagged)).sort(byCycleThenId);
   const points: MetricPoint[] = [];
@@ -234,7 +236,7 @@ export function summariseMetric(
   }
   const description = describe(
     points.map((p) => p.value),
-    { seed: `${String(opts.seed)}|${seedKey}|${metric}`, resamples: opts.resamples, method: opts.method, bootstrap: opts.bootstrap },
+    { seed: `${String(opts.seed)}|${seedKey}|${metric}`, resamples: opts.resamples, method: opts.method, bootstrap: opts.bootstrap, ...(noInterval !== undefined ? { noInterval } : {}) },
   );
   return { metric, nullCount, description, points };
 }
@@ -304,7 +306,15 @@ export function aggregateByExperiment(
   );
 }
 
-/** Per-cycle statistics across experiments, by ascending cycle. */
+/**
+ * Why a per-cycle row has no interval: its values are one run of each of different experiments, so
+ * their spread is the difference between experiments, not run-to-run noise, and an interval "of the
+ * mean" would have no quantity to cover.
+ */
+export const CYCLE_NO_INTERVAL =
+  'no interval: a cycle’s values are runs of different experiments, so their spread is between experiments, not run-to-run noise (use the per-experiment rows for intervals; per-cycle means show drift across cycles)';
+
+/** Per-cycle statistics across experiments, by ascending cycle: counts, means and spreads, no intervals (CYCLE_NO_INTERVAL). */
 export function aggregateByCycle(
   runs: readonly RunRecord[],
   experiments: readonly ExperimentRecord[],
@@ -321,7 +331,7 @@ export function aggregateByCycle(
       const succeeded = new Set(group.filter((r) => r.status === 'succeeded').map((r) => r.experimentId));
       const used = new Set(group.filter((r) => isUsed(r, opts.includeFlagged)).map((r) => r.experimentId));
       const metrics: Record<string, MetricSummary> = {};
-      for (const m of names) metrics[m] = summariseMetric(group, m, opts, `cycle:${cycle}`);
+      for (const m of names) metrics[m] = summariseMetric(group, m, opts, `cycle:${cycle}`, CYCLE_NO_INTERVAL);
       return {
         cycle,
         counts: countRuns(group, opts.includeFlagged),

@@ -29,7 +29,9 @@
  *
  * Column order of the per-cycle CSV (`aggregationToCsv(agg, 'cycle')`):
  *   cycle, runs_total, runs_succeeded, runs_failed, runs_missing, runs_flagged,
- *   runs_flagged_excluded, runs_used, experiments_missing, then the same metric columns.
+ *   runs_flagged_excluded, runs_used, experiments_missing, then the same metric columns, with the
+ *   interval columns (ci95_*, ci_method, few_cycles) empty: a cycle's values are runs of different
+ *   experiments, not repetitions (aggregate.ts CYCLE_NO_INTERVAL).
  *
  * Long CSV (`aggregationToLongCsv`), one row per (experiment, metric), metrics sorted by name:
  *   experiment_id, experiment_name, backend, gpu_model, gpu_models_pooled, metric, then the same 19 stat columns.
@@ -148,7 +150,7 @@ export function runsToCsv(runs: readonly RunRecord[], experiments: readonly Expe
   return toCsv([...RUN_CSV_LEADING_COLUMNS, ...metrics], rows);
 }
 
-function statCells(s: MetricSummary | undefined): CsvCell[] {
+function statCells(s: MetricSummary | undefined, intervals = true): CsvCell[] {
   const d = s?.description ?? null;
   return [
     d?.n ?? 0,
@@ -161,8 +163,8 @@ function statCells(s: MetricSummary | undefined): CsvCell[] {
     d?.max,
     d?.ci95?.low,
     d?.ci95?.high,
-    d ? d.ci_method : null,
-    d ? d.n < FEW_CYCLES_N : null,
+    d && intervals ? d.ci_method : null,
+    d && intervals ? d.n < FEW_CYCLES_N : null,
     d?.ci95_t?.low,
     d?.ci95_t?.high,
     d?.ci95_bootstrap?.low,
@@ -187,7 +189,7 @@ export function aggregationToCsv(agg: Aggregation, by: 'experiment' | 'cycle' = 
       c.cycle,
       ...countCells(c.counts),
       c.missingExperimentIds.join(';'),
-      ...metrics.flatMap((m) => statCells(c.metrics[m])),
+      ...metrics.flatMap((m) => statCells(c.metrics[m], false)),
     ]);
     return toCsv([...CYCLE_CSV_LEADING_COLUMNS, ...metricHeader], rows);
   }

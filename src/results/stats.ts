@@ -91,6 +91,11 @@ export interface DescribeOptions {
    * on, where its coverage holds; 'always' at any n ≥ 2 (an explicit request); 'never'.
    */
   bootstrap?: BootstrapWhen;
+  /**
+   * Why no interval is given (the values are not repetitions of one quantity, e.g. one cycle's
+   * runs of different experiments): every interval is then null and `ci_note` says why.
+   */
+  noInterval?: string;
 }
 
 export type BootstrapWhen = 'auto' | 'always' | 'never';
@@ -110,8 +115,9 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
   const cv = std !== null && m !== 0 ? std / Math.abs(m) : null;
   const method = opts.method ?? 'bca';
   const when = opts.bootstrap ?? 'auto';
+  const none = opts.noInterval !== undefined;
   const boot =
-    when !== 'never' && showBootstrap(n, when === 'always')
+    !none && when !== 'never' && showBootstrap(n, when === 'always')
       ? bootstrapMeanCi(xs, { seed: opts.seed, resamples: opts.resamples ?? DEFAULT_RESAMPLES, method })
       : null;
   return {
@@ -122,10 +128,10 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
     cv,
     min: sorted[0] as number,
     max: sorted[n - 1] as number,
-    ci95: headlineInterval(xs, 0.95),
+    ci95: none ? null : headlineInterval(xs, 0.95),
     ci_method: HEADLINE_METHOD,
-    ci_note: fewCyclesNote(n),
-    ci95_t: tInterval(xs, 0.95),
+    ci_note: none ? (opts.noInterval as string) : fewCyclesNote(n),
+    ci95_t: none ? null : tInterval(xs, 0.95),
     ci95_bootstrap: boot ? boot.interval : null,
     ci95_bootstrap_method: method,
     bootstrap: boot,

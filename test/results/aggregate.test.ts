@@ -1,5 +1,5 @@
 import { describe as suite, expect, it } from 'vitest';
-import { aggregate, aggregateByCycle, aggregateByExperiment, collectMetricNames, splitByGpuModel, countRuns, type RunRecord } from '../../src/results/aggregate.js';
+import { aggregate, aggregateByCycle, aggregateByExperiment, collectMetricNames, CYCLE_NO_INTERVAL, splitByGpuModel, countRuns, type RunRecord } from '../../src/results/aggregate.js';
 import { experiment, run } from './helpers.js';
 import { summarize } from '../../src/results/summary.js';
 
@@ -121,6 +121,17 @@ suite('late aggregation per cycle', () => {
     expect(c3?.counts.failed).toBe(1);
     expect(c3?.missingExperimentIds).toEqual(['B', 'C', 'X']);
     expect(c3?.metrics.tokens_per_s?.description?.mean).toBe(90);
+  });
+
+  it('gives no interval for a cycle: its values are different experiments, and the note says so', () => {
+    const c1 = aggregateByCycle(runs, experiments, { seed: 1, method: 'percentile' })[0]?.metrics.tokens_per_s?.description;
+    expect(c1?.n).toBe(3);
+    expect(c1?.std).not.toBeNull();
+    expect([c1?.ci95, c1?.ci95_t, c1?.ci95_bootstrap]).toEqual([null, null, null]);
+    expect(c1?.ci_note).toBe(CYCLE_NO_INTERVAL);
+    // The same values per experiment do get their interval.
+    const a = aggregateByExperiment(runs, experiments, { seed: 1 }).find((e) => e.experimentId === 'A')?.metrics.tokens_per_s?.description;
+    expect(a?.ci95).not.toBeNull();
   });
 });
 

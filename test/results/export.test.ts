@@ -157,6 +157,13 @@ suite('CSV', () => {
       ['2', 'e1'],
       ['3', 'e1'],
     ]);
+    // A cycle row has its n and mean but no interval columns (its values are different experiments).
+    const head = cyc[0] ?? [];
+    const col = (name: string): number => head.indexOf(`tokens_per_s__${name}`);
+    const two = cyc.find((r) => r[0] === '1') ?? [];
+    expect(two[col('n')]).toBe('2');
+    expect(two[col('mean')]).not.toBe('');
+    for (const c of ['ci95_low', 'ci95_high', 'ci_method', 'few_cycles', 'ci95_t_low', 'ci95_t_high']) expect(two[col(c)], c).toBe('');
     const long = parseCsv(aggregationToLongCsv(agg));
     expect(long[0]?.slice(0, 8)).toEqual(['experiment_id', 'experiment_name', 'backend', 'gpu_model', 'gpu_models_pooled', 'metric', 'n', 'nulls']);
     expect(long.slice(1).map((r) => [r[0], r[5], r[6]])).toEqual([
