@@ -130,7 +130,7 @@ export function describe(values: readonly number[], opts: DescribeOptions): Desc
     max: sorted[n - 1] as number,
     ci95: none ? null : headlineInterval(xs, 0.95),
     ci_method: HEADLINE_METHOD,
-    ci_note: none ? (opts.noInterval as string) : fewCyclesNote(n),
+    ci_note: opts.noInterval ?? fewCyclesNote(n),
     ci95_t: none ? null : tInterval(xs, 0.95),
     ci95_bootstrap: boot ? boot.interval : null,
     ci95_bootstrap_method: method,

@@ -26,10 +26,20 @@ export function intervalPolicyLine(bootstrapShown: BootstrapMethod | null): stri
   );
 }
 
-/** The few-cycles notes for the descriptions given: one line per distinct n below FEW_CYCLES_N. */
-export function intervalNotes(descriptions: readonly (Description | null | undefined)[]): string[] {
-  const ns = [...new Set(descriptions.filter((d): d is Description => !!d && d.n < FEW_CYCLES_N).map((d) => d.n))].sort((a, b) => a - b);
-  return ns.map((n) => fewCyclesNote(n)).filter((s): s is string => s !== null);
+/** A metric's description as a printer shows it. */
+export interface ShownInterval {
+  metric: string;
+  d: Description | null | undefined;
+}
+
+/**
+ * What a printer says under the intervals it shows: the few-cycles note once per distinct n below
+ * FEW_CYCLES_N, then the below-zero note when an interval reaches below 0 (belowZeroNote).
+ */
+export function intervalNotes(shown: readonly ShownInterval[]): string[] {
+  const ns = [...new Set(shown.flatMap(({ d }) => (d && d.n < FEW_CYCLES_N ? [d.n] : [])))].sort((a, b) => a - b);
+  const belowZero = belowZeroNote(shown);
+  return [...ns.map((n) => fewCyclesNote(n)).filter((s): s is string => s !== null), ...(belowZero ? [belowZero] : [])];
 }
 
 /**
@@ -38,7 +48,7 @@ export function intervalNotes(descriptions: readonly (Description | null | undef
  * the mean away from zero. The bound stays as computed (clamping it would hide the width); the note
  * says how to read it. Null when no such interval is shown.
  */
-export function belowZeroNote(shown: readonly { metric: string; d: Description | null | undefined }[]): string | null {
+export function belowZeroNote(shown: readonly ShownInterval[]): string | null {
   const hit = shown.filter((s): s is { metric: string; d: Description } => !!s.d && s.d.ci95 !== null && s.d.ci95.low < 0 && s.d.min > 0);
   if (hit.length === 0) return null;
   const names = [...new Set(hit.map((h) => h.metric))];

@@ -9,7 +9,7 @@ import { preflightResume, startCampaign } from '../../campaign/start.js';
 import type { CampaignRow, Manifest } from '../../manifest/manifest.js';
 import type { Runtime } from '../../runtime/types.js';
 import { campaignRecords } from '../../results/records.js';
-import { belowZeroNote, CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../results/summary.js';
+import { CI_METHOD_LABEL, flagCounts, intervalNotes, summarize } from '../../results/summary.js';
 import { createRuntime } from '../../runtime/index.js';
 import { systemClock } from '../../util/clock.js';
 import { fileLogger, type Logger } from '../../util/logger.js';
@@ -177,8 +177,7 @@ export function renderSummary(rows: ReturnType<typeof summarize>): string {
   const reasons = [...new Map(rows.filter((r) => r.reason !== null).map((r) => [r.metric, r.reason as string])).entries()];
   const why = reasons.map(([metric, reason]) => `  ${metric}: ${reason}`).join('\n');
   const pooled = [...new Map(rows.filter((r) => r.pooledGpuModels.length > 1).map((r) => [r.experimentId, r.pooledGpuModels])).values()];
-  const belowZero = belowZeroNote(rows.map((r) => ({ metric: r.metric, d: r.stats })));
-  const notes = [...intervalNotes(rows.map((r) => r.stats)), ...(belowZero ? [belowZero] : []), ...pooled.map((ms) => `pooled across GPU models ${ms.join(', ')} (placement.group_by: none)`)].map((n) => `\nnote: ${n}`).join('');
+  const notes = [...intervalNotes(rows.map((r) => ({ metric: r.metric, d: r.stats }))), ...pooled.map((ms) => `pooled across GPU models ${ms.join(', ')} (placement.group_by: none)`)].map((n) => `\nnote: ${n}`).join('');
   return `\n${table(['experiment', 'metric', 'n', 'mean', 'std', 'CV', `95% CI (${CI_METHOD_LABEL.t})`], body, [2, 3, 4, 5])}${
     reasons.length ? `\nnot measured on this host:\n${why}` : ''
   }${notes}\n(— = not measured, or too few cycles for an interval; \`lem results show ID --all\` lists every metric)`;

@@ -13,8 +13,8 @@ import { campaignRecords, type CampaignRecords } from '../../results/records.js'
 import { designNote } from '../../results/design-note.js';
 import { phasesFromResult, powerSamplesFromResult, windowEnergyFromResult } from '../../results/report/timeline.js';
 import { renderReport, reportChoices } from '../../results/report/html.js';
-import { aggregateLabel, belowZeroNote, CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics, pooledNotes } from '../../results/summary.js';
-import { fewCyclesNote, type Description } from '../../results/stats.js';
+import { aggregateLabel, CI_METHOD_LABEL, intervalNotes, intervalPolicyLine, mainMetrics, pooledNotes, type ShownInterval } from '../../results/summary.js';
+import { fewCyclesNote } from '../../results/stats.js';
 import { EMISSION_METRICS, resolveIntensity, withEmissions, type Intensity } from '../../results/carbon.js';
 import { toCodecarbonCsv } from '../../results/compat/codecarbon.js';
 import { summariseValidation, validationExitCode, type FailOn } from '../../results/validate.js';
@@ -95,7 +95,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
     return EXIT_OK;
   }
   const rows: string[][] = [];
-  const shown: { metric: string; d: Description | null }[] = [];
+  const shown: ShownInterval[] = [];
   const ci = (i: { low: number; high: number } | null | undefined): string => (i ? `[${num(i.low)}, ${num(i.high)}]` : '—');
   for (const e of agg.experiments) {
     const main = mainMetrics(agg, e.backend, e.metrics);
@@ -126,9 +126,7 @@ export function resultsShow(ctx: CliContext, id: string, o: StatOptions & { json
   if (sources.length > 5) ctx.out(`… and ${sources.length - 5} more source file(s) (--json lists them all)`);
   ctx.out(table(keep(header), rows.map(keep), withBoot ? [2, 3, 4, 5, 8] : [2, 3, 4, 5, 7]));
   ctx.out(intervalPolicyLine(withBoot ? agg.options.method : null));
-  for (const note of intervalNotes(shown.map(({ d }) => d))) ctx.out(`note: ${note}`);
-  const belowZero = belowZeroNote(shown);
-  if (belowZero) ctx.out(`note: ${belowZero}`);
+  for (const note of intervalNotes(shown)) ctx.out(`note: ${note}`);
   const design = designNote(rec.design ?? null);
   if (design) ctx.out(`note: ${design}`);
   for (const e of agg.experiments) if (e.missingCycles.length) ctx.out(`note: ${aggregateLabel(e)} has no result for cycle(s) ${e.missingCycles.join(', ')}`);

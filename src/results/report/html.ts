@@ -9,8 +9,8 @@
  */
 import type { Aggregation, ExperimentAggregate, ExperimentRecord } from '../aggregate.js';
 import type { Comparison } from '../compare.js';
-import { FEW_CYCLES_N, fewCyclesNote } from '../intervals.js';
-import { belowZeroNote } from '../summary.js';
+import { FEW_CYCLES_N } from '../intervals.js';
+import { intervalNotes } from '../summary.js';
 import { cycleStripPlot, energyThroughputPlot } from './plots.js';
 import { isRateSweep, RATE_PLOT_METRICS, ratePlot } from './rate.js';
 import { colour, escapeHtml, formatNumber } from './svg.js';
@@ -215,15 +215,8 @@ export function renderReport(input: ReportInput): string {
         `Bootstrap intervals are not shown here: below 30 cycles they cover far less than 95 %.`,
     )}</p>`,
   );
-  const ns = [...new Set(agg.experiments.flatMap((e) => ch.summaryMetrics.map((m) => e.metrics[m]?.description?.n ?? null)))].filter(
-    (n): n is number => n !== null && n < FEW_CYCLES_N,
-  );
-  for (const n of ns.sort((a, b) => a - b)) {
-    const note = fewCyclesNote(n);
-    if (note) out.push(`<p class="note warn">${escapeHtml(`Note: ${note}`)}</p>`);
-  }
-  const belowZero = belowZeroNote(agg.experiments.flatMap((e) => ch.summaryMetrics.map((m) => ({ metric: m, d: e.metrics[m]?.description ?? null }))));
-  if (belowZero) out.push(`<p class="note warn">${escapeHtml(`Note: ${belowZero}`)}</p>`);
+  const shown = agg.experiments.flatMap((e) => ch.summaryMetrics.map((m) => ({ metric: m, d: e.metrics[m]?.description })));
+  for (const note of intervalNotes(shown)) out.push(`<p class="note warn">${escapeHtml(`Note: ${note}`)}</p>`);
 
   out.push('<h2>Summary</h2>');
   out.push(summaryTable(agg, ch.summaryMetrics, input.experiments ?? []));
