@@ -115,19 +115,25 @@ export async function putRunConfig(d: Docker, containerId: string, runsDir: stri
   await d.getContainer(containerId).putArchive(tarPack(entries), { path: runsDir });
 }
 
+/** The files of a container path (a directory's entries under its own name), or null when the path is not there. */
+async function archiveFiles(d: Docker, containerId: string, path: string): Promise<Map<string, Buffer> | null> {
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = await d.getContainer(containerId).getArchive({ path });
+  } catch (err) {
+    if (statusCode(err) === 404) return null;
+    throw err;
+  }
+  return tarFiles(await readAll(stream));
+}
+
 /**
  * Fetches what the worker wrote in a run directory (result.json, failure.json, …) into the same
  * directory here. Returns the names fetched (none when the directory is not there).
  */
 export async function fetchRunDir(d: Docker, containerId: string, outDir: string): Promise<string[]> {
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = await d.getContainer(containerId).getArchive({ path: outDir });
-  } catch (err) {
-    if (statusCode(err) === 404) return [];
-    throw err;
-  }
-  const files = tarFiles(await readAll(stream));
+  const files = await archiveFiles(d, containerId, outDir);
+  if (files === null) return [];
   const fetched: string[] = [];
   mkdirSync(outDir, { recursive: true });
   for (const [name, data] of files) {
@@ -141,15 +147,10 @@ export async function fetchRunDir(d: Docker, containerId: string, outDir: string
 
 /** Every result.json/failure.json under a campaign's runs directory in a container: run dir → names. */
 export async function fetchCampaignResults(d: Docker, containerId: string, runsDir: string, exists: (path: string) => boolean): Promise<string[]> {
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = await d.getContainer(containerId).getArchive({ path: runsDir });
-  } catch (err) {
-    if (statusCode(err) === 404) return [];
-    throw err;
-  }
+  const files = await archiveFiles(d, containerId, runsDir);
+  if (files === null) return [];
   const fetched: string[] = [];
-  for (const [name, data] of tarFiles(await readAll(stream))) {
+  for (const [name, data] of files) {
     const rel = name.split('/').slice(1).join('/');
     if (!/(^|\/)(result|failure)\.json$/.test(rel) || rel.split('/').includes('..')) continue;
     const local = join(runsDir, rel);
